@@ -1,0 +1,160 @@
+/**
+ * The op set every model is written against. Two real implementations exist
+ * (`webgpu`: WGSL compute shaders; `wasm`: emscripten SIMD kernels); a JS
+ * oracle in `kernels/oracle` implements the same interface for tests only.
+ *
+ * Conventions
+ * - Ops enqueue work and return at once; only `read`/`sync` wait.
+ * - Activations are row-major and time-major: `[tokens, hidden]`, `[tokens, heads, headDim]`.
+ *   An op that takes "rows" views a tensor as `[size / lastDim, lastDim]`.
+ * - A matrix weight has the layout of a torch `Linear`: `[rows = out, cols = in]`.
+ * - `out`, when given, must have the result's shape; results never alias inputs unless an op says so.
+ * - Wrong shapes or dtypes throw `OmniError('SHAPE_MISMATCH' | 'WRONG_DTYPE')` before any work is queued.
+ */
+export type BackendKind = 'webgpu' | 'wasm' | 'oracle';
+export type ElementType = 'f32' | 'i32';
+
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: ElementType;
+  /** Element count: the product of `shape`. */
+  readonly size: number;
+  readonly backend: BackendKind;
+}
+
+export type WeightFormat = 'f32' | 'f16' | 'q8' | 'q4';
+
+/** A matrix weight on the device, `[rows, cols]`, possibly quantized and possibly split internally. */
+export interface Weight {
+  readonly rows: number;
+  readonly cols: number;
+  readonly format: WeightFormat;
+  readonly backend: BackendKind;
+  /** Device bytes held, for memory reports. */
+  readonly byteSize: number;
+}
+
+/** Host form of a weight as the loader produces it; see `quant.ts` for the q8/q4 layouts. */
+export type HostMatrix =
+  | { format: 'f32'; rows: number; cols: number; data: Float32Array }
+  | { format: 'f16'; rows: number; cols: number; data: Uint16Array }
+  | QuantizedMatrix;
+
+export interface QuantizedMatrix {
+  format: 'q8' | 'q4';
+  rows: number;
+  cols: number;
+  /** `cols` rounded up to the group size (32); padding elements are zero. */
+  paddedCols: number;
+  /** q8: int8 `[rows, paddedCols]`. q4: `[rows, paddedCols / 2]` bytes, element 2j in the low nibble, stored as q + 8. */
+  data: Uint8Array;
+  /** One scale per 32-element group, `[rows, paddedCols / 32]`: f32, or f16 bits in a Uint16Array. */
+  scales: Float32Array | Uint16Array;
+}
+
+/**
+ * Rotary embedding description, built once per model.
+ * Frequency j (0 ≤ j < rotaryDim/2) turns by `positions[stream[j]][t] * invFreq[j]`.
+ * - 'half': pairs (j, j + rotaryDim/2) — Qwen2 / M-RoPE / vision.
+ * - 'interleaved': pairs (2j, 2j + 1) — the Token2Wav DiT.
+ * Dimensions ≥ rotaryDim are passed through. Only the first `heads` heads are rotated (default: all).
+ */
+export interface RopeSpec {
+  invFreq: Float32Array;
+  /** Which position stream each frequency reads; length invFreq.length; values < the positions' stream count. */
+  stream: Int32Array;
+  style: 'half' | 'interleaved';
+  heads?: number;
+}
+
+/** Which keys each query may see. Query i and key j are row indices into q and into the first `kvLength` rows of k/v. */
+export type AttentionMask =
+  | { kind: 'none' }
+  /** Query i may see keys j ≤ queryStart + i (queryStart = cache rows before this chunk). */
+  | { kind: 'causal'; queryStart: number }
+  /** Block-diagonal: `bounds` = [0, b1, …, T] (cu_seqlens); a query sees keys of its own segment. Requires T == kvLength. */
+  | { kind: 'segments'; bounds: Int32Array }
+  /** DiT: query block qb = floor(i / blockSize) sees key blocks in [qb - back, qb + ahead]. */
+  | { kind: 'blockWindow'; blockSize: number; back: number; ahead: number };
+
+export interface AttentionOptions {
+  /** Rows of k/v that hold keys (a cache may be larger). Default: k.shape[0]. */
+  kvLength?: number;
+  /** Default 1 / sqrt(headDim). */
+  scale?: number;
+  mask: AttentionMask;
+}
+
+export interface Conv1dOptions {
+  kernel: number;
+  stride?: number;
+  padding?: number;
+  dilation?: number;
+  padMode?: 'zeros' | 'reflect';
+}
+
+export interface BackendInfo {
+  kind: BackendKind;
+  /** Adapter description (webgpu) or "wasm simd128 (N threads)". */
+  name: string;
+  shaderF16: boolean;
+  /** Largest single device buffer/binding we may create; bigger weights are split by rows. */
+  maxBufferBytes: number;
+  threads: number;
+}
+
+export interface Backend {
+  readonly info: BackendInfo;
+
+  // ---- memory
+  tensor(data: Float32Array | Int32Array, shape: readonly number[]): Tensor;
+  empty(shape: readonly number[], dtype?: ElementType): Tensor;
+  /** Upload a matrix weight in the format given (quantized on the host already, see quant.ts). */
+  weight(matrix: HostMatrix): Weight;
+  /** Copy back to the host. `offset`/`count` in elements select a range (default: all). */
+  read(t: Tensor, range?: { offset: number; count: number }): Promise<Float32Array | Int32Array>;
+  /** Wait until all queued work is done. */
+  sync(): Promise<void>;
+  dispose(t: Tensor | Weight): void;
+  /** Element copy src[srcOffset..+count] → dst[dstOffset..]; used for KV-cache writes and slicing. */
+  copy(src: Tensor, dst: Tensor, srcOffset: number, dstOffset: number, count: number): void;
+  /** Free everything this backend holds. */
+  destroy(): void;
+
+  // ---- linear algebra
+  /** y[M,N] = x[M,K] · Wᵀ (+ bias[N]); M == 1 runs the GEMV kernel. */
+  linear(x: Tensor, w: Weight, bias?: Tensor | null, out?: Tensor): Tensor;
+  /** Plain f32 matmul: a[M,K] · b[K,N] (or bᵀ when transposeB and b is [N,K]). */
+  matmul(a: Tensor, b: Tensor, opts?: { transposeB?: boolean }, out?: Tensor): Tensor;
+
+  // ---- row ops (over the last dimension)
+  rmsnorm(x: Tensor, w: Tensor, eps: number, out?: Tensor): Tensor;
+  /** w/b may be null (no affine), as in the DiT's adaLN norms. */
+  layernorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: number, out?: Tensor): Tensor;
+  softmax(x: Tensor, out?: Tensor): Tensor;
+  /** Index of the largest value in each row (first on ties) → i32 [rows]. */
+  argmax(x: Tensor, out?: Tensor): Tensor;
+
+  // ---- elementwise
+  /** silu(gate) * up. */
+  siluMul(gate: Tensor, up: Tensor, out?: Tensor): Tensor;
+  gelu(x: Tensor, mode: 'erf' | 'tanh', out?: Tensor): Tensor;
+  /** a + b; b may also be a single row ([lastDim]) broadcast over a's rows. */
+  add(a: Tensor, b: Tensor, out?: Tensor): Tensor;
+  /** a * b with the same broadcast rule as add. */
+  mul(a: Tensor, b: Tensor, out?: Tensor): Tensor;
+
+  // ---- model-shaped ops
+  /** Rows of a [V, D] table (any weight format) at ids → f32 [T, D]. */
+  embedding(table: Weight, ids: Int32Array | Tensor, out?: Tensor): Tensor;
+  /** Rotate x [T, H, D] by positions (i32 [streams, T]); may run in place (out === x). */
+  rotary(x: Tensor, positions: Tensor, rope: RopeSpec, out?: Tensor): Tensor;
+  /** q [T, Hq, D], k/v [S, Hkv, D] (Hq a multiple of Hkv: GQA) → [T, Hq, D]. */
+  attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, out?: Tensor): Tensor;
+  /** x [L, Cin] (time-major), w [Cout, Cin·kernel] (torch Conv1d weight flattened) → [Lout, Cout]. */
+  conv1d(x: Tensor, w: Weight, bias: Tensor | null, opts: Conv1dOptions, out?: Tensor): Tensor;
+  /** [M, N] → [N, M]. */
+  transpose(x: Tensor, out?: Tensor): Tensor;
+  /** Mean over non-overlapping windows of `size` rows: [L, C] → [floor(L / size), C]. */
+  avgPoolRows(x: Tensor, size: number, out?: Tensor): Tensor;
+}

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { dequantize, f16ToF32, f32ToF16, quantize } from '../src/quant.js';
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+describe('quant', () => {
+  it('f16 round trip is exact on halves and rounds to nearest', () => {
+    for (const x of [0, 1, -2.5, 65504, 6.103515625e-5, 5.960464477539063e-8]) expect(f16ToF32(f32ToF16(x))).toBe(x);
+    expect(f16ToF32(f32ToF16(1 + 2 ** -11))).toBe(1); // tie → even
+    expect(f16ToF32(f32ToF16(1e6))).toBe(Infinity);
+  });
+  for (const format of ['q8', 'q4'] as const) {
+    it(`${format} dequantizes within half a step per group (odd cols)`, () => {
+      const rows = 3, cols = 45;
+      const x = rand(rows * cols, 7);
+      const q = quantize(x, rows, cols, format);
+      expect(q.paddedCols).toBe(64);
+      const y = dequantize(q);
+      const qmax = format === 'q8' ? 127 : 7;
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
+        const g = Math.floor(c / 32);
+        let amax = 0;
+        for (let k = g * 32; k < Math.min(cols, g * 32 + 32); k++) amax = Math.max(amax, Math.abs(x[r * cols + k]));
+        expect(Math.abs(y[r * cols + c] - x[r * cols + c])).toBeLessThanOrEqual(amax / qmax / 2 + 1e-7);
+      }
+    });
+  }
+});
