@@ -118,6 +118,8 @@ export interface Backend {
   dispose(t: Tensor | Weight): void;
   /** Element copy src[srcOffset..+count] → dst[dstOffset..]; used for KV-cache writes and slicing. */
   copy(src: Tensor, dst: Tensor, srcOffset: number, dstOffset: number, count: number): void;
+  /** A view of t with another shape of the same size; shares storage (dispose one, not both). */
+  reshape(t: Tensor, shape: readonly number[]): Tensor;
   /** Free everything this backend holds. */
   destroy(): void;
 
@@ -153,6 +155,8 @@ export interface Backend {
   attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, out?: Tensor): Tensor;
   /** x [L, Cin] (time-major), w [Cout, Cin·kernel] (torch Conv1d weight flattened) → [Lout, Cout]. */
   conv1d(x: Tensor, w: Weight, bias: Tensor | null, opts: Conv1dOptions, out?: Tensor): Tensor;
+  /** out[i] = x[idx[i]] by rows: x [R, C], idx (i32, length n) → [n, C]. */
+  gatherRows(x: Tensor, idx: Int32Array | Tensor, out?: Tensor): Tensor;
   /** [M, N] → [N, M]. */
   transpose(x: Tensor, out?: Tensor): Tensor;
   /** Mean over non-overlapping windows of `size` rows: [L, C] → [floor(L / size), C]. */
