@@ -1,0 +1,36 @@
+// One ESM bundle and one bundled .d.ts per package. Workspace packages and npm
+// dependencies stay external: each package ships only its own code (plus core's
+// kernel assets, which the wasm loader finds next to dist/ via import.meta.url).
+import { existsSync, readdirSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import typescript from '@rollup/plugin-typescript';
+import { dts } from 'rollup-plugin-dts';
+
+const only = process.env.PACKAGES?.split(',');
+const external = (id) => !id.startsWith('.') && !isAbsolute(id) && !id.startsWith('\0');
+
+const configs = [];
+for (const name of readdirSync('packages')) {
+  if (only && !only.includes(name)) continue;
+  const dir = `packages/${name}`;
+  if (!existsSync(`${dir}/src/index.ts`)) continue;
+  const inputs = { index: `${dir}/src/index.ts` };
+  if (existsSync(`${dir}/src/main.ts`)) inputs.main = `${dir}/src/main.ts`;
+  configs.push({
+    input: inputs,
+    external,
+    output: { dir: `${dir}/dist`, format: 'es', sourcemap: true, entryFileNames: '[name].js' },
+    plugins: [typescript({
+      tsconfig: 'tsconfig.base.json',
+      include: [`${dir}/src/**/*.ts`],
+      compilerOptions: { declaration: false, sourceMap: true, outDir: `${dir}/dist`, paths: {} },
+    })],
+  });
+  configs.push({
+    input: `${dir}/src/index.ts`,
+    external,
+    output: { file: `${dir}/dist/index.d.ts`, format: 'es' },
+    plugins: [dts({ tsconfig: 'tsconfig.base.json', compilerOptions: { paths: {} } })],
+  });
+}
+export default configs;
