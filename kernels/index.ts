@@ -1,0 +1,2 @@
+export { createOracleBackend } from './oracle/index.js';
+export { erf, erfc } from './oracle/erf.js';
