@@ -1,0 +1,40 @@
+/**
+ * Weight store: safetensors checkpoints, read a tensor at a time.
+ *
+ * Opening
+ * - `openCheckpoint(input, options?)` → `Checkpoint`. `input`: a folder (Node path, http(s) URL prefix,
+ *   or `CheckpointFiles` such as `blobFiles(fileList)`), its `model.safetensors.index.json` (sharded),
+ *   a single `.safetensors` path/URL, or the bytes/Blob/`ByteSource` of one file. A folder uses the index
+ *   when present, else `model.safetensors`. `checkpoint.readText('config.json')` reads side files.
+ * - `openSafetensors(input, options?)` → `Checkpoint` over one file (no folder).
+ * - options: `onProgress({ bytesDone, bytesTotal, tensor })`, `signal` (AbortSignal),
+ *   `maxUnrangedBytes` (URL whose server ignores Range: largest full download accepted), `fetch`.
+ * Only headers are read when opening; headers are fully validated then.
+ *
+ * Reading (each call reads that tensor's bytes from its file; nothing is cached)
+ * - `names()`, `has(name)`, `info(name)` → `{ name, dtype, shape, byteOffset, byteLength, file }`, `bytesTotal`.
+ * - `readF32(name)` (F32/F16/BF16 → Float32Array), `readInt32(name)` (I64 in range/I32/U8 → Int32Array),
+ *   `readArray(name)` → `HostArray { dtype: 'f32'|'i32'|'u8', shape, data }`.
+ * - `readMatrix(name, 'f32'|'f16'|'q8'|'q4')` → core `HostMatrix` `[shape[0], product(rest)]`,
+ *   converted a block of rows at a time (q8/q4 via quant.ts).
+ * - `close()` releases file handles.
+ *
+ * Case files
+ * - `readCase(input)` → `Map<name, HostArray>` of every array (I64 → Int32Array, refused when out of int32 range).
+ * - `writeSafetensors(entries, metadata?)` → bytes (i32 written as I64, like the golden files).
+ *
+ * Byte sources: `pathSource(path)` (Node file handle), `urlSource(url)` (HTTP Range), `blobSource(blob)`,
+ * `bytesSource(bytes)`; folders: `directoryFiles`, `urlFiles`, `blobFiles`.
+ *
+ * Errors (OmniError): TRUNCATED, BAD_HEADER, BAD_OFFSETS, SHAPE_MISMATCH, UNSUPPORTED_DTYPE,
+ * MISSING_TENSOR (with the file or shard index it was looked up in), WRONG_DTYPE, IO, ABORTED.
+ */
+export { blobSource, bytesSource, pathSource, urlSource, type ByteSource, type UrlSourceOptions } from './byteSource.js';
+export { DTYPE_BYTES, type SafetensorsDtype } from './dtypes.js';
+export { MAX_HEADER_BYTES, readHeader, type SafetensorsHeader, type TensorInfo } from './header.js';
+export { TensorStore, type HostArray, type ReadProgress, type StoreOptions } from './tensorStore.js';
+export {
+  blobFiles, Checkpoint, directoryFiles, INDEX_FILE, openByteSource, openCheckpoint, openSafetensors, SINGLE_FILE, urlFiles,
+  type CheckpointFiles, type CheckpointInput, type OpenOptions, type SafetensorsInput,
+} from './checkpoint.js';
+export { readCase, writeSafetensors } from './caseFile.js';
