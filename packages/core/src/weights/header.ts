@@ -130,18 +130,20 @@ export async function readHeader(source: ByteSource): Promise<SafetensorsHeader>
     }
     if (cur.begin !== prev.end) contiguous = false;
   }
-  const last = sorted[sorted.length - 1];
-  if (last && last.end > dataLength) {
-    // A self-consistent packed layout that runs past the end means bytes are missing, not that the header lies.
-    if (contiguous) {
+  const packedEnd = sorted.length > 0 ? sorted[sorted.length - 1].end : 0;
+  // Even an empty tensor must point inside the data section (a read of 0 bytes there must work).
+  const farthest = entries.reduce<(typeof entries)[number] | null>((far, e) => (far === null || e.end > far.end ? e : far), null);
+  if (farthest && farthest.end > dataLength) {
+    // A packed layout (no gaps, empty tensors within it) that runs past the end means bytes are missing, not that the header lies.
+    if (contiguous && farthest.end === packedEnd) {
       throw new OmniError(
         'TRUNCATED',
-        `${file} is ${source.size} bytes but its header describes ${dataStart + last.end}; the file is truncated (re-download it)`,
+        `${file} is ${source.size} bytes but its header describes ${dataStart + packedEnd}; the file is truncated (re-download it)`,
       );
     }
     throw new OmniError(
       'BAD_OFFSETS',
-      `${file}: tensor ${last.info.name} ends at data byte ${last.end}, past the ${dataLength}-byte data section`,
+      `${file}: tensor ${farthest.info.name} ends at data byte ${farthest.end}, past the ${dataLength}-byte data section`,
     );
   }
   return { tensors: new Map(entries.map((e) => [e.info.name, e.info])), metadata };
