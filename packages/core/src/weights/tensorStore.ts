@@ -25,14 +25,15 @@ export interface StoreOptions {
   onProgress?: (progress: ReadProgress) => void;
   /** Checked before every read; a fired signal ends the read with ABORTED. */
   signal?: AbortSignal;
+  /**
+   * Source bytes `readMatrix` converts per step for f16/q8/q4 (default 64 MiB):
+   * the f32 copy of a multi-GB embedding would not fit next to its quantized
+   * form, so a matrix is read and converted a block of rows at a time.
+   */
+  matrixBlockBytes?: number;
 }
 
-/**
- * Source bytes converted per step by `readMatrix` for q8/q4/f16: the f32
- * copy of a multi-GB embedding would not fit next to its quantized form,
- * so the matrix is read and quantized a block of rows at a time.
- */
-const MATRIX_BLOCK_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MATRIX_BLOCK_BYTES = 64 * 1024 * 1024;
 
 /**
  * Named tensors spread over one or more safetensors files. Reads one tensor
@@ -127,7 +128,8 @@ export class TensorStore {
     const rows = info.shape[0];
     const cols = info.shape.slice(1).reduce((a, b) => a * b, 1);
     const rowBytes = cols * DTYPE_BYTES[info.dtype];
-    const blockRows = Math.max(1, Math.floor(MATRIX_BLOCK_BYTES / Math.max(rowBytes, 1)));
+    const blockBytes = this.#options.matrixBlockBytes ?? DEFAULT_MATRIX_BLOCK_BYTES;
+    const blockRows = Math.max(1, Math.floor(blockBytes / Math.max(rowBytes, 1)));
     const readRows = (r0: number, r1: number) => this.#readBytes(info, r0 * rowBytes, (r1 - r0) * rowBytes);
 
     if (format === 'f32') return { format, rows, cols, data: await this.readF32(name) };
