@@ -1,0 +1,56 @@
+/**
+ * linear: y = x·Wᵀ + b for every weight format, at the GEMV (M = 1) and batched paths.
+ * Quantized weights go to both backends in the same host form, so the oracle multiplies
+ * by exactly the values the kernel dequantizes and only summation error remains.
+ */
+import type { Backend, Tensor } from '@omniweb/core';
+import {
+  WEIGHT_VARIANTS, absolute, compare, defineCase, hostMatrix, matrixValues, poisoned, seedOf, seededRandom,
+  uniform, variantName, weightBound, type KernelCase, type WeightVariant,
+} from './harness.js';
+
+/**
+ * f32 sums over K: each partial sum rounds to 2^-24 of its size, which stays far below
+ * 1e-5 of Σ|x||w| for K ≤ 4097 whatever the summation order; dropping or doubling one
+ * term of 4096 costs ~2e-4, so the bound still catches an off-by-one.
+ */
+const F32_SUM_BOUND = 1e-5;
+
+interface LinearShape { leading: number[]; K: number; N: number; bias: boolean; allocate?: boolean }
+
+function linearCase(label: string, variant: WeightVariant, shape: LinearShape): KernelCase {
+  const name = `linear/${variantName(variant)} ${label}`;
+  return defineCase(name, 'linear', weightBound(variant.format, F32_SUM_BOUND), async (backend, oracle) => {
+    const random = seededRandom(seedOf(name));
+    const { leading, K, N } = shape;
+    const M = leading.reduce((a, b) => a * b, 1);
+    const x = uniform(random, M * K);
+    const host = hostMatrix(uniform(random, N * K, 0.5), N, K, variant);
+    const bias = shape.bias ? uniform(random, N) : null;
+    const outShape = [...leading, N];
+    const run = (b: Backend, out?: Tensor) =>
+      b.linear(b.tensor(x, [...leading, K]), b.weight(host), bias && b.tensor(bias, [N]), out);
+    const actual = await backend.read(shape.allocate ? run(backend) : run(backend, poisoned(backend, outShape)));
+    const expected = await oracle.read(run(oracle));
+    const magnitude = await oracle.read(oracle.linear(
+      oracle.tensor(absolute(x), [M, K]),
+      oracle.weight({ format: 'f32', rows: N, cols: K, data: absolute(matrixValues(host)) }),
+      bias && oracle.tensor(absolute(bias), [N]),
+    ));
+    return compare(actual, expected, magnitude as Float32Array);
+  });
+}
+
+const perFormat: KernelCase[] = WEIGHT_VARIANTS.flatMap((variant) => [
+  linearCase('gemv 1×4097 → 17', variant, { leading: [1], K: 4097, N: 17, bias: false }),
+  linearCase('gemv 1×33 → 4097 + bias', variant, { leading: [1], K: 33, N: 4097, bias: true }),
+  linearCase('33×65 → 67 + bias', variant, { leading: [33], K: 65, N: 67, bias: true }),
+  linearCase('3×1 → 3', variant, { leading: [3], K: 1, N: 3, bias: false }),
+]);
+
+export const linearCases: KernelCase[] = [
+  ...perFormat,
+  linearCase('gemv 1×1 → 1 + bias', { format: 'f32' }, { leading: [1], K: 1, N: 1, bias: true }),
+  linearCase('gemv 4096×4096', { format: 'f32' }, { leading: [1], K: 4096, N: 4096, bias: false }),
+  linearCase('rank-3 [2, 3, 64] → 65, allocated out', { format: 'f32' }, { leading: [2, 3], K: 64, N: 65, bias: true, allocate: true }),
+];

@@ -1,0 +1,66 @@
+/**
+ * Argument checks: every backend must refuse wrong shapes and dtypes with the codes the
+ * interface promises, before queueing work, and keep working afterwards.
+ */
+import { isOmniError, quantize, type Backend, type OmniErrorCode } from '@omniweb/core';
+import { compare, defineCase, type KernelCase } from './harness.js';
+
+type Misuse = [label: string, code: OmniErrorCode, call: (be: Backend) => unknown];
+
+const MISUSES: readonly Misuse[] = [
+  ['tensor with fewer values than its shape', 'SHAPE_MISMATCH', (be) => be.tensor(new Float32Array(5), [2, 3])],
+  ['reshape to another size', 'SHAPE_MISMATCH', (be) => be.reshape(be.empty([2, 3]), [7])],
+  ['copy between f32 and i32', 'WRONG_DTYPE', (be) => be.copy(be.empty([4]), be.empty([4], 'i32'), 0, 0, 4)],
+  ['linear with x of the wrong width', 'SHAPE_MISMATCH', (be) =>
+    be.linear(be.empty([2, 5]), be.weight({ format: 'f32', rows: 3, cols: 4, data: new Float32Array(12) }))],
+  ['linear with an i32 x', 'WRONG_DTYPE', (be) =>
+    be.linear(be.empty([1, 4], 'i32'), be.weight({ format: 'f32', rows: 3, cols: 4, data: new Float32Array(12) }))],
+  ['linear with a bias of the wrong length', 'SHAPE_MISMATCH', (be) =>
+    be.linear(be.empty([1, 4]), be.weight({ format: 'f32', rows: 3, cols: 4, data: new Float32Array(12) }), be.empty([4]))],
+  ['q8 weight with too few scales', 'SHAPE_MISMATCH', (be) => {
+    const m = quantize(new Float32Array(2 * 40), 2, 40, 'q8');
+    return be.weight({ ...m, scales: m.scales.subarray(0, 3) });
+  }],
+  ['matmul of shapes that do not chain', 'SHAPE_MISMATCH', (be) => be.matmul(be.empty([2, 3]), be.empty([4, 5]))],
+  ['rmsnorm with a weight of the wrong length', 'SHAPE_MISMATCH', (be) => be.rmsnorm(be.empty([2, 8]), be.empty([7]), 1e-6)],
+  ['softmax into an out of the wrong shape', 'SHAPE_MISMATCH', (be) => be.softmax(be.empty([2, 8]), be.empty([8, 2]))],
+  ['argmax into an f32 out', 'WRONG_DTYPE', (be) => be.argmax(be.empty([2, 8]), be.empty([2]))],
+  ['add of a row that does not broadcast', 'SHAPE_MISMATCH', (be) => be.add(be.empty([3, 4]), be.empty([3]))],
+  ['siluMul of different shapes', 'SHAPE_MISMATCH', (be) => be.siluMul(be.empty([3, 4]), be.empty([4, 3]))],
+  ['embedding with f32 ids', 'WRONG_DTYPE', (be) =>
+    be.embedding(be.weight({ format: 'f32', rows: 3, cols: 4, data: new Float32Array(12) }), be.empty([2]))],
+  ['rotary with f32 positions', 'WRONG_DTYPE', (be) =>
+    be.rotary(be.empty([2, 1, 4]), be.empty([1, 2]), { invFreq: new Float32Array(2), stream: new Int32Array(2), style: 'half' })],
+  ['rotary with positions for another T', 'SHAPE_MISMATCH', (be) =>
+    be.rotary(be.empty([2, 1, 4]), be.empty([1, 3], 'i32'), { invFreq: new Float32Array(2), stream: new Int32Array(2), style: 'half' })],
+  ['attention with Hq not a multiple of Hkv', 'SHAPE_MISMATCH', (be) =>
+    be.attention(be.empty([1, 3, 8]), be.empty([4, 2, 8]), be.empty([4, 2, 8]), { mask: { kind: 'none' } })],
+  ['attention with kvLength beyond the cache', 'SHAPE_MISMATCH', (be) =>
+    be.attention(be.empty([1, 2, 8]), be.empty([4, 2, 8]), be.empty([4, 2, 8]), { kvLength: 5, mask: { kind: 'none' } })],
+  ['attention with k and v of different shapes', 'SHAPE_MISMATCH', (be) =>
+    be.attention(be.empty([1, 2, 8]), be.empty([4, 2, 8]), be.empty([5, 2, 8]), { mask: { kind: 'none' } })],
+  ['conv1d with a weight for another kernel', 'SHAPE_MISMATCH', (be) =>
+    be.conv1d(be.empty([9, 2]), be.weight({ format: 'f32', rows: 3, cols: 8, data: new Float32Array(24) }), null, { kernel: 3 })],
+  ['transpose into an out that is not transposed', 'SHAPE_MISMATCH', (be) => be.transpose(be.empty([2, 3]), be.empty([2, 3]))],
+];
+
+/** Bound 0: the error is the number of misuses refused wrongly (each is named in the thrown message). */
+export const validationCases: KernelCase[] = [
+  defineCase('validation/wrong shapes and dtypes are refused', 'validation', 0, async (backend, oracle) => {
+    const wrong: string[] = [];
+    for (const [label, code, call] of MISUSES) {
+      for (const [who, be] of [['backend', backend], ['oracle', oracle]] as const) {
+        try {
+          call(be);
+          wrong.push(`${who}: ${label}: no error`);
+        } catch (e) {
+          if (!isOmniError(e, code)) wrong.push(`${who}: ${label}: expected OmniError ${code}, got ${String(e)}`);
+        }
+      }
+    }
+    if (wrong.length > 0) throw new Error(`${wrong.length} misuses not refused as promised:\n${wrong.join('\n')}`);
+    // Still usable after refusing: one small op matches.
+    const sum = async (be: Backend) => be.read(be.add(be.tensor(Float32Array.of(1, 2), [2]), be.tensor(Float32Array.of(3, 4), [2])));
+    return compare(await sum(backend), await sum(oracle));
+  }),
+];
