@@ -1,0 +1,4 @@
+export { inspect, type InspectReport } from './inspect.js';
+export {
+  parseRunCaseArgs, runCase, STAGES, type DeviceKind, type RunCaseOptions, type RunCaseResult, type Stage, type StageContext,
+} from './runCase.js';

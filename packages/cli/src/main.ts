@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/**
+ * The `omniweb` command. Bad input of any kind (flags, files, configs) exits
+ * with code 2 and one line `error: <code>: <message>` on stderr, so scripts
+ * can tell a wrong call from a crash (exit 1).
+ */
+import { OmniError } from '../../core/src/errors.js';
+import { inspectCommand } from './inspect.js';
+import { RUN_CASE_USAGE, runCaseCommand } from './runCase.js';
+
+const USAGE = `usage:
+  omniweb inspect <checkpoint-folder | file.safetensors>
+  ${RUN_CASE_USAGE}
+  omniweb help`;
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'inspect':
+      return inspectCommand(rest);
+    case 'run-case':
+      return runCaseCommand(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      throw new OmniError('BAD_INPUT', `${command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`}; commands: inspect, run-case, help`);
+  }
+}
+
+// A reader that stops early (`omniweb inspect … | head`) is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  if (e instanceof OmniError) {
+    process.stderr.write(`error: ${e.code}: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`error: INTERNAL: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exitCode = 1;
+  }
+});

@@ -1,0 +1,213 @@
+/**
+ * `omniweb run-case`: feed a golden case file through the model stages and
+ * write what they produce under the reference's array names, so the output
+ * file compares one-to-one with the case file.
+ *
+ * This file is plumbing only: flags, case I/O, and running stages in order.
+ * A stage declares the arrays it `needs`; it runs when all of them are in the
+ * case file or were emitted by an earlier stage (emitted arrays shadow the
+ * case's arrays of the same name, so later stages consume our results, not
+ * the reference's). Model stages are registered in `STAGES`.
+ */
+import { writeFile } from 'node:fs/promises';
+import type { WeightFormat } from '../../core/src/backend.js';
+import { loadOmniConfig, type OmniConfig } from '../../core/src/config.js';
+import { OmniError } from '../../core/src/errors.js';
+import { openCheckpoint, readCase, writeSafetensors, type Checkpoint, type HostArray } from '../../core/src/weights/index.js';
+
+export type DeviceKind = 'wasm' | 'webgpu';
+
+export interface RunCaseOptions {
+  /** Checkpoint folder (or index / single file). */
+  model: string;
+  /** Case file to read inputs from. */
+  casePath: string;
+  /** Where the outputs are written. */
+  outPath: string;
+  device: DeviceKind;
+  weights: WeightFormat;
+  /** Thinker tokens to generate; null: as many as the case recorded. */
+  maxNewTokens: number | null;
+  /** Talker codec tokens to generate; null: as many as the case recorded. */
+  talkerMaxNewTokens: number | null;
+  useAudioInVideo: boolean;
+  /** Video frame rate the processor assumes; null: the processor default (fact sheet §10.15). */
+  fps: number | null;
+}
+
+export interface StageContext {
+  readonly options: Readonly<RunCaseOptions>;
+  readonly checkpoint: Checkpoint;
+  readonly config: OmniConfig;
+  /** True when the array is in the case file or was emitted by an earlier stage. */
+  has(name: string): boolean;
+  /** An emitted array, else the case file's; BAD_INPUT when neither exists. */
+  array(name: string): HostArray;
+  /** Records an output under its reference name; each name may be emitted once per run. */
+  emit(name: string, array: HostArray): void;
+  /** A progress line on stderr (stdout carries the summary). */
+  log(line: string): void;
+}
+
+export interface Stage {
+  name: string;
+  /** Arrays the stage reads; it is skipped when one is missing. */
+  needs: readonly string[];
+  run(ctx: StageContext): Promise<void> | void;
+}
+
+/** The model stages run by `omniweb run-case`, in order (tokenizer, media, tmrope, encoders, thinker, …). */
+export const STAGES: readonly Stage[] = [];
+
+export interface RunCaseResult {
+  ran: string[];
+  skipped: { stage: string; missing: string[] }[];
+  outputs: Map<string, HostArray>;
+}
+
+export const RUN_CASE_USAGE = `omniweb run-case --model <dir> --case <file.safetensors> --out <file.safetensors>
+    [--device wasm|webgpu] [--weights f32|f16|q8|q4] [--max-new-tokens N]
+    [--talker-max-new-tokens N] [--use-audio-in-video] [--fps N]`;
+
+function badFlag(message: string): OmniError {
+  return new OmniError('BAD_INPUT', `run-case: ${message} (omniweb help shows every flag)`);
+}
+
+type FlagKind = 'value' | 'switch';
+const FLAGS: Record<string, FlagKind> = {
+  model: 'value',
+  case: 'value',
+  out: 'value',
+  device: 'value',
+  weights: 'value',
+  'max-new-tokens': 'value',
+  'talker-max-new-tokens': 'value',
+  'use-audio-in-video': 'switch',
+  fps: 'value',
+};
+
+function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) throw badFlag(`--${flag} ${value} is not one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+function positiveInt(flag: string, value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw badFlag(`--${flag} ${value} is not a positive integer`);
+  return n;
+}
+
+function positiveNumber(flag: string, value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw badFlag(`--${flag} ${value} is not a positive number`);
+  return n;
+}
+
+/** Parses the flags after `run-case` (`--flag value` or `--flag=value`). */
+export function parseRunCaseArgs(argv: readonly string[]): RunCaseOptions {
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) throw badFlag(`unexpected argument ${JSON.stringify(arg)}; every run-case argument is a --flag`);
+    const eq = arg.indexOf('=');
+    const flag = arg.slice(2, eq < 0 ? undefined : eq);
+    if (!Object.hasOwn(FLAGS, flag)) throw badFlag(`unknown flag --${flag}`);
+    const kind = FLAGS[flag];
+    if (values.has(flag)) throw badFlag(`--${flag} is given twice`);
+    if (kind === 'switch') {
+      if (eq >= 0) throw badFlag(`--${flag} takes no value`);
+      values.set(flag, 'true');
+      continue;
+    }
+    const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw badFlag(`--${flag} needs a value`);
+    values.set(flag, value);
+  }
+  const required = (flag: string, what: string) => {
+    const v = values.get(flag);
+    if (!v) throw badFlag(`--${flag} is required (${what})`);
+    return v;
+  };
+  return {
+    model: required('model', 'the checkpoint folder'),
+    casePath: required('case', 'the case .safetensors file'),
+    outPath: required('out', 'where to write the outputs'),
+    device: oneOf('device', values.get('device'), ['wasm', 'webgpu'] as const, 'wasm'),
+    weights: oneOf('weights', values.get('weights'), ['f32', 'f16', 'q8', 'q4'] as const, 'f32'),
+    maxNewTokens: positiveInt('max-new-tokens', values.get('max-new-tokens')),
+    talkerMaxNewTokens: positiveInt('talker-max-new-tokens', values.get('talker-max-new-tokens')),
+    useAudioInVideo: values.has('use-audio-in-video'),
+    fps: positiveNumber('fps', values.get('fps')),
+  };
+}
+
+const DATA_TYPE = { f32: Float32Array, i32: Int32Array, u8: Uint8Array } as const;
+
+/** Runs every stage whose needs are met, in order, and returns what they emitted. */
+export async function runCase(
+  options: RunCaseOptions,
+  stages: readonly Stage[] = STAGES,
+  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<RunCaseResult> {
+  const inputs = await readCase(options.casePath);
+  const checkpoint = await openCheckpoint(options.model);
+  try {
+    const config = await loadOmniConfig(checkpoint);
+    const outputs = new Map<string, HostArray>();
+    const emittedBy = new Map<string, string>();
+    const result: RunCaseResult = { ran: [], skipped: [], outputs };
+    for (const stage of stages) {
+      const has = (name: string) => outputs.has(name) || inputs.has(name);
+      const missing = stage.needs.filter((name) => !has(name));
+      if (missing.length > 0) {
+        result.skipped.push({ stage: stage.name, missing });
+        continue;
+      }
+      const ctx: StageContext = {
+        options,
+        checkpoint,
+        config,
+        has,
+        array(name) {
+          const found = outputs.get(name) ?? inputs.get(name);
+          if (!found) throw new OmniError('BAD_INPUT', `stage ${stage.name} reads ${name}, which is neither in ${options.casePath} nor emitted by an earlier stage`);
+          return found;
+        },
+        emit(name, array) {
+          const earlier = emittedBy.get(name);
+          if (earlier !== undefined) throw new OmniError('INTERNAL', `stage ${stage.name} emitted ${name}, already emitted by stage ${earlier}`);
+          const count = array.shape.reduce((a, b) => a * b, 1);
+          if (!(array.data instanceof DATA_TYPE[array.dtype]) || array.data.length !== count) {
+            throw new OmniError('INTERNAL', `stage ${stage.name} emitted ${name} as ${array.dtype} [${array.shape.join(', ')}] with ${array.data.length} values in a ${array.data.constructor.name}`);
+          }
+          emittedBy.set(name, stage.name);
+          outputs.set(name, array);
+        },
+        log,
+      };
+      log(`stage ${stage.name}…`);
+      await stage.run(ctx);
+      result.ran.push(stage.name);
+    }
+    return result;
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+/** `omniweb run-case …`: parse, run, write; prints a JSON summary on stdout. */
+export async function runCaseCommand(argv: readonly string[], stages: readonly Stage[] = STAGES): Promise<void> {
+  const options = parseRunCaseArgs(argv);
+  const result = await runCase(options, stages);
+  const bytes = writeSafetensors(result.outputs, { producer: 'omniweb run-case', stages: result.ran.join(',') });
+  try {
+    await writeFile(options.outPath, bytes);
+  } catch (e) {
+    throw new OmniError('IO', `cannot write ${options.outPath}: ${(e as Error).message}`, { cause: e });
+  }
+  const summary = { case: options.casePath, out: options.outPath, ran: result.ran, skipped: result.skipped, outputs: [...result.outputs.keys()] };
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+}
