@@ -188,8 +188,8 @@ class ConfigSection {
     return this.has(name) ? this.section(name) : null;
   }
 
-  int(name: string, min = 1, fallback?: number): number {
-    const v = this.values[name] ?? fallback;
+  int(name: string, min = 1): number {
+    const v = this.values[name];
     if (!Number.isSafeInteger(v) || (v as number) < min) throw this.fail(name, `an integer ≥ ${min}`);
     return v as number;
   }
@@ -198,8 +198,8 @@ class ConfigSection {
     return this.has(name) ? this.int(name, 0) : null;
   }
 
-  positive(name: string, fallback?: number): number {
-    const v = this.values[name] ?? fallback;
+  positive(name: string): number {
+    const v = this.values[name];
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw this.fail(name, 'a positive number');
     return v;
   }

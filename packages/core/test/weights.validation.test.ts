@@ -160,6 +160,7 @@ describe('header validation', () => {
     expect(quantize(ref.data as Float32Array, 7, 40, 'q4')).toEqual(await blocked.readMatrix('m', 'q4'));
     expect(quantize(ref.data as Float32Array, 7, 40, 'q8')).toEqual(await blocked.readMatrix('m', 'q8'));
     expect((await blocked.readMatrix('m', 'f16')).data).toEqual(toF16Array(ref.data as Float32Array));
+    expect((await blocked.readMatrix('m', 'f32')).data).toEqual(await whole.readF32('m'));
   });
 });
 

@@ -24,7 +24,7 @@ export interface ByteSource {
 const READ_CHUNK_BYTES = 256 * 1024 * 1024;
 
 /** Throws unless [offset, offset + length) lies inside a file of `size` bytes. */
-export function checkRange(name: string, size: number, offset: number, length: number): void {
+function checkRange(name: string, size: number, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
     throw new OmniError('INTERNAL', `read of ${name}: invalid range offset ${offset}, length ${length}`);
   }
@@ -80,7 +80,7 @@ export function blobSource(blob: Blob, name = (blob as { name?: string }).name ?
 }
 
 /** True when `e` is Node's "no such file" error. */
-export function isNotFound(e: unknown): boolean {
+function isNotFound(e: unknown): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ENOENT';
 }
 

@@ -26,14 +26,24 @@ export interface StoreOptions {
   /** Checked before every read; a fired signal ends the read with ABORTED. */
   signal?: AbortSignal;
   /**
-   * Source bytes `readMatrix` converts per step for f16/q8/q4 (default 64 MiB):
-   * the f32 copy of a multi-GB embedding would not fit next to its quantized
-   * form, so a matrix is read and converted a block of rows at a time.
+   * Source bytes `readMatrix` converts per step (default 64 MiB): a multi-GB
+   * bf16 embedding read whole would sit in memory next to its converted form,
+   * so a matrix is read and converted a block of rows at a time.
    */
   matrixBlockBytes?: number;
 }
 
 const DEFAULT_MATRIX_BLOCK_BYTES = 64 * 1024 * 1024;
+
+/** A typed array of `length` elements; a failed allocation (a too-big weight for this heap) becomes OUT_OF_MEMORY. */
+function allocate<T>(Type: new (length: number) => T, length: number, tensor: string): T {
+  try {
+    return new Type(length);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new OmniError('OUT_OF_MEMORY', `cannot allocate ${length} elements for ${tensor}: ${e.message}; use a smaller weight format (q8/q4) or a smaller model`, { cause: e });
+  }
+}
 
 /**
  * Named tensors spread over one or more safetensors files. Reads one tensor
@@ -130,33 +140,39 @@ export class TensorStore {
     const rowBytes = cols * DTYPE_BYTES[info.dtype];
     const blockBytes = this.#options.matrixBlockBytes ?? DEFAULT_MATRIX_BLOCK_BYTES;
     const blockRows = Math.max(1, Math.floor(blockBytes / Math.max(rowBytes, 1)));
-    const readRows = (r0: number, r1: number) => this.#readBytes(info, r0 * rowBytes, (r1 - r0) * rowBytes);
-
-    if (format === 'f32') return { format, rows, cols, data: await this.readF32(name) };
-    if (format === 'f16') {
-      const data = new Uint16Array(rows * cols);
+    const forEachBlock = async (convert: (block: Uint8Array, r0: number, r1: number) => void) => {
       for (let r0 = 0; r0 < rows; r0 += blockRows) {
         const r1 = Math.min(rows, r0 + blockRows);
-        const bytes = await readRows(r0, r1);
+        convert(await this.#readBytes(info, r0 * rowBytes, (r1 - r0) * rowBytes), r0, r1);
+      }
+    };
+
+    if (format === 'f32') {
+      const data = allocate(Float32Array, rows * cols, name);
+      await forEachBlock((bytes, r0) => data.set(decodeFloat(info.dtype, bytes, name), r0 * cols));
+      return { format, rows, cols, data };
+    }
+    if (format === 'f16') {
+      const data = allocate(Uint16Array, rows * cols, name);
+      await forEachBlock((bytes, r0) => {
         // Stored F16 is taken bit for bit; converting through f32 would be exact too, but slower.
         const block = info.dtype === 'F16'
           ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2)
           : toF16Array(decodeFloat(info.dtype, bytes, name));
         data.set(block, r0 * cols);
-      }
+      });
       return { format, rows, cols, data };
     }
     const pc = paddedCols(cols);
     const groups = pc / QUANT_GROUP;
-    const data = new Uint8Array(format === 'q8' ? rows * pc : (rows * pc) / 2);
-    const scales = new Float32Array(rows * groups);
-    for (let r0 = 0; r0 < rows; r0 += blockRows) {
-      const r1 = Math.min(rows, r0 + blockRows);
-      const block = quantize(decodeFloat(info.dtype, await readRows(r0, r1), name), r1 - r0, cols, format);
+    const data = allocate(Uint8Array, format === 'q8' ? rows * pc : (rows * pc) / 2, name);
+    const scales = allocate(Float32Array, rows * groups, name);
+    await forEachBlock((bytes, r0, r1) => {
+      const block = quantize(decodeFloat(info.dtype, bytes, name), r1 - r0, cols, format);
       // Rows quantize independently, so blocks concatenate (pc is even: q4 rows start on a byte).
       data.set(block.data, format === 'q8' ? r0 * pc : (r0 * pc) / 2);
       scales.set(block.scales, r0 * groups);
-    }
+    });
     return { format, rows, cols, paddedCols: pc, data, scales };
   }
 
@@ -175,7 +191,12 @@ export class TensorStore {
 
   async #readBytes(info: TensorInfo, offset: number, length: number): Promise<Uint8Array> {
     if (this.#options.signal?.aborted) throw new OmniError('ABORTED', `reading ${info.name} was aborted`);
-    const bytes = await this.#tensors.get(info.name)!.source.read(info.byteOffset + offset, length);
+    let bytes = await this.#tensors.get(info.name)!.source.read(info.byteOffset + offset, length);
+    if (bytes.length !== length) {
+      throw new OmniError('IO', `${info.file}: asked for ${length} bytes of ${info.name}, the source returned ${bytes.length}`);
+    }
+    // Typed-array views need an aligned start; the built-in sources return fresh buffers, a custom one may not.
+    if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice();
     this.#bytesDone += length;
     this.#options.onProgress?.({ bytesDone: this.#bytesDone, bytesTotal: this.#bytesTotal, tensor: info.name });
     return bytes;
