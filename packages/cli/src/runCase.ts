@@ -179,9 +179,10 @@ export async function runCase(
         emit(name, array) {
           const earlier = emittedBy.get(name);
           if (earlier !== undefined) throw new OmniError('INTERNAL', `stage ${stage.name} emitted ${name}, already emitted by stage ${earlier}`);
-          const count = array.shape.reduce((a, b) => a * b, 1);
-          if (!(array.data instanceof DATA_TYPE[array.dtype]) || array.data.length !== count) {
-            throw new OmniError('INTERNAL', `stage ${stage.name} emitted ${name} as ${array.dtype} [${array.shape.join(', ')}] with ${array.data.length} values in a ${array.data.constructor.name}`);
+          const Data = array && Object.hasOwn(DATA_TYPE, array.dtype) ? DATA_TYPE[array.dtype] : null;
+          const count = Array.isArray(array?.shape) ? array.shape.reduce((a, b) => a * b, 1) : NaN;
+          if (!Data || !(array.data instanceof Data) || array.data.length !== count) {
+            throw new OmniError('INTERNAL', `stage ${stage.name} emitted ${name} as ${array?.dtype} [${Array.isArray(array?.shape) ? array.shape.join(', ') : array?.shape}] with ${array?.data?.length} values in a ${array?.data?.constructor?.name}`);
           }
           emittedBy.set(name, stage.name);
           outputs.set(name, array);

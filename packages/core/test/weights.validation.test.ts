@@ -131,6 +131,23 @@ describe('header validation', () => {
     expect((await failure(store.readF32('nope'))).message).toMatch(/tensor nope is not in in-memory buffer/);
   });
 
+  it('rejects wrong arguments to the public entry points with BAD_INPUT', async () => {
+    expect((await failure(openCheckpoint(42 as never))).message).toMatch(/cannot read weights from a \[object Number\]/);
+    const store = await openSafetensors(writeSafetensors([['m', f32([2, 2])]]));
+    expect((await failure(store.readMatrix('m', 'q3' as never))).message).toMatch(/weight format "q3" is not one of f32, f16, q8, q4/);
+    const wrongData = (): unknown => writeSafetensors([['x', { dtype: 'f32', shape: [2], data: Int32Array.of(1, 2) } as never]]);
+    const wrongShape = (): unknown => writeSafetensors([['x', f32([3], [1, 2])]]);
+    for (const [run, code, message] of [
+      [() => writeSafetensors(5 as never), 'BAD_INPUT', /takes a Map or a list/],
+      [wrongData, 'BAD_INPUT', /x has dtype f32 and data Int32Array/],
+      [wrongShape, 'SHAPE_MISMATCH', /x has shape \[3\] but 2 values/],
+      [() => blobFiles(null as never), 'BAD_INPUT', /blobFiles takes/],
+    ] as const) {
+      expect(await failure((async () => run())())).toMatchObject({ code });
+      expect((await failure((async () => run())())).message).toMatch(message);
+    }
+  });
+
   it('stops with ABORTED once the signal fires', async () => {
     const controller = new AbortController();
     const store = await openSafetensors(writeSafetensors([['a', f32([2])]]), { signal: controller.signal });

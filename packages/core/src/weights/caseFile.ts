@@ -30,6 +30,9 @@ export function writeSafetensors(
   entries: Iterable<[string, HostArray]> | ReadonlyMap<string, HostArray>,
   metadata: Record<string, string> = {},
 ): Uint8Array<ArrayBuffer> {
+  if (entries === null || typeof entries !== 'object' || !(Symbol.iterator in entries)) {
+    throw new OmniError('BAD_INPUT', 'writeSafetensors takes a Map or a list of [name, { dtype, shape, data }] pairs');
+  }
   const list = [...entries];
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
@@ -38,10 +41,11 @@ export function writeSafetensors(
     if (name === '__metadata__' || Object.hasOwn(header, name)) {
       throw new OmniError('BAD_INPUT', `writeSafetensors: tensor name ${JSON.stringify(name)} is reserved or used twice`);
     }
-    const Expected = EXPECTED_DATA[array.dtype];
+    const Expected = array && Object.hasOwn(EXPECTED_DATA, array.dtype) ? EXPECTED_DATA[array.dtype] : null;
     if (!Expected || !(array.data instanceof Expected)) {
-      throw new OmniError('BAD_INPUT', `writeSafetensors: ${name} says dtype ${array.dtype} but holds a ${array.data?.constructor?.name}`);
+      throw new OmniError('BAD_INPUT', `writeSafetensors: ${name} has dtype ${array?.dtype} and data ${array?.data?.constructor?.name}; expected f32/Float32Array, i32/Int32Array or u8/Uint8Array`);
     }
+    if (!Array.isArray(array.shape)) throw new OmniError('BAD_INPUT', `writeSafetensors: ${name} has no shape list`);
     const count = array.shape.reduce((a, b) => a * b, 1);
     if (!array.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || count !== array.data.length) {
       throw new OmniError('SHAPE_MISMATCH', `writeSafetensors: ${name} has shape [${array.shape.join(', ')}] but ${array.data.length} values`);

@@ -69,6 +69,9 @@ export function urlFiles(baseUrl: string, options: UrlSourceOptions = {}): Check
 
 /** Files picked or dropped in a browser, by their names (`File.name`, or the keys of a record). */
 export function blobFiles(files: Iterable<File> | Record<string, Blob>, location = 'selected files'): CheckpointFiles {
+  if (files === null || typeof files !== 'object') {
+    throw new OmniError('BAD_INPUT', 'blobFiles takes the picked File list or a record of file name → Blob');
+  }
   const byName = new Map<string, Blob>(
     Symbol.iterator in files ? [...(files as Iterable<File>)].map((f) => [f.name, f]) : Object.entries(files),
   );

@@ -34,6 +34,7 @@ export interface StoreOptions {
 }
 
 const DEFAULT_MATRIX_BLOCK_BYTES = 64 * 1024 * 1024;
+const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
 
 /** A typed array of `length` elements; a failed allocation (a too-big weight for this heap) becomes OUT_OF_MEMORY. */
 function allocate<T>(Type: new (length: number) => T, length: number, tensor: string): T {
@@ -128,6 +129,9 @@ export class TensorStore {
    * converted to `format` block by block so peak memory stays near the result's size.
    */
   async readMatrix(name: string, format: WeightFormat): Promise<HostMatrix> {
+    if (!WEIGHT_FORMATS.includes(format)) {
+      throw new OmniError('BAD_INPUT', `readMatrix(${name}): weight format ${JSON.stringify(format)} is not one of ${WEIGHT_FORMATS.join(', ')}`);
+    }
     const info = this.#readable(name);
     if (info.shape.length < 2) {
       throw new OmniError('SHAPE_MISMATCH', `tensor ${name} has shape [${info.shape.join(', ')}]; a matrix weight needs at least 2 dimensions`);
