@@ -1,3 +1,5 @@
 export * from './errors.js';
 export type * from './backend.js';
 export * from './quant.js';
+export * from './weights/index.js';
+export * from './config.js';
