@@ -1,0 +1,62 @@
+import type { ElementType, Tensor } from '../backend.js';
+import { OmniError } from '../errors.js';
+
+/** Argument checks that run before any work is queued; messages name the op and the values. */
+
+export function fmt(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function checkShape(op: string, shape: unknown): readonly number[] {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new OmniError('BAD_INPUT', `${op}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  return shape as number[];
+}
+
+export function shapeSize(shape: readonly number[]): number {
+  return shape.reduce((n, d) => n * d, 1);
+}
+
+export function checkInt(op: string, name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`;
+    throw new OmniError('BAD_INPUT', `${op}: ${name} must be an integer ${range}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function checkFinite(op: string, name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new OmniError('BAD_INPUT', `${op}: ${name} must be a finite number, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function checkDtype(op: string, name: string, t: Tensor, dtype: ElementType): void {
+  if (t.dtype !== dtype) throw new OmniError('WRONG_DTYPE', `${op}: ${name} must be ${dtype}, got ${t.dtype}`);
+}
+
+export function checkRank(op: string, name: string, t: Tensor, rank: number, what: string): void {
+  if (t.shape.length !== rank) {
+    throw new OmniError('SHAPE_MISMATCH', `${op}: ${name} must be ${what}, got ${fmt(t.shape)}`);
+  }
+}
+
+/** Last dimension of a tensor viewed as rows (a rank-0 tensor is one row of one element). */
+export function lastDim(t: Tensor): number {
+  return t.shape.length === 0 ? 1 : t.shape[t.shape.length - 1];
+}
+
+/** Host index array: Int32Array with every value in [0, limit). */
+export function checkHostIndices(op: string, name: string, ids: Int32Array, limit: number): void {
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] < 0 || ids[i] >= limit) {
+      throw new OmniError('BAD_INPUT', `${op}: ${name}[${i}] = ${ids[i]} is outside [0, ${limit})`);
+    }
+  }
+}
