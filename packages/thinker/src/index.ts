@@ -1,0 +1,12 @@
+export {
+  Thinker, RunState, loadThinkerWeights,
+  type ThinkerConfig, type ThinkerWeights, type ThinkerLayerWeights, type ThinkerChunk, type ThinkerLoadOptions,
+  type WeightSource, type ForwardOptions, type LogitRows,
+} from './thinker.js';
+export { KVCache, createEvictionPolicy, type CachePolicy, type EvictionPolicy, type Eviction, type KVCacheShape } from './kvCache.js';
+export { mergeMedia, MEDIA_KINDS, type MediaKind, type MediaRows, type MediaEmbeddings, type MediaTokenIds } from './merge.js';
+export { Sampler, TokenHistory, seededRandom, type SamplingOptions } from './sampling.js';
+export {
+  ThinkerSession,
+  type SessionOptions, type PromptChunk, type PrefillOptions, type PrefillResult, type TokenEvent, type GenerateOptions,
+} from './session.js';

@@ -1,0 +1,268 @@
+/**
+ * The KV cache of a Qwen2-style decoder (the Thinker, and the Talker, which
+ * has the same layer): per layer one key and one value tensor
+ * `[capacity, kvHeads, headDim]`, allocated once on the device, rows in
+ * sequence order. Keys are stored already rotated (M-RoPE, fact sheet §5.1),
+ * so attention reads the first `length` rows as they are.
+ *
+ * What happens when a chunk does not fit is the policy's decision:
+ * - `plain`: nothing is dropped; the chunk is refused with CONTEXT_OVERFLOW.
+ * - `sinkWindow` (StreamingLLM): the first `sink` rows stay forever, the
+ *   most recent rows fill the remaining `window`, rows in between are dropped.
+ * A policy only names row ranges to drop (`Eviction`); compacting the tensors
+ * and re-positioning the keys is this module's job, so heavy-hitter (H2O)
+ * eviction, which drops scattered rows, plugs in as another policy; a
+ * speculative-decoding rollback only has to lower `length`.
+ *
+ * Re-positioning. StreamingLLM gives cached tokens positions by their place
+ * in the cache, so after dropping a gap the rows behind it move closer to
+ * the sinks. We close the gap by rotating the moved keys once, at eviction,
+ * by −Δ (Δ: the position gap closed), rather than storing un-rotated keys and
+ * rotating the whole cache before every attention call:
+ * - rotations compose per frequency, R(p)·R(−Δ) = R(p − Δ), and M-RoPE allows
+ *   it because all three position streams shift by the same Δ;
+ * - the cost is paid once per evicted block instead of once per decoded token
+ *   over the full cache, and no second key buffer is read at attention time;
+ * - while nothing is evicted (sink + window ≥ sequence length) the cache runs
+ *   exactly the plain code path, so it equals the full cache bit for bit.
+ * The price is one f32 rounding per eviction on the moved keys (≈1 ulp).
+ */
+import { OmniError, type Backend, type RopeSpec, type Tensor } from '@omniweb/core';
+
+/** Rows and heads of a decoder's cache. */
+export interface KVCacheShape {
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+export type CachePolicy =
+  | { kind: 'plain'; capacity: number }
+  /**
+   * StreamingLLM: capacity = sink + window. When full, `evictStep` rows after
+   * the sinks are dropped at once (default ⌈window / 16⌉), so the cost of
+   * moving the window is paid once per `evictStep` tokens; the window then
+   * holds between window − evictStep + 1 and window recent rows.
+   */
+  | { kind: 'sinkWindow'; sink: number; window: number; evictStep?: number };
+
+/** Rows [start, start + count) are dropped. */
+export interface Eviction {
+  start: number;
+  count: number;
+}
+
+/** Decides which rows leave so that `incoming` rows fit behind `length` rows. */
+export interface EvictionPolicy {
+  readonly capacity: number;
+  /** Disjoint ranges in ascending order; [] when the rows fit. Throws CONTEXT_OVERFLOW when no room can be made. */
+  evictions(length: number, incoming: number): Eviction[];
+}
+
+function positiveInteger(value: unknown, what: string, min = 1): number {
+  if (!Number.isSafeInteger(value) || (value as number) < min) {
+    throw new OmniError('BAD_INPUT', `${what} is ${JSON.stringify(value)}; it must be an integer ≥ ${min}`);
+  }
+  return value as number;
+}
+
+class PlainPolicy implements EvictionPolicy {
+  constructor(readonly capacity: number) {}
+
+  evictions(length: number, incoming: number): Eviction[] {
+    if (length + incoming > this.capacity) {
+      throw new OmniError(
+        'CONTEXT_OVERFLOW',
+        `the KV cache holds ${length} of ${this.capacity} rows and ${incoming} more do not fit; start a new session, raise the capacity, or use the sinkWindow policy`,
+      );
+    }
+    return [];
+  }
+}
+
+class SinkWindowPolicy implements EvictionPolicy {
+  readonly capacity: number;
+  constructor(readonly sink: number, readonly window: number, readonly evictStep: number) {
+    this.capacity = sink + window;
+  }
+
+  evictions(length: number, incoming: number): Eviction[] {
+    if (length + incoming <= this.capacity) return [];
+    if (incoming > this.window) {
+      throw new OmniError('CONTEXT_OVERFLOW', `a chunk of ${incoming} rows is larger than the attention window of ${this.window}; send smaller chunks`);
+    }
+    const needed = length + incoming - this.capacity;
+    // Never evict into the sinks: at most every window row goes.
+    const count = Math.min(Math.max(needed, this.evictStep), length - this.sink);
+    return [{ start: this.sink, count }];
+  }
+}
+
+export function createEvictionPolicy(policy: CachePolicy): EvictionPolicy {
+  switch (policy?.kind) {
+    case 'plain':
+      return new PlainPolicy(positiveInteger(policy.capacity, 'plain cache capacity'));
+    case 'sinkWindow': {
+      const sink = positiveInteger(policy.sink, 'sinkWindow sink', 0);
+      const window = positiveInteger(policy.window, 'sinkWindow window');
+      const evictStep = policy.evictStep === undefined ? Math.ceil(window / 16) : positiveInteger(policy.evictStep, 'sinkWindow evictStep');
+      if (evictStep > window) throw new OmniError('BAD_INPUT', `sinkWindow evictStep ${evictStep} exceeds the window ${window}`);
+      return new SinkWindowPolicy(sink, window, evictStep);
+    }
+    default:
+      throw new OmniError('BAD_INPUT', `unknown cache policy ${JSON.stringify(policy)}; use { kind: 'plain', capacity } or { kind: 'sinkWindow', sink, window }`);
+  }
+}
+
+export class KVCache {
+  readonly capacity: number;
+  /** Per layer `[capacity, kvHeads, headDim]`; rows ≥ length hold garbage. */
+  readonly keys: readonly Tensor[];
+  readonly values: readonly Tensor[];
+  /** Elements of one row (kvHeads · headDim). */
+  readonly rowSize: number;
+  readonly policy: EvictionPolicy;
+  /**
+   * Host mirror of each row's rotary position as its key is rotated now,
+   * stream-major `[3, capacity]` (T, H, W); evictions need the positions
+   * around a gap to size the shift.
+   */
+  readonly rowPositions: Int32Array;
+  readonly #backend: Backend;
+  readonly #rope: RopeSpec;
+  /** Where moved rows wait (and get re-rotated) so no copy reads and writes overlapping ranges. */
+  readonly #scratch: Tensor;
+  #length = 0;
+  #positionShift = 0;
+  #disposed = false;
+
+  constructor(backend: Backend, shape: KVCacheShape, policy: CachePolicy, rope: RopeSpec) {
+    this.#backend = backend;
+    this.#rope = rope;
+    this.policy = createEvictionPolicy(policy);
+    this.capacity = this.policy.capacity;
+    const layers = positiveInteger(shape.layers, 'cache layers');
+    const kvHeads = positiveInteger(shape.kvHeads, 'cache kvHeads');
+    const headDim = positiveInteger(shape.headDim, 'cache headDim');
+    this.rowSize = kvHeads * headDim;
+    const rows = [this.capacity, kvHeads, headDim];
+    this.keys = Array.from({ length: layers }, () => backend.empty(rows));
+    this.values = Array.from({ length: layers }, () => backend.empty(rows));
+    this.#scratch = backend.empty(rows);
+    this.rowPositions = new Int32Array(3 * this.capacity);
+  }
+
+  /** Rows filled. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /**
+   * How far evictions have pulled positions down: a token whose absolute
+   * position (as `get_rope_index` counts it, fact sheet §5.2) is p is rotated
+   * by p − positionShift.
+   */
+  get positionShift(): number {
+    return this.#positionShift;
+  }
+
+  /** Device bytes held; constant for the cache's life. */
+  get byteSize(): number {
+    return (2 * this.keys.length + 1) * this.capacity * this.rowSize * 4;
+  }
+
+  /**
+   * Makes room for `rows` new rows at the end, evicting as the policy says,
+   * and returns the row they will occupy. Nothing is appended until `commit`.
+   */
+  async reserve(rows: number): Promise<number> {
+    this.#checkLive();
+    positiveInteger(rows, 'rows to reserve');
+    const evictions = this.policy.evictions(this.#length, rows);
+    // Back to front, so the row indices of earlier ranges stay valid.
+    for (let i = evictions.length - 1; i >= 0; i--) await this.#evict(evictions[i]);
+    return this.#length;
+  }
+
+  /** Copies one layer's new keys and values `[rows, kvHeads, headDim]` into rows [start, start + rows). */
+  write(layer: number, k: Tensor, v: Tensor, start: number): void {
+    const count = k.size;
+    this.#backend.copy(k, this.keys[layer], 0, start * this.rowSize, count);
+    this.#backend.copy(v, this.values[layer], 0, start * this.rowSize, count);
+  }
+
+  /**
+   * Appends the rows reserved and written, with their rotary positions
+   * (stream-major `[3, rows]`, already shifted).
+   */
+  commit(positions: Int32Array): void {
+    const rows = positions.length / 3;
+    if (this.#length + rows > this.capacity) throw new OmniError('INTERNAL', `commit of ${rows} rows overruns the cache (${this.#length} of ${this.capacity})`);
+    for (let s = 0; s < 3; s++) this.rowPositions.set(positions.subarray(s * rows, (s + 1) * rows), s * this.capacity + this.#length);
+    this.#length += rows;
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const t of [...this.keys, ...this.values, this.#scratch]) this.#backend.dispose(t);
+  }
+
+  #checkLive(): void {
+    if (this.#disposed) throw new OmniError('BAD_INPUT', 'this KV cache was disposed');
+  }
+
+  /** Drops rows [start, start + count): the rows behind move down and their keys turn back by the closed gap. */
+  async #evict({ start, count }: Eviction): Promise<void> {
+    const end = start + count;
+    if (!(Number.isSafeInteger(start) && count > 0 && start >= 0 && end <= this.#length)) {
+      throw new OmniError('INTERNAL', `eviction [${start}, ${end}) outside the ${this.#length} cached rows`);
+    }
+    const moved = this.#length - end;
+    const shift = moved > 0 ? this.#gapAt(start, end) : 0;
+    if (moved > 0) {
+      const backend = this.#backend;
+      const n = moved * this.rowSize;
+      let turn: Tensor | null = null;
+      if (shift > 0) {
+        const back = new Int32Array(3 * this.capacity).fill(-shift);
+        turn = backend.tensor(back, [3, this.capacity]);
+      }
+      for (let layer = 0; layer < this.keys.length; layer++) {
+        backend.copy(this.keys[layer], this.#scratch, end * this.rowSize, 0, n);
+        if (turn) backend.rotary(this.#scratch, turn, this.#rope, this.#scratch);
+        backend.copy(this.#scratch, this.keys[layer], 0, start * this.rowSize, n);
+        backend.copy(this.values[layer], this.#scratch, end * this.rowSize, 0, n);
+        backend.copy(this.#scratch, this.values[layer], 0, start * this.rowSize, n);
+      }
+      if (turn) {
+        // The upload must outlive the queued rotations that read it.
+        await backend.sync();
+        backend.dispose(turn);
+      }
+      for (let s = 0; s < 3; s++) {
+        const row = this.rowPositions.subarray(s * this.capacity, (s + 1) * this.capacity);
+        row.copyWithin(start, end, this.#length);
+        for (let r = start; r < start + moved; r++) row[r] -= shift;
+      }
+    }
+    this.#length -= count;
+    this.#positionShift += shift;
+  }
+
+  /**
+   * The position gap a drop of rows [start, end) leaves: the first row after
+   * it moves to one past the largest position before it. Within an image or
+   * video block the streams are not ordered, so a gap can be ≤ 0; then
+   * nothing shifts.
+   */
+  #gapAt(start: number, end: number): number {
+    let before = -1;
+    for (let s = 0; s < 3; s++) {
+      for (let r = 0; r < start; r++) before = Math.max(before, this.rowPositions[s * this.capacity + r]);
+    }
+    let after = Infinity;
+    for (let s = 0; s < 3; s++) after = Math.min(after, this.rowPositions[s * this.capacity + end]);
+    return Math.max(0, after - (before + 1));
+  }
+}
