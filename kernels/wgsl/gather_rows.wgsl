@@ -1,4 +1,5 @@
-// out[i, :] = x[idx[i], :]; an index outside [0, rows) yields a zero row.
+// out[i, :] = x[idx[i], :]; an index outside [0, rows) yields a zero row. Elements move as
+// raw 32-bit words, so f32 and i32 tensors share the kernel.
 // Composed after elementwise_common.
 struct Params {
   count: u32,
@@ -7,9 +8,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -22,7 +23,7 @@ fn main(
     return;
   }
   let row = idx[e / params.cols];
-  var v = 0.0;
+  var v = 0u;
   if (row >= 0 && u32(row) < params.rows) {
     v = x[u32(row) * params.cols + e % params.cols];
   }

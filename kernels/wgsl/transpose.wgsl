@@ -1,5 +1,6 @@
 // [rows, cols] → [cols, rows] through a TILE × TILE workgroup tile, so both the reads and the
 // writes walk memory contiguously. The +1 column keeps the transposed reads off one bank.
+// Elements move as raw 32-bit words, so f32 and i32 tensors share the kernel.
 override TILE: u32 = 16u;
 
 struct Params {
@@ -8,10 +9,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
 
-var<workgroup> tile: array<f32, TILE * (TILE + 1u)>;
+var<workgroup> tile: array<u32, TILE * (TILE + 1u)>;
 
 @compute @workgroup_size(TILE, TILE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {

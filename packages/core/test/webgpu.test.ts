@@ -243,7 +243,7 @@ describe('webgpu backend: row ops', () => {
       const tied = Float32Array.from(x);
       tied[cols - 1] = 10;
       tied[Math.floor(cols / 2)] = 10;
-      const am = rowsOf((row, r) => {
+      const am = rowsOf((_, r) => {
         const src = tied.subarray(r * cols, (r + 1) * cols);
         return [src.indexOf(Math.max(...src))];
       });
@@ -342,7 +342,7 @@ describe('webgpu backend: model-shaped ops', () => {
     });
   }
 
-  function refAttention(q: Float32Array, k: Float32Array, v: Float32Array, T: number, S: number, Hq: number, Hkv: number, D: number,
+  function refAttention(q: Float32Array, k: Float32Array, v: Float32Array, T: number, Hq: number, Hkv: number, D: number,
     kvLength: number, visible: (i: number, j: number) => boolean): Float64Array {
     const out = new Float64Array(T * Hq * D);
     for (let i = 0; i < T; i++) {
@@ -389,7 +389,7 @@ describe('webgpu backend: model-shaped ops', () => {
       const v = randn(c.S * Hkv * c.D, 92);
       const got = be.attention(be.tensor(q, [c.T, Hq, c.D]), be.tensor(k, [c.S, Hkv, c.D]), be.tensor(v, [c.S, Hkv, c.D]),
         { kvLength: c.kvLength, mask: c.mask });
-      const want = refAttention(q, k, v, c.T, c.S, Hq, Hkv, c.D, c.kvLength, c.visible);
+      const want = refAttention(q, k, v, c.T, Hq, Hkv, c.D, c.kvLength, c.visible);
       expectClose(`attention ${c.T === 1 || c.T === 3 ? 'decode' : 'prefill'}`, await values(got), want, 2e-5);
     });
   }
@@ -400,7 +400,8 @@ describe('webgpu backend: model-shaped ops', () => {
     expectCode(() => be.attention(q, kv, kv, { mask: { kind: 'none' } }), 'SHAPE_MISMATCH');
     const kv2 = be.tensor(randn(3 * 2 * 8, 2), [3, 2, 8]);
     expectCode(() => be.attention(q, kv2, kv2, { mask: { kind: 'segments', bounds: Int32Array.from([0, 2]) } }), 'SHAPE_MISMATCH');
-    expectCode(() => be.attention(q, kv2, kv2, { kvLength: 4, mask: { kind: 'none' } }), 'BAD_INPUT');
+    expectCode(() => be.attention(q, kv2, kv2, { kvLength: 4, mask: { kind: 'none' } }), 'SHAPE_MISMATCH');
+    expectCode(() => be.attention(q, kv2, kv2, { kvLength: -1, mask: { kind: 'none' } }), 'BAD_INPUT');
     expectCode(() => be.attention(q, kv2, kv2, { mask: { kind: 'blockWindow', blockSize: 0, back: 0, ahead: 0 } }), 'BAD_INPUT');
   });
 
@@ -449,6 +450,10 @@ describe('webgpu backend: model-shaped ops', () => {
     expectClose('gatherRows', await values(be.gatherRows(xt, be.tensor(idx, [4]))), gathered, 0);
     const tr = await values(be.transpose(xt));
     expectClose('transpose', tr, Array.from({ length: R * C }, (_, i) => x[(i % R) * C + Math.floor(i / R)]), 0);
+    // Data movement is bitwise, so i32 tensors work too.
+    const ints = be.tensor(Int32Array.from({ length: 6 }, (_, i) => -i * 1000003), [2, 3]);
+    expect(Array.from(await values(be.transpose(ints)))).toEqual([0, -3000009, -1000003, -4000012, -2000006, -5000015]);
+    expect(Array.from(await values(be.gatherRows(ints, Int32Array.from([1]))))).toEqual([-3000009, -4000012, -5000015]);
     const pooled = Array.from({ length: 9 * C }, (_, i) => {
       const [r, c] = [Math.floor(i / C), i % C];
       return [0, 1, 2, 3].reduce((s, k) => s + x[(r * 4 + k) * C + c], 0) / 4;

@@ -6,7 +6,7 @@ import { OmniError } from '../errors.js';
 import {
   checkDtype, checkFinite, checkHostIndices, checkInt, checkRank, checkShape, fmt, lastDim, sameShape, shapeSize,
 } from './checks.js';
-import { f32, GpuRuntime, type F32, type Kernel } from './runtime.js';
+import { f32, GpuRuntime, type F32 } from './runtime.js';
 import { tfTensorOnDevice } from './tf.js';
 import type { Tuning } from './tuning.js';
 import { GpuWeight, uploadWeight, weightModules, type WeightPart } from './weights.js';
@@ -197,7 +197,7 @@ export class WebGPUBackendImpl implements WebGPUBackend {
     const y = this.output(op, out, [...input.shape.slice(0, -1), weight.rows], 'f32', [input, b]);
     const rows = input.size / weight.cols;
     for (const part of weight.parts) {
-      this.matmulPart(weightModules(weight.format), 'input_rows', this.weightBindings(weight, part), {
+      this.matmulPart(weightModules(weight.format), 'input_rows', this.weightBindings(part), {
         M: rows, N: part.rows, K: weight.cols, outStride: weight.rows, outOffset: part.rowStart,
         wStride: weight.stride, wKStride: 1, scaleF16: weight.scaleF16,
       }, input, b, y);
@@ -321,7 +321,7 @@ export class WebGPUBackendImpl implements WebGPUBackend {
       this.rt.dispatch(
         { modules: ['elementwise_common', ...weightModules(weight.format), 'embedding'], constants: this.weightConstants(weight, { WG: wg }) },
         [index.count, weight.cols, part.rowStart, part.rows, weight.rows, i === 0 ? 1 : 0, weight.stride],
-        { ...this.weightBindings(weight, part), 3: index.buffer, 4: y.storage.buffer },
+        { ...this.weightBindings(part), 3: index.buffer, 4: y.storage.buffer },
         this.rt.grid(Math.ceil((index.count * blocks) / wg)),
       );
     });
@@ -369,7 +369,8 @@ export class WebGPUBackendImpl implements WebGPUBackend {
       throw new OmniError('SHAPE_MISMATCH', `${op}: q ${fmt(query.shape)} and k ${fmt(key.shape)}: head dims must match and Hq be a multiple of Hkv`);
     }
     if (opts === null || typeof opts !== 'object') throw new OmniError('BAD_INPUT', `${op}: opts with a mask are required`);
-    const kvLength = opts.kvLength === undefined ? S : checkInt(op, 'kvLength', opts.kvLength, 0, S);
+    const kvLength = opts.kvLength === undefined ? S : checkInt(op, 'kvLength', opts.kvLength, 0);
+    if (kvLength > S) throw new OmniError('SHAPE_MISMATCH', `${op}: kvLength ${kvLength} exceeds the ${S} rows of k/v`);
     const scale = opts.scale === undefined ? 1 / Math.sqrt(D) : checkFinite(op, 'scale', opts.scale);
     const mask = this.maskUniforms(op, opts.mask, T, kvLength);
     const y = this.output(op, out, query.shape, 'f32', [query, key, value]);
@@ -430,7 +431,7 @@ export class WebGPUBackendImpl implements WebGPUBackend {
     if (b && b.size !== weight.rows) throw new OmniError('SHAPE_MISMATCH', `${op}: bias ${fmt(b.shape)} should have ${weight.rows} elements`);
     const y = this.output(op, out, [outLen, weight.rows], 'f32', [input, b]);
     for (const part of weight.parts) {
-      this.matmulPart(weightModules(weight.format), 'input_conv1d', this.weightBindings(weight, part), {
+      this.matmulPart(weightModules(weight.format), 'input_conv1d', this.weightBindings(part), {
         M: outLen, N: part.rows, K: weight.cols, outStride: weight.rows, outOffset: part.rowStart,
         wStride: weight.stride, wKStride: 1, scaleF16: weight.scaleF16,
         conv: [L, Cin, kernel, stride, padding, dilation, padMode === 'reflect' ? 1 : 0],
@@ -441,11 +442,11 @@ export class WebGPUBackendImpl implements WebGPUBackend {
 
   gatherRows(x: Tensor, idx: Int32Array | Tensor, out?: Tensor): Tensor {
     const op = 'gatherRows';
-    const input = this.f32(op, 'x', x);
+    const input = this.own(op, 'x', x);
     checkRank(op, 'x', input, 2, '[R, C]');
     const [R, C] = input.shape;
     const index = this.indices(op, 'idx', idx, R);
-    const y = this.output(op, out, [index.count, C], 'f32', [input, index.tensor]);
+    const y = this.output(op, out, [index.count, C], input.dtype, [input, index.tensor]);
     this.elementKernel('gather_rows', index.count * C, [index.count, R, C], {
       1: input.storage.buffer, 2: index.buffer, 3: y.storage.buffer,
     });
@@ -454,10 +455,10 @@ export class WebGPUBackendImpl implements WebGPUBackend {
   }
 
   transpose(x: Tensor, out?: Tensor): Tensor {
-    const input = this.f32('transpose', 'x', x);
+    const input = this.own('transpose', 'x', x);
     checkRank('transpose', 'x', input, 2, '[M, N]');
     const [M, N] = input.shape;
-    const y = this.output('transpose', out, [N, M], 'f32', [input]);
+    const y = this.output('transpose', out, [N, M], input.dtype, [input]);
     const tile = this.tuning.transposeTile;
     this.rt.dispatch({ modules: ['transpose'], constants: { TILE: tile } }, [M, N],
       { 1: input.storage.buffer, 2: y.storage.buffer }, [Math.ceil(N / tile), Math.ceil(M / tile)]);
@@ -532,7 +533,7 @@ export class WebGPUBackendImpl implements WebGPUBackend {
     return w.format === 'q8' || w.format === 'q4' ? { ...constants, SCALE_F16: Number(w.scaleF16) } : constants;
   }
 
-  private weightBindings(w: GpuWeight, part: WeightPart): Record<number, GPUBuffer> {
+  private weightBindings(part: WeightPart): Record<number, GPUBuffer> {
     return part.scales ? { 1: part.data, 2: part.scales } : { 1: part.data };
   }
 

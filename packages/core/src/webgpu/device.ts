@@ -14,6 +14,8 @@ export interface AcquiredDevice {
 }
 
 let nodeGpu: Promise<GPU | null> | null = null;
+/** Why the `webgpu` package did not load, for the NO_ADAPTER message. */
+let nodeGpuFailure: unknown = null;
 
 /**
  * Node has no navigator.gpu: load Dawn from the optional `webgpu` package. The specifier is a
@@ -33,7 +35,10 @@ export function loadNodeGpu(): Promise<GPU | null> {
       if (!(name in globalThis)) Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
     }
     return dawn.create([]);
-  })().catch(() => null);
+  })().catch((e: unknown) => {
+    nodeGpuFailure = e;
+    return null;
+  });
   return nodeGpu;
 }
 
@@ -44,9 +49,11 @@ export async function acquireDevice(request: DeviceRequest): Promise<AcquiredDev
   }
   const gpu = request.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu ?? (await loadNodeGpu());
   if (!gpu) {
+    const why = nodeGpuFailure instanceof Error ? ` (${nodeGpuFailure.message})` : '';
     throw new OmniError(
       'NO_ADAPTER',
-      'WebGPU is not available: no navigator.gpu here, and in Node the optional "webgpu" package did not load',
+      `WebGPU is not available: no navigator.gpu here, and in Node the optional "webgpu" package did not load${why}`,
+      { cause: nodeGpuFailure ?? undefined },
     );
   }
   const adapter = await gpu.requestAdapter({ powerPreference: request.powerPreference });
