@@ -3,3 +3,4 @@ export type * from './backend.js';
 export * from './quant.js';
 export * from './weights/index.js';
 export * from './config.js';
+export * from './webgpu/index.js';
