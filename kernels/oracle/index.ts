@@ -146,7 +146,7 @@ export function createOracleBackend(): Backend {
   }
 
   /** Writes f64 values into an f32 result, rounding each once. */
-  function store(target: OracleTensor, values: Float64Array | number[]): OracleTensor {
+  function store(target: OracleTensor, values: Float64Array): OracleTensor {
     target.storage.data.set(values);
     return target;
   }
