@@ -3,11 +3,10 @@
 import { afterAll, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import {
-  isOmniError, loadOmniConfig, openCheckpoint, readCase,
+  createWebGPUBackend, isOmniError, loadOmniConfig, openCheckpoint, readCase,
   type Backend, type Checkpoint, type HostArray, type OmniConfig, type OmniErrorCode,
 } from '@omniweb/core';
 import { createOracleBackend } from '@omniweb/kernels';
-import { createWebGPUBackend } from '../../core/src/webgpu/index.js';
 
 export const GOLDEN = fileURLToPath(new URL('../../../fixtures/golden/', import.meta.url));
 export const TINY = `${GOLDEN}tiny-omni`;
