@@ -1,5 +1,5 @@
 import { OmniError } from '../errors.js';
-import { f16ToF32 } from '../quant.js';
+import { f16ToF32, toF16Array } from '../quant.js';
 
 /** The safetensors element types this runtime reads. */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8';
@@ -63,6 +63,34 @@ export function decodeFloat(dtype: SafetensorsDtype, bytes: Uint8Array, tensorNa
     }
     default:
       throw new OmniError('WRONG_DTYPE', `tensor ${tensorName} is ${dtype}, not a float type (F32/F16/BF16); read it with readInt32`);
+  }
+}
+
+/** The float element types a writer can produce. */
+export type FloatDtype = 'F32' | 'F16' | 'BF16';
+
+/**
+ * f32 values → fresh little-endian bytes of a float tensor (the inverse of
+ * `decodeFloat`). F16 and BF16 round to nearest even, as torch's casts do.
+ */
+export function encodeFloat(dtype: FloatDtype, values: Float32Array): Uint8Array<ArrayBuffer> {
+  switch (dtype) {
+    case 'F32':
+      return new Uint8Array(values.slice().buffer);
+    case 'F16':
+      return new Uint8Array(toF16Array(values).buffer as ArrayBuffer);
+    case 'BF16': {
+      const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+      const out = new Uint16Array(values.length);
+      for (let i = 0; i < bits.length; i++) {
+        const b = bits[i];
+        // NaN keeps a set mantissa bit (rounding could carry it into an infinity).
+        out[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+      }
+      return new Uint8Array(out.buffer);
+    }
+    default:
+      throw new OmniError('BAD_INPUT', `encodeFloat: ${JSON.stringify(dtype)} is not a float dtype (F32, F16, BF16)`);
   }
 }
 

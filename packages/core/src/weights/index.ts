@@ -23,14 +23,25 @@
  * - `readCase(input)` → `Map<name, HostArray>` of every array (I64 → Int32Array, refused when out of int32 range).
  * - `writeSafetensors(entries, metadata?)` → bytes (i32 written as I64, like the golden files).
  *
+ * Writing big files
+ * - `streamSafetensors(sink, tensors, tensorBytes, metadata?)`: header first, then each tensor's bytes as
+ *   its producer yields them, so neither a file nor a tensor is ever held whole. `fileSink(path)` (Node),
+ *   `planSafetensors(tensors)` (the shared layout), `encodeFloat(dtype, f32)` (F32/F16/BF16 bytes).
+ *
+ * Speakers
+ * - `readSpeakers(bytes)` → `Map<name, { cond, refMel, bosToken }>` from `spk_dict.pt` (torch.save zip; a
+ *   restricted unpickler that runs no code), `writeSpeakers(map, { storage })` → the same format.
+ *
  * Byte sources: `pathSource(path)` (Node file handle), `urlSource(url)` (HTTP Range), `blobSource(blob)`,
  * `bytesSource(bytes)`; folders: `directoryFiles`, `urlFiles`, `blobFiles`.
  *
  * Errors (OmniError): TRUNCATED, BAD_HEADER, BAD_OFFSETS, SHAPE_MISMATCH, UNSUPPORTED_DTYPE,
  * MISSING_TENSOR (with the file or shard index it was looked up in), WRONG_DTYPE, IO, ABORTED.
+ * Speaker files: BAD_HEADER (zip or pickle not as torch.save writes them, refused globals), TRUNCATED,
+ * SHAPE_MISMATCH (a tensor outside its storage), UNSUPPORTED_DTYPE (big-endian file).
  */
 export { blobSource, bytesSource, pathSource, urlSource, type ByteSource, type UrlSourceOptions } from './byteSource.js';
-export { DTYPE_BYTES, type SafetensorsDtype } from './dtypes.js';
+export { DTYPE_BYTES, encodeFloat, type FloatDtype, type SafetensorsDtype } from './dtypes.js';
 export { MAX_HEADER_BYTES, readHeader, type SafetensorsHeader, type TensorInfo } from './header.js';
 export { TensorStore, type HostArray, type ReadProgress, type StoreOptions } from './tensorStore.js';
 export {
@@ -38,3 +49,7 @@ export {
   type CheckpointFiles, type CheckpointInput, type OpenOptions, type SafetensorsInput,
 } from './checkpoint.js';
 export { readCase, writeSafetensors } from './caseFile.js';
+export {
+  fileSink, planSafetensors, streamSafetensors, type ByteSink, type PlannedTensor, type SafetensorsPlan, type TensorBytes, type TensorSpec,
+} from './safetensorsWriter.js';
+export { readSpeakers, SPEAKERS_FILE, writeSpeakers, type Speaker } from './speakers.js';
