@@ -9,7 +9,9 @@ import { linearCases } from './linear.js';
 import { matmulCases } from './matmul.js';
 import { normCases } from './norms.js';
 import { rotaryCases } from './rotary.js';
+import { snakeBetaCases } from './snakeBeta.js';
 import { argmaxCases, softmaxCases } from './softmax.js';
+import { unaryCases } from './unary.js';
 import { validationCases } from './validation.js';
 
 export type { CaseResult, KernelCase } from './harness.js';
@@ -26,5 +28,7 @@ export const kernelCases: readonly KernelCase[] = [
   ...attentionCases,
   ...conv1dCases,
   ...layoutCases,
+  ...unaryCases,
+  ...snakeBetaCases,
   ...validationCases,
 ];

@@ -2,10 +2,12 @@
  * Argument checks: every backend must refuse wrong shapes and dtypes with the codes the
  * interface promises, before queueing work, and keep working afterwards.
  */
-import { isOmniError, quantize, type Backend, type OmniErrorCode } from '@omniweb/core';
+import { isOmniError, quantize, type Backend, type OmniErrorCode, type ResampleFilters, type UnaryFunction } from '@omniweb/core';
 import { compare, defineCase, type KernelCase } from './harness.js';
 
 type Misuse = [label: string, code: OmniErrorCode, call: (be: Backend) => unknown];
+
+const filters = (be: Backend, up: number, down: number): ResampleFilters => ({ up: be.empty([up]), down: be.empty([down]) });
 
 const MISUSES: readonly Misuse[] = [
   ['tensor with fewer values than its shape', 'SHAPE_MISMATCH', (be) => be.tensor(new Float32Array(5), [2, 3])],
@@ -42,6 +44,19 @@ const MISUSES: readonly Misuse[] = [
   ['conv1d with a weight for another kernel', 'SHAPE_MISMATCH', (be) =>
     be.conv1d(be.empty([9, 2]), be.weight({ format: 'f32', rows: 3, cols: 8, data: new Float32Array(24) }), null, { kernel: 3 })],
   ['transpose into an out that is not transposed', 'SHAPE_MISMATCH', (be) => be.transpose(be.empty([2, 3]), be.empty([2, 3]))],
+  ['unary with an unknown function', 'BAD_INPUT', (be) => be.unary(be.empty([4]), { kind: 'gelu' } as unknown as UnaryFunction)],
+  ['unary clamp with min above max', 'BAD_INPUT', (be) => be.unary(be.empty([4]), { kind: 'clamp', min: 1, max: 0 })],
+  ['unary clamp with a NaN bound', 'BAD_INPUT', (be) => be.unary(be.empty([4]), { kind: 'clamp', min: NaN, max: 0 })],
+  ['unary affine with an infinite scale', 'BAD_INPUT', (be) => be.unary(be.empty([4]), { kind: 'affine', scale: Infinity, shift: 0 })],
+  ['unary of an i32 x', 'WRONG_DTYPE', (be) => be.unary(be.empty([4], 'i32'), { kind: 'relu' })],
+  ['snakeBeta of a rank-3 x', 'SHAPE_MISMATCH', (be) => be.snakeBeta(be.empty([4, 2, 3]), be.empty([3]), be.empty([3]), filters(be, 12, 12))],
+  ['snakeBeta with alphaLog of another width', 'SHAPE_MISMATCH', (be) => be.snakeBeta(be.empty([4, 3]), be.empty([2]), be.empty([3]), filters(be, 12, 12))],
+  ['snakeBeta with betaLog of another width', 'SHAPE_MISMATCH', (be) => be.snakeBeta(be.empty([4, 3]), be.empty([3]), be.empty([4]), filters(be, 12, 12))],
+  ['snakeBeta with an odd up filter', 'SHAPE_MISMATCH', (be) => be.snakeBeta(be.empty([4, 3]), be.empty([3]), be.empty([3]), filters(be, 11, 12))],
+  ['snakeBeta with a 2-tap up filter', 'SHAPE_MISMATCH', (be) => be.snakeBeta(be.empty([4, 3]), be.empty([3]), be.empty([3]), filters(be, 2, 12))],
+  ['snakeBeta with an odd down filter', 'SHAPE_MISMATCH', (be) => be.snakeBeta(be.empty([4, 3]), be.empty([3]), be.empty([3]), filters(be, 12, 5))],
+  ['snakeBeta without filters', 'BAD_INPUT', (be) => be.snakeBeta(be.empty([4, 3]), be.empty([3]), be.empty([3]), null as unknown as ResampleFilters)],
+  ['snakeBeta of an i32 x', 'WRONG_DTYPE', (be) => be.snakeBeta(be.empty([4, 3], 'i32'), be.empty([3]), be.empty([3]), filters(be, 12, 12))],
 ];
 
 /** Bound 0: the error is the number of misuses refused wrongly (each is named in the thrown message). */

@@ -11,7 +11,8 @@
 import {
   OmniError, dequantize, f16ToF32, paddedCols,
   type AttentionMask, type AttentionOptions, type Backend, type BackendInfo, type Conv1dOptions,
-  type ElementType, type HostMatrix, type RopeSpec, type Tensor, type Weight, type WeightFormat,
+  type ElementType, type HostMatrix, type ResampleFilters, type RopeSpec, type Tensor, type UnaryFunction, type Weight,
+  type WeightFormat,
 } from '@omniweb/core';
 import { erf } from './erf.js';
 
@@ -636,7 +637,84 @@ export function createOracleBackend(): Backend {
       for (let i = 0; i < values.length; i++) values[i] /= size;
       return store(o, values);
     },
+
+    unary(x, fn, out) {
+      const xv = f32(x, 'unary x');
+      const f = unaryMap(fn);
+      const o = result('unary', x.shape, 'f32', out, [x]);
+      const values = new Float64Array(x.size);
+      for (let i = 0; i < values.length; i++) values[i] = f(xv[i]);
+      return store(o, values);
+    },
+
+    snakeBeta(x, alphaLog, betaLog, filters: ResampleFilters, out) {
+      const xv = f32(x, 'snakeBeta x');
+      if (x.shape.length !== 2) throw new OmniError('SHAPE_MISMATCH', `snakeBeta: x ${shapeText(x.shape)} should be [L, C]`);
+      const [L, C] = x.shape;
+      const av = f32(alphaLog, 'snakeBeta alphaLog');
+      const bv = f32(betaLog, 'snakeBeta betaLog');
+      for (const [name, t] of [['alphaLog', alphaLog], ['betaLog', betaLog]] as const) {
+        if (t.size !== C) throw new OmniError('SHAPE_MISMATCH', `snakeBeta: ${name} ${shapeText(t.shape)} should be [${C}]`);
+      }
+      if (filters === null || typeof filters !== 'object') throw new OmniError('BAD_INPUT', 'snakeBeta: filters { up, down } are required');
+      const up = f32(filters.up, 'snakeBeta filters.up');
+      const down = f32(filters.down, 'snakeBeta filters.down');
+      const Ku = up.length;
+      const Kd = down.length;
+      if (filters.up.shape.length !== 1 || Ku % 2 !== 0 || Ku < 4) throw new OmniError('SHAPE_MISMATCH', `snakeBeta: filters.up ${shapeText(filters.up.shape)} should be one even length ≥ 4`);
+      if (filters.down.shape.length !== 1 || Kd % 2 !== 0) throw new OmniError('SHAPE_MISMATCH', `snakeBeta: filters.down ${shapeText(filters.down.shape)} should be one even length`);
+      const o = result('snakeBeta', x.shape, 'f32', out, [x, alphaLog, betaLog, filters.up, filters.down]);
+      const crop = (3 * Ku) / 2 - 3;
+      const padUp = Ku / 2 - 1;
+      const padDown = Kd / 2 - 1;
+      const clamp = (i: number, n: number) => Math.min(Math.max(i, 0), n - 1);
+      const values = new Float64Array(L * C);
+      const snake = new Float64Array(2 * L);
+      for (let c = 0; c < C; c++) {
+        const alpha = Math.exp(av[c]);
+        const inverseBeta = 1 / (Math.exp(bv[c]) + 1e-9);
+        for (let n = 0; n < 2 * L; n++) {
+          let u = 0;
+          for (let k = (n + crop) % 2; k < Ku; k += 2) u += up[k] * xv[clamp((n + crop - k) / 2 - padUp, L) * C + c];
+          u *= 2;
+          snake[n] = u + inverseBeta * Math.sin(u * alpha) ** 2;
+        }
+        for (let t = 0; t < L; t++) {
+          let y = 0;
+          for (let k = 0; k < Kd; k++) y += down[k] * snake[clamp(2 * t + k - padDown, 2 * L)];
+          values[t * C + c] = y;
+        }
+      }
+      return store(o, values);
+    },
   };
+
+  /** The scalar map of a `UnaryFunction`, its parameters checked. */
+  function unaryMap(fn: UnaryFunction): (x: number) => number {
+    const finite = (value: number, what: string) => {
+      if (!Number.isFinite(value)) throw new OmniError('BAD_INPUT', `unary ${fn.kind}: ${what} is ${value}; it must be finite`);
+    };
+    switch (fn?.kind) {
+      case 'relu': return (x) => Math.max(x, 0);
+      case 'sigmoid': return (x) => 1 / (1 + Math.exp(-x));
+      case 'tanh': return Math.tanh;
+      case 'silu': return (x) => x / (1 + Math.exp(-x));
+      case 'sqrt': return Math.sqrt;
+      case 'clamp': {
+        const { min, max } = fn;
+        if (typeof min !== 'number' || typeof max !== 'number' || Number.isNaN(min) || Number.isNaN(max) || min > max) {
+          throw new OmniError('BAD_INPUT', `unary clamp: bounds [${min}, ${max}] must be numbers with min ≤ max`);
+        }
+        return (x) => Math.min(Math.max(x, min), max);
+      }
+      case 'affine':
+        finite(fn.scale, 'scale');
+        finite(fn.shift, 'shift');
+        return (x) => fn.scale * x + fn.shift;
+      default:
+        throw new OmniError('BAD_INPUT', `unary: unknown function ${JSON.stringify((fn as { kind?: unknown })?.kind)}`);
+    }
+  }
 
   function track(w: OracleWeight): OracleWeight {
     liveWeights.add(w);

@@ -93,6 +93,28 @@ export interface Conv1dOptions {
   padMode?: 'zeros' | 'reflect';
 }
 
+/** An elementwise function for `unary`. */
+export type UnaryFunction =
+  | { kind: 'relu' }
+  | { kind: 'sigmoid' }
+  | { kind: 'tanh' }
+  /** x · sigmoid(x). */
+  | { kind: 'silu' }
+  | { kind: 'sqrt' }
+  /** min(max(x, min), max); a bound may be ±Infinity (open on that side). */
+  | { kind: 'clamp'; min: number; max: number }
+  /** scale · x + shift. */
+  | { kind: 'affine'; scale: number; shift: number };
+
+/**
+ * The FIR filters of BigVGAN's anti-aliased activation (12 Kaiser-windowed sinc taps each, fact
+ * sheet §8.5) as f32 tensors: `up` interpolates ×2 (transposed conv, stride 2, gain 2), `down` decimates ×2.
+ */
+export interface ResampleFilters {
+  up: Tensor;
+  down: Tensor;
+}
+
 export interface BackendInfo {
   kind: BackendKind;
   /** Adapter description (webgpu) or "wasm simd128 (N threads)". */
@@ -161,4 +183,17 @@ export interface Backend {
   transpose(x: Tensor, out?: Tensor): Tensor;
   /** Mean over non-overlapping windows of `size` rows: [L, C] → [floor(L / size), C]. */
   avgPoolRows(x: Tensor, size: number, out?: Tensor): Tensor;
+  /** f(x) elementwise, any shape (see `UnaryFunction`). */
+  unary(x: Tensor, fn: UnaryFunction, out?: Tensor): Tensor;
+  /**
+   * BigVGAN's anti-aliased SnakeBeta on x [L, C] (time-major), per channel c, with log-scale
+   * alphaLog/betaLog [C] and the filters `f` (up: even length Ku ≥ 4, down: even length Kd ≥ 2);
+   * with P = 3·Ku/2 − 3 (torch's output crop):
+   *   xc[i] = x[clamp(i, 0, L − 1)]                      (replicate padding)
+   *   u[n]  = 2 · Σ_{k < Ku, n + P − k even} f.up[k] · xc[(n + P − k) / 2 − (Ku/2 − 1)],  0 ≤ n < 2L
+   *   s[n]  = u[n] + sin²(u[n] · e^alphaLog[c]) / (e^betaLog[c] + 1e-9)
+   *   y[t]  = Σ_{k < Kd} f.down[k] · s[clamp(2t + k − (Kd/2 − 1), 0, 2L − 1)],  0 ≤ t < L
+   * i.e. torch's UpSample1d → SnakeBeta → DownSample1d in one pass, without the 2L intermediate. → [L, C].
+   */
+  snakeBeta(x: Tensor, alphaLog: Tensor, betaLog: Tensor, f: ResampleFilters, out?: Tensor): Tensor;
 }

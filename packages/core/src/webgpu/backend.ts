@@ -1,6 +1,7 @@
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import type {
-  AttentionOptions, Backend, BackendInfo, Conv1dOptions, ElementType, HostMatrix, RopeSpec, Tensor, Weight,
+  AttentionOptions, Backend, BackendInfo, Conv1dOptions, ElementType, HostMatrix, ResampleFilters, RopeSpec, Tensor,
+  UnaryFunction, Weight,
 } from '../backend.js';
 import { OmniError } from '../errors.js';
 import {
@@ -49,6 +50,24 @@ export interface WebGPUBackend extends Backend {
 type RowsInput = Int32Array | Tensor;
 
 const ROPE_STYLES = ['half', 'interleaved'];
+const UNARY_KINDS = { relu: 0, sigmoid: 1, tanh: 2, silu: 3, sqrt: 4, clamp: 5, affine: 6 } as const;
+/** Largest finite f32: clamp bounds stand in for ±Infinity, which WGSL code may assume absent. */
+const F32_MAX = 3.4028234663852886e38;
+
+/** unary_wgsl's KIND and parameters for `fn`, checked. */
+function unaryParams(op: string, fn: UnaryFunction): { kind: number; p0: number; p1: number } {
+  const kind = fn !== null && typeof fn === 'object' && Object.hasOwn(UNARY_KINDS, fn.kind) ? UNARY_KINDS[fn.kind] : undefined;
+  if (kind === undefined) throw new OmniError('BAD_INPUT', `${op}: unknown function ${JSON.stringify((fn as { kind?: unknown } | null)?.kind)}`);
+  if (fn.kind === 'clamp') {
+    const { min, max } = fn;
+    if (typeof min !== 'number' || typeof max !== 'number' || Number.isNaN(min) || Number.isNaN(max) || min > max) {
+      throw new OmniError('BAD_INPUT', `${op}: clamp bounds [${String(min)}, ${String(max)}] must be numbers with min ≤ max`);
+    }
+    return { kind, p0: Math.max(min, -F32_MAX), p1: Math.min(max, F32_MAX) };
+  }
+  if (fn.kind === 'affine') return { kind, p0: checkFinite(op, 'scale', fn.scale), p1: checkFinite(op, 'shift', fn.shift) };
+  return { kind, p0: 0, p1: 0 };
+}
 const MASK_KINDS = { none: 0, causal: 1, segments: 2, blockWindow: 3 } as const;
 
 export class WebGPUBackendImpl implements WebGPUBackend {
@@ -351,7 +370,7 @@ export class WebGPUBackendImpl implements WebGPUBackend {
     const table = this.ropeTable(rope);
     this.elementKernel('rotary', T * heads * half, [T, H, D, heads, half, rope.style === 'interleaved' ? 1 : 0], {
       1: y.storage.buffer, 2: pos.storage.buffer, 3: table.invFreq, 4: table.stream,
-    });
+    }, ['trig']);
     return y;
   }
 
@@ -473,6 +492,46 @@ export class WebGPUBackendImpl implements WebGPUBackend {
     const rows = Math.floor(L / size);
     const y = this.output('avgPoolRows', out, [rows, C], 'f32', [input]);
     this.elementKernel('avg_pool_rows', rows * C, [rows, C, size], { 1: input.storage.buffer, 2: y.storage.buffer });
+    return y;
+  }
+
+  unary(x: Tensor, fn: UnaryFunction, out?: Tensor): Tensor {
+    const op = 'unary';
+    const input = this.f32(op, 'x', x);
+    const { kind, p0, p1 } = unaryParams(op, fn);
+    const y = this.output(op, out, input.shape, 'f32', [input]);
+    if (input.size > 0) {
+      const wg = this.tuning.elementWG;
+      this.rt.dispatch({ modules: ['elementwise_common', 'unary'], constants: { WG: wg, KIND: kind } },
+        [input.size, f32(p0), f32(p1)], { 1: input.storage.buffer, 2: y.storage.buffer }, this.rt.grid(Math.ceil(input.size / wg)));
+    }
+    return y;
+  }
+
+  snakeBeta(x: Tensor, alphaLog: Tensor, betaLog: Tensor, filters: ResampleFilters, out?: Tensor): Tensor {
+    const op = 'snakeBeta';
+    const input = this.f32(op, 'x', x);
+    checkRank(op, 'x', input, 2, '[L, C] (time-major)');
+    const [L, C] = input.shape;
+    const alpha = this.f32(op, 'alphaLog', alphaLog);
+    const beta = this.f32(op, 'betaLog', betaLog);
+    for (const [name, t] of [['alphaLog', alpha], ['betaLog', beta]] as const) {
+      if (t.size !== C) throw new OmniError('SHAPE_MISMATCH', `${op}: ${name} ${fmt(t.shape)} should have ${C} elements (one per channel)`);
+    }
+    if (filters === null || typeof filters !== 'object') throw new OmniError('BAD_INPUT', `${op}: filters { up, down } are required`);
+    const up = this.f32(op, 'filters.up', filters.up);
+    const down = this.f32(op, 'filters.down', filters.down);
+    if (up.shape.length !== 1 || up.size % 2 !== 0 || up.size < 4) {
+      throw new OmniError('SHAPE_MISMATCH', `${op}: filters.up ${fmt(up.shape)} should be one even length ≥ 4`);
+    }
+    if (down.shape.length !== 1 || down.size % 2 !== 0 || down.size < 2) {
+      throw new OmniError('SHAPE_MISMATCH', `${op}: filters.down ${fmt(down.shape)} should be one even length ≥ 2`);
+    }
+    const y = this.output(op, out, input.shape, 'f32', [input, alpha, beta, up, down]);
+    this.elementKernel('snake_beta', L * C, [L, C, up.size, down.size], {
+      1: input.storage.buffer, 2: alpha.storage.buffer, 3: beta.storage.buffer,
+      4: up.storage.buffer, 5: down.storage.buffer, 6: y.storage.buffer,
+    }, ['trig']);
     return y;
   }
 
