@@ -158,7 +158,7 @@ export class Sampler {
     for (let i = 0; i < w.length; i++) max = Math.max(max, w[i]);
     let total = 0;
     for (let i = 0; i < w.length; i++) total += Math.exp(w[i] - max);
-    for (let tau = 1e-3; ; tau *= 1e-3) {
+    for (let tau = 1e-2; ; tau *= 1e-2) {
       const floor = max + Math.log(tau * total);
       let n = 0;
       let mass = 0;

@@ -325,8 +325,9 @@ function planMedia(ids: Int32Array, media: MediaEmbeddings | undefined, tokens: 
     let count = 0;
     for (const id of ids) if (id === tokens[kind]) count++;
     if (count === 0) throw new OmniError('BAD_INPUT', `media.${kind} was given but the chunk has no ${kind} placeholder token (id ${tokens[kind]})`);
-    if (base.rows === given && base.rows?.shape?.[0] !== count) {
-      throw new OmniError('SHAPE_MISMATCH', `the chunk has ${count} ${kind} placeholders but media.${kind} has ${base.rows?.shape?.[0]} rows; pass { rows, offset } to use part of a tensor`);
+    const available = (base.rows?.shape?.[0] ?? 0) - base.offset;
+    if (base.rows === given ? available !== count : available < count) {
+      throw new OmniError('SHAPE_MISMATCH', `the chunk has ${count} ${kind} placeholders but media.${kind} has ${available} rows${base.rows === given ? '; pass { rows, offset } to use part of a tensor' : ` from offset ${base.offset}`}`);
     }
     next.set(kind, { rows: base.rows, offset: base.offset });
   }

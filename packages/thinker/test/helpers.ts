@@ -5,7 +5,7 @@ import {
   isOmniError, loadOmniConfig, openCheckpoint, openSafetensors, readCase, writeSafetensors,
   type Backend, type HostArray, type OmniErrorCode, type Tensor, type ThinkerConfig, type WeightFormat,
 } from '@omniweb/core';
-import { Thinker, type MediaEmbeddings } from '../src/index.js';
+import { Thinker, seededRandom, type MediaEmbeddings } from '../src/index.js';
 
 export const GOLDEN = fileURLToPath(new URL('../../../fixtures/golden/', import.meta.url));
 export const TINY = `${GOLDEN}tiny-omni`;
@@ -121,16 +121,6 @@ export async function readAll(backend: Backend, t: Tensor): Promise<Float32Array
   return (await backend.read(t)) as Float32Array;
 }
 
-function mulberry(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = Math.imul(s ^ (s >>> 15), s | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface SyntheticShape {
   vocab: number;
   hidden: number;
@@ -146,19 +136,24 @@ export interface SyntheticShape {
   seed?: number;
 }
 
+export interface Synthetic {
+  config: ThinkerConfig;
+  tensors: Map<string, Float32Array>;
+  bytes: Uint8Array;
+}
+
 /**
  * A random Thinker checkpoint of any shape (with the tiny model's config as
  * a base for everything else): exercises configs other than the golden one.
  */
-export async function syntheticThinker(backend: Backend, shape: SyntheticShape, format: WeightFormat = 'f32'): Promise<Thinker> {
-  const base = (await (async () => {
-    const checkpoint = await openCheckpoint(TINY);
-    try {
-      return (await loadOmniConfig(checkpoint, ['thinker'])).thinker;
-    } finally {
-      await checkpoint.close();
-    }
-  })());
+export async function syntheticCheckpoint(shape: SyntheticShape): Promise<Synthetic> {
+  const checkpoint = await openCheckpoint(TINY);
+  let base: ThinkerConfig;
+  try {
+    base = (await loadOmniConfig(checkpoint, ['thinker'])).thinker;
+  } finally {
+    await checkpoint.close();
+  }
   const { vocab, hidden, layers, heads, kvHeads, headDim, intermediate } = shape;
   const half = headDim / 2;
   const spatial = Math.floor((3 * half) / 8); // the real sections' 2 : 3 : 3 proportion
@@ -173,11 +168,13 @@ export async function syntheticThinker(backend: Backend, shape: SyntheticShape, 
       visionStart: vocab - 5, visionEnd: vocab - 4, eos: vocab - 3, pad: vocab - 2, bos: vocab - 1,
     },
   };
-  const random = mulberry(shape.seed ?? 1);
-  const normal = (n: number, scale: number, offset = 0) => Float32Array.from({ length: n }, () => offset + scale * (random() + random() + random() - 1.5) * 2);
+  const random = seededRandom(shape.seed ?? 1);
+  const tensors = new Map<string, Float32Array>();
   const entries: [string, HostArray][] = [];
   const add = (name: string, dims: number[], scale: number, offset = 0) => {
-    entries.push([name, { dtype: 'f32', shape: dims, data: normal(dims.reduce((a, b) => a * b, 1), scale, offset) }]);
+    const data = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => offset + scale * (random() + random() + random() - 1.5) * 2);
+    tensors.set(name, data);
+    entries.push([name, { dtype: 'f32', shape: dims, data }]);
   };
   add('thinker.model.embed_tokens.weight', [vocab, hidden], 0.5);
   for (let l = 0; l < layers; l++) {
@@ -194,13 +191,17 @@ export async function syntheticThinker(backend: Backend, shape: SyntheticShape, 
     add(`${p}mlp.gate_proj.weight`, [intermediate, hidden], 1 / Math.sqrt(hidden));
     add(`${p}mlp.up_proj.weight`, [intermediate, hidden], 1 / Math.sqrt(hidden));
     add(`${p}mlp.down_proj.weight`, [hidden, intermediate], 1 / Math.sqrt(intermediate));
-    if (shape.nanLayer === l) (entries[entries.length - 1][1].data as Float32Array)[3] = NaN;
+    if (shape.nanLayer === l) tensors.get(`${p}mlp.down_proj.weight`)![3] = NaN;
   }
   add('thinker.model.norm.weight', [hidden], 0.1, 1);
   if (!shape.tied) add('thinker.lm_head.weight', [vocab, hidden], 1 / Math.sqrt(hidden));
-  const checkpoint = await openSafetensors(writeSafetensors(entries));
+  return { config, tensors, bytes: writeSafetensors(entries) };
+}
+
+export async function loadSynthetic(backend: Backend, synthetic: Synthetic, format: WeightFormat = 'f32'): Promise<Thinker> {
+  const checkpoint = await openSafetensors(synthetic.bytes);
   try {
-    return await Thinker.load(backend, checkpoint, config, { format });
+    return await Thinker.load(backend, checkpoint, synthetic.config, { format });
   } finally {
     await checkpoint.close();
   }

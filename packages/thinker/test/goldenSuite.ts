@@ -1,14 +1,14 @@
 // The Thinker against the golden vectors of the official HF implementation (fixtures/golden/README.md):
 // every hidden state, the logits, per-position argmax and 8 greedy tokens, on both input paths.
+// One suite per backend and weight format; the *.test.ts files pick them.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend, WeightFormat } from '@omniweb/core';
-import { createOracleBackend } from '@omniweb/kernels';
 import { ThinkerSession, type Thinker } from '../src/index.js';
 import { columns, loadCase, loadTiny, mediaFromGolden, readAll, relErr, type ThinkerCase } from './helpers.js';
 
 const CASES = ['thinker_p1', 'thinker_p2'] as const;
 /** f32 bar of the golden README; the other formats are measured and reported. */
-const F32_TOL = 1e-4;
+export const F32_TOL = 1e-4;
 
 export interface GoldenRow {
   backend: string;
@@ -70,7 +70,13 @@ async function idsGeneration(backend: Backend, thinker: Thinker, c: ThinkerCase)
   }
 }
 
-export function goldenSuite(label: string, makeBackend: () => Promise<Backend> | Backend, format: WeightFormat, tol: number) {
+/**
+ * `generation: false` keeps only the inputs_embeds pass (one lm_head over every row), for
+ * backends where each decode step is slow (WebGPU on SwiftShader).
+ */
+export function goldenSuite(
+  label: string, makeBackend: () => Promise<Backend> | Backend, format: WeightFormat, tol: number, generation = true,
+) {
   describe(`golden Thinker on ${label}, ${format} weights`, () => {
     let backend: Backend;
     let thinker: Thinker;
@@ -102,17 +108,23 @@ export function goldenSuite(label: string, makeBackend: () => Promise<Backend> |
         if (format === 'f32') expect(Array.from(out.argmax)).toEqual(Array.from(c.logitsArgmax));
       });
 
-      it(`${name}: ids + media path — merged embeddings, rope_deltas, 8 greedy tokens`, async () => {
+      if (generation) it(`${name}: ids + media path — merged embeddings, rope_deltas, 8 greedy tokens`, async () => {
         const c = await loadCase(name);
         const out = await idsGeneration(backend, thinker, c);
         const last = c.hiddenStates.length - 1;
-        expect(relErr(out.prefill.embeddings!, c.inputsEmbeds)).toBe(0);
+        // Media rows pass through untouched; token rows are the table's rows in its format.
+        if (format === 'f32') expect(relErr(out.prefill.embeddings!, c.inputsEmbeds)).toBe(0);
+        else record(name, 'merged inputs_embeds', relErr(out.prefill.embeddings!, c.inputsEmbeds));
         record(name, 'prefill hidden (final norm)', relErr(out.prefill.hidden!, c.hiddenStates[last]));
         expect(out.ropeDeltas).toBe(c.ropeDeltas);
+        // Step i's logits follow from ids 0…i−1: compare the steps whose inputs still match the reference.
         const vocab = thinker.config.text.vocab;
-        const stepTails = new Float32Array(8 * (vocab - 151600));
-        out.stepLogits.forEach((l, i) => stepTails.set(l.subarray(151600), i * (vocab - 151600)));
-        record(name, 'decode logits[151600:] ×8', relErr(stepTails, c.stepLogitsTail));
+        const width = vocab - 151600;
+        let steps = 1;
+        while (steps < 8 && out.ids[steps - 1] === c.generatedIds[steps - 1]) steps++;
+        const stepTails = new Float32Array(steps * width);
+        out.stepLogits.slice(0, steps).forEach((l, i) => stepTails.set(l.subarray(151600), i * width));
+        record(name, `decode logits[151600:] ×${steps}`, relErr(stepTails, c.stepLogitsTail.subarray(0, steps * width)));
         const same = out.ids.every((id, i) => id === c.generatedIds[i]);
         table.push({ backend: label, format, name, tensor: `greedy ids ${same ? 'identical' : `differ: ${out.ids.join(',')}`}`, err: same ? 0 : 1 });
         if (format === 'f32') expect(out.ids).toEqual(c.generatedIds);
@@ -126,4 +138,3 @@ export function goldenSuite(label: string, makeBackend: () => Promise<Backend> |
   });
 }
 
-goldenSuite('oracle', createOracleBackend, 'f32', F32_TOL);
