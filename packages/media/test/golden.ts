@@ -1,0 +1,39 @@
+/** Golden arrays for the media tests, read with the core case reader from the repository's fixture copy. */
+import { fileURLToPath } from 'node:url';
+import { readCase, type HostArray } from '@omniweb/core';
+
+const goldenDir = fileURLToPath(new URL('../../../fixtures/golden/', import.meta.url));
+const cache = new Map<string, Promise<Map<string, HostArray>>>();
+
+export function goldenCase(file: 'audio' | 'image' | 'video'): Promise<Map<string, HostArray>> {
+  let entry = cache.get(file);
+  if (!entry) {
+    entry = readCase(`${goldenDir}${file}.safetensors`);
+    cache.set(file, entry);
+  }
+  return entry;
+}
+
+export async function goldenArray(file: 'audio' | 'image' | 'video', name: string): Promise<HostArray> {
+  const array = (await goldenCase(file)).get(name);
+  if (!array) throw new Error(`golden ${file}.safetensors has no ${name}`);
+  return array;
+}
+
+/** ‖a − b‖ / ‖b‖ over equal-length arrays. */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
