@@ -47,7 +47,7 @@ function sourceOf(kind: MediaKind, value: MediaRows, backend: Backend, hidden: n
  * count mismatch between the prompt and the encoders fails here, by name.
  */
 export function mergeMedia(
-  backend: Backend, inputs: Tensor, ids: Int32Array, media: MediaEmbeddings | undefined, tokenIds: MediaTokenIds,
+  backend: Backend, inputs: Tensor, ids: Int32Array, media: MediaEmbeddings, tokenIds: MediaTokenIds,
 ): void {
   const hidden = inputs.shape[1];
   const counts: Record<MediaKind, number> = { audio: 0, image: 0, video: 0 };
@@ -58,7 +58,7 @@ export function mergeMedia(
   }
   const sources: Partial<Record<MediaKind, Source>> = {};
   for (const kind of MEDIA_KINDS) {
-    const given = media?.[kind];
+    const given = media[kind];
     if (given === undefined) {
       if (counts[kind] > 0) {
         throw new OmniError('BAD_INPUT', `the chunk has ${counts[kind]} ${kind} placeholder tokens (id ${tokenIds[kind]}) but no media.${kind} rows`);

@@ -314,7 +314,8 @@ function slicePositions(positions: Int32Array, rows: number, first: number, coun
 /**
  * Checks the media rows against the whole chunk's placeholders (before any
  * pass runs, so a mismatch leaves the cache untouched), then hands each pass
- * the rows its placeholders take.
+ * the rows its placeholders take (always an object: a prompt's placeholders
+ * must get rows, unlike a decoded token's).
  */
 function planMedia(ids: Int32Array, media: MediaEmbeddings | undefined, tokens: MediaTokenIds) {
   const next = new Map<MediaKind, { rows: Tensor; offset: number }>();
@@ -331,8 +332,7 @@ function planMedia(ids: Int32Array, media: MediaEmbeddings | undefined, tokens: 
     }
     next.set(kind, { rows: base.rows, offset: base.offset });
   }
-  return (pass: Int32Array): MediaEmbeddings | undefined => {
-    if (next.size === 0) return undefined;
+  return (pass: Int32Array): MediaEmbeddings => {
     const out: MediaEmbeddings = {};
     for (const [kind, cursor] of next) {
       let count = 0;

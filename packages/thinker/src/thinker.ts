@@ -193,8 +193,13 @@ export class RunState {
 
 /** One chunk of the sequence: token ids (with media rows for their placeholders) or ready embeddings. */
 export interface ThinkerChunk {
-  /** Token ids [T]; placeholder tokens take `media` rows (fact sheet §6 multimodal merge). */
+  /** Token ids [T]. */
   ids?: Int32Array;
+  /**
+   * Rows for the placeholder tokens among `ids` (fact sheet §6 multimodal
+   * merge). When given, even empty, every placeholder needs a row; when
+   * omitted, placeholders keep their token embedding (a decoded token).
+   */
   media?: MediaEmbeddings;
   /**
    * Or merged input embeddings (e.g. HF `inputs_embeds`): a tensor [T, hidden],
@@ -241,6 +246,7 @@ export class Thinker {
   private constructor(readonly backend: Backend, readonly config: ThinkerConfig, readonly weights: ThinkerWeights) {
     const t = config.text;
     this.rope = mropeRope(t.ropeTheta, t.headDim, t.mropeSection);
+    this.#tableCovering(t.maxPositions - 1);
   }
 
   /** Loads the Thinker LM from a checkpoint (`openCheckpoint`) with the config parsed from its config.json. */
@@ -381,8 +387,10 @@ export class Thinker {
       return;
     }
     b.embedding(this.weights.embedTokens, chunk.ids!, state.inputs);
-    const { audio, image, video } = this.config.tokens;
-    mergeMedia(b, state.inputs, chunk.ids!, chunk.media, { audio, image, video });
+    if (chunk.media) {
+      const { audio, image, video } = this.config.tokens;
+      mergeMedia(b, state.inputs, chunk.ids!, chunk.media, { audio, image, video });
+    }
   }
 
   /** The decoder stack over the chunk, then the final norm into `state.hidden`. */

@@ -1,0 +1,211 @@
+// The KV cache policies on the oracle: sink+window equals the full cache while nothing is evicted,
+// evicted caches keep constant memory and re-position keys exactly as fresh keys at the new positions.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend, RopeSpec } from '@omniweb/core';
+import { createOracleBackend } from '@omniweb/kernels';
+import { KVCache, ThinkerSession, seededRandom, type Thinker, type TokenEvent } from '../src/index.js';
+import { expectOmniError, loadCase, loadSynthetic, loadTiny, readAll, relErr, syntheticCheckpoint, textPositions } from './helpers.js';
+
+async function collect(events: AsyncIterable<TokenEvent>): Promise<TokenEvent[]> {
+  const out: TokenEvent[] = [];
+  for await (const e of events) out.push(e);
+  return out;
+}
+
+/** Counts the model's explicit device allocations. */
+function counting(backend: Backend): { backend: Backend; allocations: () => number } {
+  let count = 0;
+  const proxy = new Proxy(backend, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop === 'empty' || prop === 'tensor' || prop === 'weight') {
+        return (...args: unknown[]) => {
+          count++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { backend: proxy, allocations: () => count };
+}
+
+describe('sink + window on the golden prompt (tiny checkpoint)', () => {
+  let backend: Backend;
+  let thinker: Thinker;
+  beforeAll(async () => {
+    backend = createOracleBackend();
+    thinker = await loadTiny(backend);
+  });
+  afterAll(() => {
+    thinker.dispose();
+    backend.destroy();
+  });
+
+  it('with sink + window ≥ sequence length it equals the full cache exactly; one row less, it does not', async () => {
+    const p1 = await loadCase('thinker_p1');
+    const embeddings = backend.tensor(p1.inputsEmbeds, [p1.length, 32]);
+    const run = async (cache: ConstructorParameters<typeof ThinkerSession>[1]) => {
+      const session = new ThinkerSession(thinker, cache);
+      await session.prefill({ embeddings, positions: p1.positions });
+      const events = await collect(session.generate({ maxNewTokens: 8, stopIds: [], logits: true }));
+      const shift = session.cache.positionShift;
+      session.dispose();
+      return { events, shift };
+    };
+    const fed = p1.length + 7; // the 8th token is emitted, not fed
+    const full = await run({ cache: { kind: 'plain', capacity: fed } });
+    const sinkWindow = await run({ cache: { kind: 'sinkWindow', sink: 4, window: fed - 4 }, maxChunkRows: 512 });
+    expect(full.events.map((e) => e.id)).toEqual(p1.generatedIds);
+    expect(sinkWindow.events.map((e) => e.id)).toEqual(p1.generatedIds);
+    sinkWindow.events.forEach((e, i) => expect(relErr(e.logits!, full.events[i].logits!)).toBe(0));
+    expect(sinkWindow.shift).toBe(0);
+    // One row short: the last decode step evicts, and its logits move.
+    const short = await run({ cache: { kind: 'sinkWindow', sink: 4, window: fed - 5, evictStep: 1 }, maxChunkRows: 512 });
+    short.events.slice(0, 7).forEach((e, i) => expect(relErr(e.logits!, full.events[i].logits!)).toBe(0));
+    expect(relErr(short.events[7].logits!, full.events[7].logits!)).toBeGreaterThan(1e-6);
+    expect(short.shift).toBe(1);
+    backend.dispose(embeddings);
+  });
+});
+
+describe('sink + window over long streams (synthetic model)', () => {
+  const S = 4;
+  const W = 32;
+  const evictStep = 8;
+  const shape = { vocab: 200, hidden: 16, layers: 2, heads: 4, kvHeads: 2, headDim: 8, intermediate: 32, tied: false, seed: 7 };
+  let base: Backend;
+
+  beforeAll(() => { base = createOracleBackend(); });
+  afterAll(() => base.destroy());
+
+  it('a stream of 10×W decoded tokens keeps constant cache memory, allocates only on eviction, and stays finite and non-degenerate', async () => {
+    const { backend, allocations } = counting(base);
+    const thinker = await loadSynthetic(backend, await syntheticCheckpoint(shape));
+    const session = new ThinkerSession(thinker, { cache: { kind: 'sinkWindow', sink: S, window: W, evictStep } });
+    const { keys, values, byteSize } = session.cache;
+    await session.prefill({ ids: [1, 2, 3, 4, 5, 6] });
+    // Until the cache is full nothing is allocated per token.
+    const before = allocations();
+    await collect(session.generate({ maxNewTokens: S + W - 6, stopIds: [], sampling: { temperature: 1, seed: 1 } }));
+    expect(allocations()).toBe(before);
+    expect(session.cache.length).toBe(S + W - 1);
+
+    let evictions = 0;
+    let previous: Float32Array | null = null;
+    let lastLength = session.cache.length;
+    for await (const e of session.generate({ maxNewTokens: 10 * W, stopIds: [], logits: true, sampling: { temperature: 1, seed: 2 } })) {
+      const length = session.cache.length;
+      if (length < lastLength) evictions++;
+      lastLength = length;
+      expect(length).toBeLessThanOrEqual(S + W);
+      const logits = e.logits!;
+      let min = Infinity;
+      let max = -Infinity;
+      for (const v of logits) {
+        expect(Number.isFinite(v)).toBe(true);
+        min = Math.min(min, v);
+        max = Math.max(max, v);
+      }
+      expect(max - min).toBeGreaterThan(0.5);
+      if (previous) expect(relErr(logits, previous)).toBeGreaterThan(1e-3);
+      previous = logits;
+    }
+    expect(session.length).toBe(6 + S + W - 6 + 10 * W - 1);
+    expect(evictions).toBeGreaterThanOrEqual(Math.floor((10 * W) / evictStep) - 1);
+    // Each eviction uploads its position shift once (see the report: Backend has no write()); nothing else.
+    expect(allocations() - before).toBeLessThanOrEqual(evictions);
+    expect(session.cache.keys).toBe(keys);
+    expect(session.cache.values).toBe(values);
+    expect(session.cache.byteSize).toBe(byteSize);
+    session.dispose();
+    thinker.dispose();
+  });
+
+  it('after evictions the keys equal fresh keys at the re-assigned positions (layer 0), values are untouched', async () => {
+    const synthetic = await syntheticCheckpoint(shape);
+    const thinker = await loadSynthetic(base, synthetic);
+    const session = new ThinkerSession(thinker, { cache: { kind: 'sinkWindow', sink: S, window: W, evictStep } });
+    const random = seededRandom(99);
+    const fed: number[] = [];
+    while (fed.length < 10 * W) {
+      const ids = Array.from({ length: 1 + Math.floor(random() * 8) }, () => Math.floor(random() * 190));
+      await session.prefill({ ids });
+      fed.push(...ids);
+    }
+    const cache = session.cache;
+    const kept = [...fed.slice(0, S), ...fed.slice(fed.length - (cache.length - S))];
+    expect(cache.positionShift).toBeGreaterThan(0);
+    // Text positions: after closing the gaps the rows sit at 0, 1, 2, … in all three streams.
+    for (let s = 0; s < 3; s++) expect(Array.from(cache.rowPositions.subarray(s * cache.capacity, s * cache.capacity + cache.length))).toEqual(kept.map((_, i) => i));
+    expect(session.nextPosition - cache.positionShift).toBe(cache.length);
+
+    const fresh = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: S + W } });
+    await fresh.prefill({ ids: kept, positions: textPositions(0, kept.length) });
+    const rows = cache.length * cache.rowSize;
+    const got = (await base.read(cache.keys[0], { offset: 0, count: rows })) as Float32Array;
+    const want = (await base.read(fresh.cache.keys[0], { offset: 0, count: rows })) as Float32Array;
+    expect(relErr(got, want)).toBeLessThan(1e-6);
+    const sinkRows = S * cache.rowSize;
+    expect(relErr(got.subarray(0, sinkRows), want.subarray(0, sinkRows))).toBe(0);
+    const gotV = (await base.read(cache.values[0], { offset: 0, count: rows })) as Float32Array;
+    const wantV = (await base.read(fresh.cache.values[0], { offset: 0, count: rows })) as Float32Array;
+    expect(relErr(gotV, wantV)).toBe(0);
+    // And the next step runs on the compacted cache.
+    await session.prefill({ ids: [5] });
+    session.dispose();
+    fresh.dispose();
+    thinker.dispose();
+  });
+
+  it('closes a gap by the smallest stream of the first kept row, so image blocks keep their layout', async () => {
+    const rope: RopeSpec = { invFreq: Float32Array.of(1, 0.1), stream: Int32Array.of(0, 1), style: 'half' };
+    const cache = new KVCache(base, { layers: 1, kvHeads: 1, headDim: 4 }, { kind: 'sinkWindow', sink: 2, window: 6, evictStep: 2 }, rope);
+    const random = seededRandom(5);
+    const keyRows: Float32Array[] = [];
+    const append = async (t: number, h: number, w: number) => {
+      const start = await cache.reserve(1);
+      const k = Float32Array.from({ length: 4 }, () => random() - 0.5);
+      keyRows.push(k);
+      const kt = base.tensor(k, [1, 1, 4]);
+      const vt = base.tensor(k, [1, 1, 4]);
+      cache.write(0, kt, vt, start);
+      const shift = cache.positionShift; // the cache stores positions after its shift
+      cache.commit(Int32Array.of(t - shift, h - shift, w - shift));
+      base.dispose(kt);
+      base.dispose(vt);
+    };
+    // Two text sinks, text 2…4, then an image block at bos 5: (6, 6 + i, 6 + j) for a 1×2 grid, then text 8.
+    for (const p of [0, 1, 2, 3, 4]) await append(p, p, p);
+    await append(5, 5, 5);
+    await append(6, 6, 6);
+    await append(6, 6, 7);
+    expect(cache.length).toBe(8);
+    await append(8, 8, 8); // evicts rows 2, 3 (positions 2, 3): the next row (4) moves to 2
+    expect(cache.positionShift).toBe(2);
+    const row = (r: number) => [0, 1, 2].map((s) => cache.rowPositions[s * cache.capacity + r]);
+    expect([0, 1, 2, 3, 4, 5, 6].map(row)).toEqual([[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3], [4, 4, 4], [4, 4, 5], [6, 6, 6]]);
+    // The moved keys are the originals turned back by 2 at every frequency.
+    const moved = base.tensor(Float32Array.of(...keyRows[4], ...keyRows[7]), [2, 1, 4]);
+    const back = base.rotary(moved, base.tensor(Int32Array.of(-2, -2, -2, -2), [2, 2]), rope);
+    const want = (await readAll(base, back)) as Float32Array;
+    const got = (await base.read(cache.keys[0], { offset: 0, count: 7 * 4 })) as Float32Array;
+    expect(relErr(Float32Array.of(...got.subarray(8, 12), ...got.subarray(20, 24)), want)).toBeLessThan(1e-7);
+    expect(Array.from(got.subarray(0, 8))).toEqual([...keyRows[0], ...keyRows[1]]);
+    cache.dispose();
+  });
+
+  it('refuses bad policies and chunks larger than the window', async () => {
+    const thinker = await loadSynthetic(base, await syntheticCheckpoint(shape));
+    expect(() => new ThinkerSession(thinker, { cache: { kind: 'sinkWindow', sink: -1, window: 4 } })).toThrow(/sink/);
+    expect(() => new ThinkerSession(thinker, { cache: { kind: 'sinkWindow', sink: 1, window: 4, evictStep: 5 } })).toThrow(/evictStep/);
+    const session = new ThinkerSession(thinker, { cache: { kind: 'sinkWindow', sink: 2, window: 8 } });
+    expect(session.maxChunkRows).toBe(8);
+    // The session splits long chunks to the window, so a long prompt streams through.
+    await session.prefill({ ids: Array.from({ length: 30 }, (_, i) => i + 1) });
+    expect(session.cache.length).toBeLessThanOrEqual(10);
+    await expectOmniError(() => session.cache.reserve(9), 'CONTEXT_OVERFLOW', /larger than the attention window/);
+    session.dispose();
+    thinker.dispose();
+  });
+});
