@@ -6,11 +6,13 @@
  */
 import { OmniError } from '../../core/src/errors.js';
 import { inspectCommand } from './inspect.js';
+import { MAKE_CHECKPOINT_USAGE, makeCheckpointCommand } from './makeCheckpoint.js';
 import { RUN_CASE_USAGE, runCaseCommand } from './runCase.js';
 
 const USAGE = `usage:
   omniweb inspect <checkpoint-folder | file.safetensors>
   ${RUN_CASE_USAGE}
+  ${MAKE_CHECKPOINT_USAGE}
   omniweb help`;
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -20,13 +22,15 @@ async function main(argv: readonly string[]): Promise<void> {
       return inspectCommand(rest);
     case 'run-case':
       return runCaseCommand(rest);
+    case 'make-checkpoint':
+      return makeCheckpointCommand(rest);
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(`${USAGE}\n`);
       return;
     default:
-      throw new OmniError('BAD_INPUT', `${command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`}; commands: inspect, run-case, help`);
+      throw new OmniError('BAD_INPUT', `${command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`}; commands: inspect, run-case, help, make-checkpoint`);
   }
 }
 
