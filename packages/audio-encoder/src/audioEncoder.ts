@@ -19,11 +19,18 @@ export type { AudioEncoderConfig } from '@omniweb/core';
 /** What the loader reads: a `Checkpoint` from `openCheckpoint` fits. */
 export type WeightSource = Pick<TensorStore, 'has' | 'info' | 'readF32' | 'readMatrix'>;
 
-/** A log-mel spectrogram, time-major: `data[frame · bins + bin]` (100 frames per second). */
-export interface LogMel {
-  bins: number;
+/**
+ * Log-mel features, time-major `[frames, melBins]`, 100 frames per second
+ * (fact sheet §3.1). `@omniweb/media`'s `LogMel` (from `logMel`) and
+ * `MelBlock` (from `MelStream`) fit as they are.
+ */
+export interface MelInput {
+  features: Float32Array;
   frames: number;
-  data: Float32Array;
+  /** Bins per frame; default `features.length / frames`. */
+  melBins?: number;
+  /** Frames to encode, counted from the first (`feature_attention_mask`); default all `frames`. */
+  validFrames?: number;
 }
 
 /**
@@ -211,8 +218,8 @@ class RunState {
   }
 }
 
-/** One attention block of a clip: `frames` mel frames starting at `data[0]`. */
-interface MelBlock {
+/** Checked mel frames: `frames` rows of `melBins` values from `data[0]`. */
+interface MelFrames {
   frames: number;
   data: Float32Array;
 }
@@ -243,15 +250,16 @@ export class AudioEncoder {
   }
 
   /** Encodes a whole clip (≥ 3 mel frames) → [audioTokenCount(frames), outputDim]; the caller disposes it. */
-  async encode(mel: LogMel, options: AudioEncodeOptions = {}): Promise<Tensor> {
-    this.#checkMel(mel, 'encode');
-    if (audioTokenCount(mel.frames) === 0) {
-      throw new OmniError('BAD_INPUT', `encode: a clip of ${mel.frames} mel frames gives no audio token; it needs at least 3 (30 ms)`);
+  async encode(mel: MelInput, options: AudioEncodeOptions = {}): Promise<Tensor> {
+    const clip = this.#checkMel(mel, 'encode');
+    if (audioTokenCount(clip.frames) === 0) {
+      throw new OmniError('BAD_INPUT', `encode: a clip of ${clip.frames} mel frames gives no audio token; it needs at least 3 (30 ms)`);
     }
-    const blocks: MelBlock[] = [];
-    for (let start = 0; start < mel.frames; start += this.blockFrames) {
-      const frames = Math.min(this.blockFrames, mel.frames - start);
-      blocks.push({ frames, data: mel.data.subarray(start * mel.bins, (start + frames) * mel.bins) });
+    const bins = this.config.melBins;
+    const blocks: MelFrames[] = [];
+    for (let start = 0; start < clip.frames; start += this.blockFrames) {
+      const frames = Math.min(this.blockFrames, clip.frames - start);
+      blocks.push({ frames, data: clip.data.subarray(start * bins, (start + frames) * bins) });
     }
     return this.#forward(blocks, options.inspect);
   }
@@ -282,25 +290,33 @@ export class AudioEncoder {
     if (this.#disposed) throw new OmniError('BAD_INPUT', 'this AudioEncoder was disposed');
   }
 
-  #checkMel(mel: LogMel, where: string): void {
+  /** The valid frames of `mel`, after checking its layout against the config (BAD_INPUT, NUMERIC). */
+  #checkMel(mel: MelInput, where: string): MelFrames {
     this.#checkLive();
-    if (!mel || typeof mel !== 'object' || !(mel.data instanceof Float32Array)) {
-      throw new OmniError('BAD_INPUT', `${where}: expected a log-mel { bins, frames, data: Float32Array } (time-major)`);
+    if (!mel || typeof mel !== 'object' || !(mel.features instanceof Float32Array)) {
+      throw new OmniError('BAD_INPUT', `${where}: expected log-mel features { features: Float32Array [frames, melBins], frames }`);
     }
-    const { bins, frames, data } = mel;
-    if (bins !== this.config.melBins) {
-      throw new OmniError('BAD_INPUT', `${where}: the mel has ${bins} bins; this encoder takes ${this.config.melBins} (num_mel_bins); compute it with the model's feature extractor`);
-    }
+    const { features, frames } = mel;
     if (!Number.isSafeInteger(frames) || frames < 1) throw new OmniError('BAD_INPUT', `${where}: frames is ${frames}; expected an integer ≥ 1`);
-    if (data.length !== frames * bins) {
-      throw new OmniError('BAD_INPUT', `${where}: ${data.length} values for ${frames} frames × ${bins} bins (${frames * bins} expected)`);
+    const bins = mel.melBins ?? features.length / frames;
+    if (bins !== this.config.melBins) {
+      throw new OmniError('BAD_INPUT', `${where}: the mel has ${bins} bins per frame; this encoder takes ${this.config.melBins} (num_mel_bins); compute it with the model's feature settings`);
     }
+    if (features.length !== frames * bins) {
+      throw new OmniError('BAD_INPUT', `${where}: ${features.length} values for ${frames} frames × ${bins} bins (${frames * bins} expected)`);
+    }
+    const valid = mel.validFrames ?? frames;
+    if (!Number.isSafeInteger(valid) || valid < 1 || valid > frames) {
+      throw new OmniError('BAD_INPUT', `${where}: validFrames is ${valid}; expected an integer in [1, ${frames}]`);
+    }
+    const data = features.subarray(0, valid * bins);
     for (let i = 0; i < data.length; i++) {
       if (!Number.isFinite(data[i])) throw new OmniError('NUMERIC', `${where}: mel value ${data[i]} at frame ${Math.floor(i / bins)}, bin ${i % bins}`);
     }
+    return { frames: valid, data };
   }
 
-  async #forward(blocks: MelBlock[], inspect: AudioEncodeOptions['inspect']): Promise<Tensor> {
+  async #forward(blocks: MelFrames[], inspect: AudioEncodeOptions['inspect']): Promise<Tensor> {
     this.#checkLive();
     const b = this.backend;
     const { dModel, melBins } = this.config;
@@ -380,8 +396,8 @@ export class AudioBlockEncoder {
   constructor(
     readonly blockFrames: number,
     private readonly model: {
-      check(block: LogMel): void;
-      encode(block: LogMel, inspect: AudioEncodeOptions['inspect']): Promise<Tensor>;
+      check(block: MelInput): MelFrames;
+      encode(block: MelFrames, inspect: AudioEncodeOptions['inspect']): Promise<Tensor>;
     },
   ) {}
 
@@ -404,18 +420,18 @@ export class AudioBlockEncoder {
    * Encodes one block → its tokens [n, outputDim] (the caller disposes them),
    * or null for a tail of 1–2 frames, which gives no token.
    */
-  async encodeBlock(melBlock: LogMel, options: AudioEncodeOptions = {}): Promise<Tensor | null> {
+  async encodeBlock(melBlock: MelInput, options: AudioEncodeOptions = {}): Promise<Tensor | null> {
     if (this.#ended) {
       throw new OmniError('BAD_INPUT', `encodeBlock: block ${this.#blocks - 1} was shorter than ${this.blockFrames} frames, so it ended the clip; start a new blockEncoder() for the next clip`);
     }
-    this.model.check(melBlock);
-    if (melBlock.frames > this.blockFrames) {
-      throw new OmniError('BAD_INPUT', `encodeBlock: ${melBlock.frames} frames; a block holds at most ${this.blockFrames} (2·n_window, 2 s)`);
+    const block = this.model.check(melBlock);
+    if (block.frames > this.blockFrames) {
+      throw new OmniError('BAD_INPUT', `encodeBlock: ${block.frames} frames; a block holds at most ${this.blockFrames} (2·n_window, 2 s)`);
     }
-    const count = audioTokenCount(melBlock.frames);
+    const count = audioTokenCount(block.frames);
     // A tail of 1–2 frames gives one post-CNN row, which the pool drops: nothing to encode.
-    const tokens = count === 0 ? null : await this.model.encode(melBlock, options.inspect);
-    this.#ended = melBlock.frames < this.blockFrames;
+    const tokens = count === 0 ? null : await this.model.encode(block, options.inspect);
+    this.#ended = block.frames < this.blockFrames;
     this.#blocks++;
     this.#tokens += count;
     return tokens;

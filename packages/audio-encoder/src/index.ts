@@ -1,5 +1,5 @@
 export {
   AudioEncoder, AudioBlockEncoder, audioTokenCount, audioPositionTable, loadAudioEncoderWeights,
   type AudioEncoderConfig, type AudioEncoderWeights, type AudioLayerWeights, type AudioEncodeOptions, type AudioTap,
-  type LogMel, type WeightSource,
+  type MelInput, type WeightSource,
 } from './audioEncoder.js';

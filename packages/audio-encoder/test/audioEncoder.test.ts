@@ -2,14 +2,15 @@
 // on every backend; streaming equals the whole clip; bad inputs fail with OmniError.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, Checkpoint, OmniConfig, Tensor, WeightFormat } from '@omniweb/core';
-import { AudioEncoder, audioTokenCount, type LogMel } from '../src/index.js';
+import { MelStream, logMel } from '@omniweb/media';
+import { AudioEncoder, audioTokenCount, type MelInput } from '../src/index.js';
 import { BACKENDS, expectGolden, expectOmniError, goldenCase, openTiny, relErr, transposed, type GoldenCase } from './golden.js';
 
 /** The f32 bar of the golden README; other formats are measured against bounds their rounding allows. */
 const BOUND: Record<WeightFormat, number> = { f32: 1e-4, f16: 2e-3, q8: 3e-2, q4: 0.3 };
 
 let golden: GoldenCase;
-let clip: LogMel;
+let clip: { features: Float32Array; frames: number; melBins: number };
 let tiny: { checkpoint: Checkpoint; config: OmniConfig };
 
 beforeAll(async () => {
@@ -21,15 +22,15 @@ beforeAll(async () => {
   const frames = (golden('feature_attention_mask').data as Int32Array).reduce((a, b) => a + b, 0);
   const data = new Float32Array(frames * bins);
   for (let t = 0; t < frames; t++) for (let m = 0; m < bins; m++) data[t * bins + m] = features.data[m * padded + t];
-  clip = { bins, frames, data };
+  clip = { features: data, frames, melBins: bins };
 });
 
 afterAll(async () => {
   await tiny.checkpoint.close();
 });
 
-function prefix(mel: LogMel, frames: number, start = 0): LogMel {
-  return { bins: mel.bins, frames, data: mel.data.slice(start * mel.bins, (start + frames) * mel.bins) };
+function prefix(mel: typeof clip, frames: number, start = 0): typeof clip {
+  return { melBins: mel.melBins, frames, features: mel.features.slice(start * mel.melBins, (start + frames) * mel.melBins) };
 }
 
 async function read(backend: Backend, t: Tensor): Promise<Float32Array> {
@@ -37,7 +38,7 @@ async function read(backend: Backend, t: Tensor): Promise<Float32Array> {
 }
 
 /** Encodes `mel` block by block; returns the concatenated tokens and the per-block token counts. */
-async function stream(encoder: AudioEncoder, mel: LogMel): Promise<{ tokens: Float32Array; counts: number[] }> {
+async function stream(encoder: AudioEncoder, mel: typeof clip): Promise<{ tokens: Float32Array; counts: number[] }> {
   const blocks = encoder.blockEncoder();
   const parts: Float32Array[] = [];
   const counts: number[] = [];
@@ -106,14 +107,37 @@ describe.each(BACKENDS)('audio encoder on $name', ({ name, create }) => {
 
   it.each([201, 202, 203, 204, 399, 400, 401])('a %i-frame clip streamed equals the clip encoded whole', async (frames) => {
     // The golden clip's frames, repeated to reach `frames`.
-    const mel: LogMel = { bins: clip.bins, frames, data: new Float32Array(frames * clip.bins) };
-    for (let t = 0; t < frames; t++) mel.data.set(clip.data.subarray((t % clip.frames) * clip.bins, (t % clip.frames + 1) * clip.bins), t * clip.bins);
+    const bins = clip.melBins;
+    const mel = { melBins: bins, frames, features: new Float32Array(frames * bins) };
+    for (let t = 0; t < frames; t++) mel.features.set(clip.features.subarray((t % clip.frames) * bins, (t % clip.frames + 1) * bins), t * bins);
     const whole = await encoder.encode(mel);
     expect(whole.shape[0]).toBe(audioTokenCount(frames));
     const { tokens, counts } = await stream(encoder, mel);
     expect(counts.reduce((a, b) => a + b, 0)).toBe(audioTokenCount(frames));
     expect(relErr(tokens, await read(backend, whole))).toBeLessThanOrEqual(1e-6);
     backend.dispose(whole);
+  });
+
+  it('takes @omniweb/media features as they are: a padded logMel whole, MelStream blocks one by one', async () => {
+    const waveform = golden('waveform').data as Float32Array;
+    const want = golden('audio_embeds').data as Float32Array;
+    // Padded to the golden's 3000 frames: only the valid ones are encoded.
+    const padded = logMel(waveform, { config: { nSamples: 3000 * 160 }, pad: true });
+    expect(padded.frames).toBe(3000);
+    const whole = await encoder.encode(padded);
+    expectGolden(`${name} f32 audio_embeds (media logMel)`, await read(backend, whole), want, BOUND.f32);
+    backend.dispose(whole);
+    const mels = new MelStream({ blockFrames: encoder.blockFrames, initialMax: padded.clampMax });
+    const blocks = [...mels.push(waveform.subarray(0, 17_000)), ...mels.push(waveform.subarray(17_000)), ...mels.finish()];
+    expect(blocks.map((b) => b.frames)).toEqual([200, 50]);
+    const streamed = encoder.blockEncoder();
+    const parts: Float32Array[] = [];
+    for (const block of blocks) {
+      const out = await streamed.encodeBlock(block);
+      parts.push(await read(backend, out!));
+      backend.dispose(out!);
+    }
+    expectGolden(`${name} f32 audio_embeds (MelStream blocks)`, Float32Array.from(parts.flatMap((p) => [...p])), want, BOUND.f32);
   });
 
   it.each(['f16', 'q8', 'q4'] as const)('%s weights stay near the golden embeddings', async (format) => {
@@ -155,20 +179,23 @@ describe('audio encoder input checks', () => {
   });
 
   it('rejects a mel with the wrong bin count, length or values', async () => {
-    await expectOmniError(() => encoder.encode({ bins: 80, frames: 10, data: new Float32Array(800) }), 'BAD_INPUT', /80 bins; this encoder takes 128/);
-    await expectOmniError(() => encoder.encode({ bins: 128, frames: 10, data: new Float32Array(1270) }), 'BAD_INPUT', /1270 values for 10 frames/);
-    await expectOmniError(() => encoder.encode({ bins: 128, frames: 0, data: new Float32Array(0) }), 'BAD_INPUT', /frames is 0/);
-    await expectOmniError(() => encoder.encode({ bins: 128, frames: 2, data: new Float32Array(256) }), 'BAD_INPUT', /gives no audio token/);
-    await expectOmniError(() => encoder.encode(clip.data as unknown as LogMel), 'BAD_INPUT', /log-mel/);
+    await expectOmniError(() => encoder.encode({ melBins: 80, frames: 10, features: new Float32Array(800) }), 'BAD_INPUT', /80 bins per frame; this encoder takes 128/);
+    await expectOmniError(() => encoder.encode({ frames: 10, features: new Float32Array(800) }), 'BAD_INPUT', /80 bins per frame/);
+    await expectOmniError(() => encoder.encode({ melBins: 128, frames: 10, features: new Float32Array(1270) }), 'BAD_INPUT', /1270 values for 10 frames/);
+    await expectOmniError(() => encoder.encode({ melBins: 128, frames: 0, features: new Float32Array(0) }), 'BAD_INPUT', /frames is 0/);
+    await expectOmniError(() => encoder.encode({ frames: 10, features: new Float32Array(1280), validFrames: 11 }), 'BAD_INPUT', /validFrames is 11/);
+    await expectOmniError(() => encoder.encode({ frames: 2, features: new Float32Array(256) }), 'BAD_INPUT', /gives no audio token/);
+    await expectOmniError(() => encoder.encode({ frames: 10, features: new Float32Array(1280), validFrames: 2 }), 'BAD_INPUT', /clip of 2 mel frames gives no audio token/);
+    await expectOmniError(() => encoder.encode(clip.features as unknown as MelInput), 'BAD_INPUT', /log-mel/);
     const bad = prefix(clip, 10);
-    bad.data[300] = NaN;
+    bad.features[300] = NaN;
     await expectOmniError(() => encoder.encode(bad), 'NUMERIC', /frame 2, bin 44/);
   });
 
   it('rejects an oversized block and any block after the tail', async () => {
     const blocks = encoder.blockEncoder();
     await expectOmniError(() => blocks.encodeBlock(prefix(clip, 201)), 'BAD_INPUT', /at most 200/);
-    await expectOmniError(() => blocks.encodeBlock({ bins: 64, frames: 200, data: new Float32Array(64 * 200) }), 'BAD_INPUT', /64 bins/);
+    await expectOmniError(() => blocks.encodeBlock({ frames: 200, features: new Float32Array(64 * 200) }), 'BAD_INPUT', /64 bins/);
     expect(blocks.blocks).toBe(0);
     const tail = await blocks.encodeBlock(prefix(clip, 2));
     expect(tail).toBeNull();

@@ -1,5 +1,5 @@
 export {
   VisionEncoder, loadVisionEncoderWeights, visionPatchPositions, visionRopeSpec, windowLayout,
-  type GridTHW, type ImageInput, type VideoInput, type VisualInput, type VisualEmbeddings, type VisionEncodeOptions,
+  type GridTHW, type VisualInput, type VisualEmbeddings, type VisionEncodeOptions,
   type VisionTap, type VisionBlockWeights, type VisionEncoderConfig, type VisionEncoderWeights, type WeightSource, type WindowLayout,
 } from './visionEncoder.js';

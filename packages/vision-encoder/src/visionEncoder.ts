@@ -18,31 +18,24 @@ export type { VisionEncoderConfig } from '@omniweb/core';
 /** What the loader reads: a `Checkpoint` from `openCheckpoint` fits. */
 export type WeightSource = Pick<TensorStore, 'has' | 'info' | 'readF32' | 'readMatrix'>;
 
-/**
- * One image as the processor gives it (fact sheet §4.1): `pixelValues`
- * [gridHeight · gridWidth, C·T·P·P] patch vectors in merge-group order, the
- * image tiled to one temporal patch. Grid sides are in patches.
- */
-export interface ImageInput {
-  kind: 'image';
-  pixelValues: Float32Array;
-  gridHeight: number;
-  gridWidth: number;
-}
-
-/** A video (fact sheet §4.2): `frames` (a multiple of the temporal patch size) give frames / T temporal patches. */
-export interface VideoInput {
-  kind: 'video';
-  pixelValues: Float32Array;
-  frames: number;
-  gridHeight: number;
-  gridWidth: number;
-}
-
-export type VisualInput = ImageInput | VideoInput;
-
 /** `grid_thw` of the reference: temporal patches, patch rows, patch columns. */
 export type GridTHW = readonly [t: number, h: number, w: number];
+
+/**
+ * One image or video as the processor gives it (fact sheet §4.1, §4.2):
+ * `pixelValues` [t·h·w, C·T·P·P] patch vectors in merge-group order and
+ * `gridThw` in patches; an image is tiled to one temporal patch (t = 1).
+ * `@omniweb/media`'s processImage, processVideo and VideoPatchStream outputs fit as they are.
+ */
+export interface VisualInput {
+  pixelValues: Float32Array;
+  gridThw: GridTHW;
+  /**
+   * Frames the patches were made from, when the caller made them: checked to be
+   * t · temporal_patch_size (an odd count must be padded by repeating the last frame, §4.2).
+   */
+  frames?: number;
+}
 
 export interface VisualEmbeddings {
   /** [Σ tokens, outHidden], each input's tokens in (t, h/2, w/2) raster order, inputs in call order; the caller disposes it. */
@@ -342,26 +335,29 @@ export class VisionEncoder {
   }
 
   /** The grid of one input, after checking it against its pixel values (BAD_INPUT, NUMERIC). */
-  gridOf(input: VisualInput, where = 'gridOf'): GridTHW {
+  #gridOf(input: VisualInput, where: string): GridTHW {
     const { temporalPatchSize, spatialMergeSize: m, inChannels, patchSize } = this.config;
-    if (!input || typeof input !== 'object' || (input.kind !== 'image' && input.kind !== 'video')) {
-      throw new OmniError('BAD_INPUT', `${where}: expected { kind: 'image' | 'video', pixelValues, gridHeight, gridWidth }`);
+    if (!input || typeof input !== 'object' || !Array.isArray(input.gridThw) || input.gridThw.length !== 3) {
+      throw new OmniError('BAD_INPUT', `${where}: expected { pixelValues: Float32Array, gridThw: [t, h, w] } (patches)`);
     }
-    let t = 1;
-    if (input.kind === 'video') {
-      const { frames } = input;
-      if (!Number.isSafeInteger(frames) || frames < 1 || frames % temporalPatchSize !== 0) {
-        throw new OmniError('BAD_INPUT', `${where}: a video of ${frames} frames; the count must be a positive multiple of temporal_patch_size ${temporalPatchSize} (repeat the last frame to pad it)`);
-      }
-      t = frames / temporalPatchSize;
-    }
-    const { gridHeight: h, gridWidth: w, pixelValues } = input;
-    for (const [side, value] of [['gridHeight', h], ['gridWidth', w]] as const) {
+    const [t, h, w] = input.gridThw;
+    if (!Number.isSafeInteger(t) || t < 1) throw new OmniError('BAD_INPUT', `${where}: gridThw t = ${t}; expected an integer ≥ 1 (temporal patches)`);
+    for (const [side, value] of [['h', h], ['w', w]] as const) {
       if (!Number.isSafeInteger(value) || value < m || value % m !== 0) {
-        throw new OmniError('BAD_INPUT', `${where}: ${side} ${value} must be a positive multiple of spatial_merge_size ${m} (patches; sides of ${patchSize * m} px)`);
+        throw new OmniError('BAD_INPUT', `${where}: gridThw ${side} = ${value}; it must be a positive multiple of spatial_merge_size ${m} (patches; sides of ${patchSize * m} px)`);
+      }
+    }
+    const { frames } = input;
+    if (frames !== undefined) {
+      if (!Number.isSafeInteger(frames) || frames < 1 || frames % temporalPatchSize !== 0) {
+        throw new OmniError('BAD_INPUT', `${where}: ${frames} frames; the count must be a positive multiple of temporal_patch_size ${temporalPatchSize} (repeat the last frame to pad it)`);
+      }
+      if (frames / temporalPatchSize !== t) {
+        throw new OmniError('BAD_INPUT', `${where}: ${frames} frames make ${frames / temporalPatchSize} temporal patches, but gridThw t = ${t}`);
       }
     }
     const patchValues = inChannels * temporalPatchSize * patchSize * patchSize;
+    const { pixelValues } = input;
     if (!(pixelValues instanceof Float32Array) || pixelValues.length !== t * h * w * patchValues) {
       const got = pixelValues instanceof Float32Array ? `${pixelValues.length} values` : 'no Float32Array';
       throw new OmniError('BAD_INPUT', `${where}: pixelValues holds ${got}; a ${t}×${h}×${w} grid needs ${t * h * w} patches × ${patchValues}`);
@@ -375,8 +371,8 @@ export class VisionEncoder {
   /** Encodes images and videos in one pass; attention never crosses inputs or frames. */
   async encode(inputs: readonly VisualInput[], options: VisionEncodeOptions = {}): Promise<VisualEmbeddings> {
     this.#checkLive();
-    if (!Array.isArray(inputs) || inputs.length === 0) throw new OmniError('BAD_INPUT', 'encode: pass a non-empty array of image/video inputs');
-    const grids = inputs.map((input, i) => this.gridOf(input, `encode input ${i}`));
+    if (!Array.isArray(inputs) || inputs.length === 0) throw new OmniError('BAD_INPUT', 'encode: pass a non-empty array of images/videos { pixelValues, gridThw }');
+    const grids = inputs.map((input, i) => this.#gridOf(input, `encode input ${i}`));
     const b = this.backend;
     const { hidden, spatialMergeSize, depth } = this.config;
     const unit = spatialMergeSize ** 2;

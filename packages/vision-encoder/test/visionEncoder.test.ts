@@ -2,9 +2,8 @@
 // checkpoint), on every backend; the window tables; bad inputs fail with OmniError.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, Checkpoint, OmniConfig, VisionEncoderConfig, WeightFormat } from '@omniweb/core';
-import {
-  VisionEncoder, visionPatchPositions, visionRopeSpec, windowLayout, type GridTHW, type ImageInput, type VideoInput,
-} from '../src/index.js';
+import { processImage, processVideo, type RgbImage } from '@omniweb/media';
+import { VisionEncoder, visionPatchPositions, visionRopeSpec, windowLayout, type GridTHW, type VisualInput } from '../src/index.js';
 import {
   BACKENDS, expectGolden, expectOmniError, goldenCase, openTiny, type GoldenCase,
 } from '../../audio-encoder/test/golden.js';
@@ -16,8 +15,8 @@ let image: GoldenCase;
 let video: GoldenCase;
 let tiny: { checkpoint: Checkpoint; config: OmniConfig };
 let vision: VisionEncoderConfig;
-let imageInput: ImageInput;
-let videoInput: VideoInput;
+let imageInput: VisualInput;
+let videoInput: VisualInput;
 
 function grid(c: GoldenCase, name: string): GridTHW {
   const [t, h, w] = c(name).data as Int32Array;
@@ -27,10 +26,8 @@ function grid(c: GoldenCase, name: string): GridTHW {
 beforeAll(async () => {
   [image, video, tiny] = await Promise.all([goldenCase('image'), goldenCase('video'), openTiny()]);
   vision = tiny.config.thinker.vision;
-  const [, h, w] = grid(image, 'image_grid_thw');
-  imageInput = { kind: 'image', pixelValues: image('pixel_values').data as Float32Array, gridHeight: h, gridWidth: w };
-  const [t, vh, vw] = grid(video, 'video_grid_thw');
-  videoInput = { kind: 'video', pixelValues: video('pixel_values_videos').data as Float32Array, frames: t * vision.temporalPatchSize, gridHeight: vh, gridWidth: vw };
+  imageInput = { pixelValues: image('pixel_values').data as Float32Array, gridThw: grid(image, 'image_grid_thw') };
+  videoInput = { pixelValues: video('pixel_values_videos').data as Float32Array, gridThw: grid(video, 'video_grid_thw'), frames: 6 };
 });
 
 afterAll(async () => {
@@ -88,6 +85,25 @@ describe.each(BACKENDS)('vision encoder on $name', ({ name, create }) => {
     expectGolden(`${name} f32 image_embeds (1st of 3)`, rows.subarray(0, 30 * width), f32(image, 'image_embeds'), BOUND.f32);
     expectGolden(`${name} f32 video_embeds (2nd of 3)`, rows.subarray(30 * width, 48 * width), f32(video, 'video_embeds'), BOUND.f32);
     expectGolden(`${name} f32 image_embeds (3rd of 3)`, rows.subarray(48 * width), f32(image, 'image_embeds'), BOUND.f32);
+    backend.dispose(out.embeddings);
+  });
+
+  it('takes @omniweb/media patches as they are (processImage, processVideo of the golden pixels)', async () => {
+    const rgb = (c: GoldenCase, key: string, index = 0): RgbImage => {
+      const a = c(key);
+      const [height, width] = a.shape.slice(-3, -1);
+      const size = height * width * 3;
+      return { height, width, data: Uint8Array.from((a.data as Uint8Array).subarray(index * size, (index + 1) * size)) };
+    };
+    const frames = Array.from({ length: video('frames_rgb').shape[0] }, (_, i) => rgb(video, 'frames_rgb', i));
+    // The golden video went through the image limits (README), so the frames keep their size.
+    const clip = processVideo(frames, { minPixels: 4 * 28 * 28, maxPixels: 16384 * 28 * 28 });
+    const out = await encoder.encode([processImage(rgb(image, 'image_rgb')), clip]);
+    expect(out.grids).toEqual([grid(image, 'image_grid_thw'), grid(video, 'video_grid_thw')]);
+    const rows = await read(out.embeddings);
+    const width = vision.outHidden;
+    expectGolden(`${name} f32 image_embeds (media processImage)`, rows.subarray(0, 30 * width), f32(image, 'image_embeds'), BOUND.f32);
+    expectGolden(`${name} f32 video_embeds (media processVideo)`, rows.subarray(30 * width), f32(video, 'video_embeds'), BOUND.f32);
     backend.dispose(out.embeddings);
   });
 
@@ -171,19 +187,22 @@ describe('vision encoder input checks', () => {
   });
 
   it('rejects a grid that does not match pixel_values', async () => {
-    await expectOmniError(() => encoder.encode([{ ...imageInput, gridWidth: 10 }]), 'BAD_INPUT', /holds 141120 values; a 1×10×10 grid needs 100 patches × 1176/);
-    await expectOmniError(() => encoder.encode([{ ...imageInput, gridHeight: 5, gridWidth: 24 }]), 'BAD_INPUT', /gridHeight 5 must be a positive multiple of spatial_merge_size 2/);
-    await expectOmniError(() => encoder.encode([{ ...videoInput, frames: 4 }]), 'BAD_INPUT', /a 2×4×6 grid needs 48 patches/);
+    await expectOmniError(() => encoder.encode([{ ...imageInput, gridThw: [1, 10, 10] }]), 'BAD_INPUT', /holds 141120 values; a 1×10×10 grid needs 100 patches × 1176/);
+    await expectOmniError(() => encoder.encode([{ ...imageInput, gridThw: [1, 5, 24] }]), 'BAD_INPUT', /gridThw h = 5; it must be a positive multiple of spatial_merge_size 2/);
+    await expectOmniError(() => encoder.encode([{ ...videoInput, gridThw: [2, 4, 6], frames: undefined }]), 'BAD_INPUT', /a 2×4×6 grid needs 48 patches/);
+    await expectOmniError(() => encoder.encode([{ ...videoInput, gridThw: [0, 4, 6] }]), 'BAD_INPUT', /t = 0/);
+    await expectOmniError(() => encoder.encode([{ pixelValues: imageInput.pixelValues } as VisualInput]), 'BAD_INPUT', /gridThw: \[t, h, w\]/);
   });
 
   it('rejects a frame count that is not a multiple of the temporal patch', async () => {
     await expectOmniError(() => encoder.encode([{ ...videoInput, frames: 5 }]), 'BAD_INPUT', /5 frames; the count must be a positive multiple of temporal_patch_size 2/);
     await expectOmniError(() => encoder.encode([{ ...videoInput, frames: 0 }]), 'BAD_INPUT', /0 frames/);
+    await expectOmniError(() => encoder.encode([{ ...videoInput, frames: 4 }]), 'BAD_INPUT', /4 frames make 2 temporal patches, but gridThw t = 3/);
   });
 
-  it('rejects empty calls, unknown kinds and non-finite pixels', async () => {
+  it('rejects empty calls, missing arrays and non-finite pixels', async () => {
     await expectOmniError(() => encoder.encode([]), 'BAD_INPUT', /non-empty array/);
-    await expectOmniError(() => encoder.encode([{ ...imageInput, kind: 'audio' } as unknown as ImageInput]), 'BAD_INPUT', /kind/);
+    await expectOmniError(() => encoder.encode(imageInput as unknown as VisualInput[]), 'BAD_INPUT', /non-empty array/);
     await expectOmniError(() => encoder.encode([imageInput, { ...imageInput, pixelValues: new Float64Array(141120) as unknown as Float32Array }]), 'BAD_INPUT', /input 1: pixelValues holds no Float32Array/);
     const bad = imageInput.pixelValues.slice();
     bad[1176 * 7 + 3] = Infinity;
