@@ -368,7 +368,11 @@ export class VisionEncoder {
     return [t, h, w];
   }
 
-  /** Encodes images and videos in one pass; attention never crosses inputs or frames. */
+  /**
+   * Encodes images and videos in one pass. Attention never crosses inputs or
+   * temporal patches, so a live video encoded one temporal patch at a time
+   * gives the same tokens as the whole clip.
+   */
   async encode(inputs: readonly VisualInput[], options: VisionEncodeOptions = {}): Promise<VisualEmbeddings> {
     this.#checkLive();
     if (!Array.isArray(inputs) || inputs.length === 0) throw new OmniError('BAD_INPUT', 'encode: pass a non-empty array of images/videos { pixelValues, gridThw }');

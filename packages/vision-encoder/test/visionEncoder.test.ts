@@ -88,6 +88,19 @@ describe.each(BACKENDS)('vision encoder on $name', ({ name, create }) => {
     backend.dispose(out.embeddings);
   });
 
+  it('encodes a video one temporal patch at a time into the golden video tokens (live video)', async () => {
+    const [t, h, w] = grid(video, 'video_grid_thw');
+    const frameValues = videoInput.pixelValues.length / t; // one temporal patch: h·w patch vectors
+    const width = vision.outHidden;
+    const tokens = (h * w) / vision.spatialMergeSize ** 2;
+    const want = f32(video, 'video_embeds');
+    for (let f = 0; f < t; f++) {
+      const out = await encoder.encode([{ pixelValues: videoInput.pixelValues.subarray(f * frameValues, (f + 1) * frameValues), gridThw: [1, h, w] }]);
+      expectGolden(`${name} f32 video_embeds (temporal patch ${f} alone)`, await read(out.embeddings), want.subarray(f * tokens * width, (f + 1) * tokens * width), BOUND.f32);
+      backend.dispose(out.embeddings);
+    }
+  });
+
   it('takes @omniweb/media patches as they are (processImage, processVideo of the golden pixels)', async () => {
     const rgb = (c: GoldenCase, key: string, index = 0): RgbImage => {
       const a = c(key);
