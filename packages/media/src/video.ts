@@ -48,8 +48,9 @@ export function framesSource(frames: readonly RgbImage[], fps: number): FrameSou
  * Which frames of a clip the reference samples (§4.2, qwen-omni-utils smart_nframes):
  * n = total / videoFps · fps, clamped to [minFrames rounded up to even, min(maxFrames, total)
  * rounded down to even] and to ≤ total, then floored to even; indices round(linspace(0, total − 1, n)).
- * Indices use exact rational arithmetic with ties to even; torch computes the linspace in
- * float32, so on an exact .5 tie whose float32 value is inexact it may pick the other neighbour.
+ * Indices are rounded in exact rational arithmetic, ties to even. With the frame factor 2, n is even, so k·(total − 1)/(n − 1) is never
+ * an exact .5 tie; torch computes the linspace in float32, which can only round the other way
+ * when its error reaches the distance to .5 (≥ 1/(2(n − 1))) — clips of thousands of frames.
  */
 export function sampleFrameIndices(totalFrames: number, videoFps: number, options: Partial<Pick<VideoPreprocessConfig, 'fps' | 'minFrames' | 'maxFrames'>> = {}): number[] {
   if (!Number.isSafeInteger(totalFrames) || totalFrames <= 0) throw new OmniError('BAD_INPUT', `sampleFrameIndices: totalFrames must be a positive integer, got ${totalFrames}`);
