@@ -1,0 +1,177 @@
+/*
+ * Attention with an online softmax over the visible keys of each query. Every mask kind
+ * leaves a query one contiguous run of keys, so the mask is a [first, last) range.
+ * A work unit is one query and one KV head (with some or all of the query heads that
+ * share it, for GQA), so a chunk of keys is loaded once for the heads that read it.
+ */
+#include "omni.h"
+#include <string.h>
+
+enum { MASK_NONE = 0, MASK_CAUSAL = 1, MASK_SEGMENTS = 2, MASK_BLOCK_WINDOW = 3 };
+/* Keys per chunk: scores and exponentials are taken a chunk at a time. */
+#define KEY_CHUNK 64
+
+typedef struct {
+  const float *q, *k, *v;
+  float *y;
+  int T, kv_length, Hq, Hkv, D;
+  float scale;
+  int mask, query_start, block_size, back, ahead;
+  const int32_t *bounds;
+  int segments;
+  int heads_per_unit, parts;
+} attention_ctx;
+
+static void key_range(const attention_ctx *c, int i, int *first, int *last) {
+  *first = 0;
+  *last = c->kv_length;
+  switch (c->mask) {
+    case MASK_CAUSAL:
+      if (c->query_start + i + 1 < *last) *last = c->query_start + i + 1;
+      break;
+    case MASK_SEGMENTS:
+      for (int s = 0; s < c->segments; s++) {
+        if (i >= c->bounds[s] && i < c->bounds[s + 1]) {
+          *first = c->bounds[s];
+          *last = c->bounds[s + 1];
+          break;
+        }
+      }
+      break;
+    case MASK_BLOCK_WINDOW: {
+      long qb = i / c->block_size;
+      long lo = (qb - c->back) * (long)c->block_size, hi = (qb + c->ahead + 1) * (long)c->block_size;
+      if (lo > 0) *first = (int)lo;
+      if (hi < *last) *last = (int)hi;
+      break;
+    }
+  }
+}
+
+static float dot(const float *a, const float *b, int D) {
+  v128_t s = wasm_f32x4_splat(0);
+  int d = 0;
+  for (; d + 4 <= D; d += 4) s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_v128_load(a + d), wasm_v128_load(b + d)));
+  float sum = hsum(s);
+  for (; d < D; d++) sum += a[d] * b[d];
+  return sum;
+}
+
+/* scores[j] = q·k_j for n keys with row stride `stride`, four keys per pass. */
+static void scores_of(const float *q, const float *k, int stride, int n, int D, float scale, float *scores) {
+  int j = 0;
+  for (; j + 4 <= n && (D & 3) == 0; j += 4) {
+    const float *k0 = k + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (int d = 0; d < D; d += 4) {
+      v128_t qv = wasm_v128_load(q + d);
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(qv, wasm_v128_load(k0 + d)));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(qv, wasm_v128_load(k1 + d)));
+      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(qv, wasm_v128_load(k2 + d)));
+      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(qv, wasm_v128_load(k3 + d)));
+    }
+    wasm_v128_store(scores + j, wasm_f32x4_mul(hsum4(a0, a1, a2, a3), wasm_f32x4_splat(scale)));
+  }
+  for (; j < n; j++) scores[j] = dot(q, k + (size_t)j * stride, D) * scale;
+}
+
+/* out[0..D) = out·alpha + Σ_j p_j v_j over n value rows. */
+static void accumulate_values(float *out, float alpha, const float *p, const float *v, int stride, int n, int D) {
+  int d = 0;
+  for (; d + 4 <= D; d += 4) {
+    v128_t acc = wasm_f32x4_mul(wasm_v128_load(out + d), wasm_f32x4_splat(alpha));
+    int j = 0;
+    for (; j + 2 <= n; j += 2) {
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(p[j]), wasm_v128_load(v + (size_t)j * stride + d)));
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(p[j + 1]), wasm_v128_load(v + (size_t)(j + 1) * stride + d)));
+    }
+    for (; j < n; j++) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(p[j]), wasm_v128_load(v + (size_t)j * stride + d)));
+    wasm_v128_store(out + d, acc);
+  }
+  for (; d < D; d++) {
+    float acc = out[d] * alpha;
+    for (int j = 0; j < n; j++) acc += p[j] * v[(size_t)j * stride + d];
+    out[d] = acc;
+  }
+}
+
+/* Scratch per thread: per head in a unit, the running output [D] and a chunk of scores. */
+static size_t unit_scratch_bytes(int heads, int D) { return (size_t)heads * (D + KEY_CHUNK) * 4; }
+
+static void attention_units(void *p, int begin, int end, int thread) {
+  const attention_ctx *c = p;
+  const int D = c->D, group = c->Hq / c->Hkv, stride = c->Hkv * D;
+  float *scratch = omni_thread_scratch(thread, unit_scratch_bytes(c->heads_per_unit, D));
+  for (int unit = begin; unit < end; unit++) {
+    int part = unit % c->parts;
+    int kv_head = (unit / c->parts) % c->Hkv;
+    int i = unit / (c->parts * c->Hkv);
+    int h0 = kv_head * group + part * c->heads_per_unit;
+    int heads = group - part * c->heads_per_unit < c->heads_per_unit ? group - part * c->heads_per_unit : c->heads_per_unit;
+    int first, last;
+    key_range(c, i, &first, &last);
+    float max[heads], total[heads];
+    for (int h = 0; h < heads; h++) {
+      max[h] = -INFINITY;
+      total[h] = 0;
+      memset(scratch + (size_t)h * (D + KEY_CHUNK), 0, (size_t)D * 4);
+    }
+    const float *keys = c->k + kv_head * D, *values = c->v + kv_head * D;
+    for (int j0 = first; j0 < last; j0 += KEY_CHUNK) {
+      int n = last - j0 < KEY_CHUNK ? last - j0 : KEY_CHUNK;
+      for (int h = 0; h < heads; h++) {
+        float *out = scratch + (size_t)h * (D + KEY_CHUNK), *s = out + D;
+        const float *q = c->q + ((size_t)i * c->Hq + h0 + h) * D;
+        scores_of(q, keys + (size_t)j0 * stride, stride, n, D, c->scale, s);
+        float chunk_max = s[0];
+        for (int j = 1; j < n; j++) chunk_max = s[j] > chunk_max ? s[j] : chunk_max;
+        float new_max = chunk_max > max[h] ? chunk_max : max[h];
+        float alpha = exp_f32(max[h] - new_max);
+        max[h] = new_max;
+        v128_t mv = wasm_f32x4_splat(new_max), sum = wasm_f32x4_splat(0);
+        int j = 0;
+        for (; j + 4 <= n; j += 4) {
+          v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(s + j), mv));
+          wasm_v128_store(s + j, e);
+          sum = wasm_f32x4_add(sum, e);
+        }
+        float chunk_sum = hsum(sum);
+        for (; j < n; j++) chunk_sum += s[j] = exp_f32(s[j] - new_max);
+        total[h] = total[h] * alpha + chunk_sum;
+        accumulate_values(out, alpha, s, values + (size_t)j0 * stride, stride, n, D);
+      }
+    }
+    for (int h = 0; h < heads; h++) {
+      const float *out = scratch + (size_t)h * (D + KEY_CHUNK);
+      float *y = c->y + ((size_t)i * c->Hq + h0 + h) * D;
+      /* A query that sees no key gets zeros. */
+      float inv = total[h] > 0 ? 1.0f / total[h] : 0.0f;
+      for (int d = 0; d < D; d++) y[d] = out[d] * inv;
+    }
+  }
+}
+
+/* Returns 0, or −1 when scratch memory ran out. */
+OMNI_EXPORT int omni_attention(const float *q, const float *k, const float *v, float *y,
+                               int T, int kv_length, int Hq, int Hkv, int D, float scale,
+                               int mask, int query_start, int block_size, int back, int ahead,
+                               const int32_t *bounds, int segments) {
+  attention_ctx c = {
+    .q = q, .k = k, .v = v, .y = y, .T = T, .kv_length = kv_length, .Hq = Hq, .Hkv = Hkv, .D = D,
+    .scale = scale, .mask = mask, .query_start = query_start, .block_size = block_size, .back = back,
+    .ahead = ahead, .bounds = bounds, .segments = segments,
+  };
+  const int group = Hq / Hkv;
+  /* Split a KV head's query heads over several units only when there are too few units to share out. */
+  int want = 2 * omni_threads();
+  c.parts = 1;
+  if (T * Hkv < want) {
+    c.parts = (want + T * Hkv - 1) / (T * Hkv);
+    if (c.parts > group) c.parts = group;
+  }
+  c.heads_per_unit = (group + c.parts - 1) / c.parts;
+  c.parts = (group + c.heads_per_unit - 1) / c.heads_per_unit;
+  if (omni_reserve_thread_scratch(unit_scratch_bytes(c.heads_per_unit, D)) != 0) return -1;
+  omni_parallel_for(T * Hkv * c.parts, 1, attention_units, &c);
+  return 0;
+}

@@ -1,0 +1,479 @@
+/*
+ * y = x·Wᵀ (+ bias) for every weight format, and the plain f32 matmul.
+ * M == 1 (decode) runs a GEMV that streams each weight row once, four rows at a time,
+ * dequantizing in registers: it is bound by memory bandwidth, so rows are split across
+ * the pool. M > 1 packs blocks of W, dequantized to f32, into [k][8] panels that stay in
+ * cache while a 4×8 register tile runs over every row block of x.
+ */
+#include "omni.h"
+#include <string.h>
+
+/* ------------------------------------------------------------------ dequantization */
+
+void dequantize_row(const weight_t *w, int row, int k0, int count, float *out) {
+  switch (w->format) {
+    case FORMAT_F32:
+      memcpy(out, (const float *)w->data + (size_t)row * w->cols + k0, (size_t)count * 4);
+      return;
+    case FORMAT_F16: {
+      const uint16_t *src = (const uint16_t *)w->data + (size_t)row * w->cols + k0;
+      int k = 0;
+      for (; k + 4 <= count; k += 4) {
+        wasm_v128_store(out + k, f16x4_to_f32x4(wasm_u32x4_load16x4(src + k)));
+      }
+      for (; k < count; k++) out[k] = f16_to_f32(src[k]);
+      return;
+    }
+    default: {
+      int pc = padded_cols(w->cols);
+      size_t scale_base = (size_t)row * (pc / QUANT_GROUP);
+      for (int k = 0; k < count;) {
+        int col = k0 + k;
+        float scale = group_scale(w->scales, w->scale_f16, scale_base + col / QUANT_GROUP);
+        int end = (col / QUANT_GROUP + 1) * QUANT_GROUP - k0;
+        if (end > count) end = count;
+        size_t idx = (size_t)row * pc + col;
+        if (w->format == FORMAT_Q8) {
+          const int8_t *q = (const int8_t *)w->data + idx;
+          for (int j = 0; k < end; k++, j++) out[k] = (float)q[j] * scale;
+        } else {
+          const uint8_t *q = (const uint8_t *)w->data;
+          for (; k < end; k++, idx++) out[k] = (float)((int)((q[idx >> 1] >> ((idx & 1) * 4)) & 15) - 8) * scale;
+        }
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ GEMV (M == 1) */
+
+typedef struct {
+  const float *x;       /* [K] */
+  const int16_t *xq;    /* q8/q4: x as two int16 parts per group (quantize_activations) */
+  const float *xscale;  /* q8/q4: one scale per group */
+  weight_t w;
+  const float *bias;
+  float *y;
+} gemv_ctx;
+
+static inline void gemv_store4(const gemv_ctx *c, int n, v128_t sums) {
+  if (c->bias) sums = wasm_f32x4_add(sums, wasm_v128_load(c->bias + n));
+  wasm_v128_store(c->y + n, sums);
+}
+
+static inline void gemv_store1(const gemv_ctx *c, int n, float sum) {
+  c->y[n] = c->bias ? sum + c->bias[n] : sum;
+}
+
+static void gemv_f32(void *p, int begin, int end, int thread) {
+  (void)thread;
+  const gemv_ctx *c = p;
+  const int K = c->w.cols;
+  const float *x = c->x;
+  int n = begin;
+  for (; n + 4 <= end; n += 4) {
+    const float *w0 = (const float *)c->w.data + (size_t)n * K;
+    const float *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+      v128_t xa = wasm_v128_load(x + k), xb = wasm_v128_load(x + k + 4);
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xa, wasm_v128_load(w0 + k)));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xa, wasm_v128_load(w1 + k)));
+      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(xa, wasm_v128_load(w2 + k)));
+      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(xa, wasm_v128_load(w3 + k)));
+      b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(xb, wasm_v128_load(w0 + k + 4)));
+      b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(xb, wasm_v128_load(w1 + k + 4)));
+      b2 = wasm_f32x4_add(b2, wasm_f32x4_mul(xb, wasm_v128_load(w2 + k + 4)));
+      b3 = wasm_f32x4_add(b3, wasm_f32x4_mul(xb, wasm_v128_load(w3 + k + 4)));
+    }
+    for (; k + 4 <= K; k += 4) {
+      v128_t xa = wasm_v128_load(x + k);
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xa, wasm_v128_load(w0 + k)));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xa, wasm_v128_load(w1 + k)));
+      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(xa, wasm_v128_load(w2 + k)));
+      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(xa, wasm_v128_load(w3 + k)));
+    }
+    v128_t sums = hsum4(wasm_f32x4_add(a0, b0), wasm_f32x4_add(a1, b1), wasm_f32x4_add(a2, b2), wasm_f32x4_add(a3, b3));
+    if (k < K) {
+      float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+      for (; k < K; k++) {
+        t0 += x[k] * w0[k];
+        t1 += x[k] * w1[k];
+        t2 += x[k] * w2[k];
+        t3 += x[k] * w3[k];
+      }
+      sums = wasm_f32x4_add(sums, wasm_f32x4_make(t0, t1, t2, t3));
+    }
+    gemv_store4(c, n, sums);
+  }
+  for (; n < end; n++) {
+    const float *w0 = (const float *)c->w.data + (size_t)n * K;
+    v128_t a0 = wasm_f32x4_splat(0);
+    int k = 0;
+    for (; k + 4 <= K; k += 4) a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x + k), wasm_v128_load(w0 + k)));
+    float sum = hsum(a0);
+    for (; k < K; k++) sum += x[k] * w0[k];
+    gemv_store1(c, n, sum);
+  }
+}
+
+static inline v128_t f16_lo(v128_t h) { return f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h)); }
+static inline v128_t f16_hi(v128_t h) { return f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h)); }
+
+static void gemv_f16(void *p, int begin, int end, int thread) {
+  (void)thread;
+  const gemv_ctx *c = p;
+  const int K = c->w.cols;
+  const float *x = c->x;
+  int n = begin;
+  for (; n + 4 <= end; n += 4) {
+    const uint16_t *w0 = (const uint16_t *)c->w.data + (size_t)n * K;
+    const uint16_t *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+      v128_t xa = wasm_v128_load(x + k), xb = wasm_v128_load(x + k + 4);
+      v128_t h0 = wasm_v128_load(w0 + k), h1 = wasm_v128_load(w1 + k);
+      v128_t h2 = wasm_v128_load(w2 + k), h3 = wasm_v128_load(w3 + k);
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_add(wasm_f32x4_mul(xa, f16_lo(h0)), wasm_f32x4_mul(xb, f16_hi(h0))));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_add(wasm_f32x4_mul(xa, f16_lo(h1)), wasm_f32x4_mul(xb, f16_hi(h1))));
+      a2 = wasm_f32x4_add(a2, wasm_f32x4_add(wasm_f32x4_mul(xa, f16_lo(h2)), wasm_f32x4_mul(xb, f16_hi(h2))));
+      a3 = wasm_f32x4_add(a3, wasm_f32x4_add(wasm_f32x4_mul(xa, f16_lo(h3)), wasm_f32x4_mul(xb, f16_hi(h3))));
+    }
+    v128_t sums = hsum4(a0, a1, a2, a3);
+    if (k < K) {
+      float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+      for (; k < K; k++) {
+        t0 += x[k] * f16_to_f32(w0[k]);
+        t1 += x[k] * f16_to_f32(w1[k]);
+        t2 += x[k] * f16_to_f32(w2[k]);
+        t3 += x[k] * f16_to_f32(w3[k]);
+      }
+      sums = wasm_f32x4_add(sums, wasm_f32x4_make(t0, t1, t2, t3));
+    }
+    gemv_store4(c, n, sums);
+  }
+  for (; n < end; n++) {
+    const uint16_t *w0 = (const uint16_t *)c->w.data + (size_t)n * K;
+    v128_t a0 = wasm_f32x4_splat(0);
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+      v128_t h0 = wasm_v128_load(w0 + k);
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x + k), f16_lo(h0)));
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x + k + 4), f16_hi(h0)));
+    }
+    float sum = hsum(a0);
+    for (; k < K; k++) sum += x[k] * f16_to_f32(w0[k]);
+    gemv_store1(c, n, sum);
+  }
+}
+
+/*
+ * Quantized GEMV with integer dot products. Each group of x is split into two int16
+ * parts, x ≈ s·(hi + lo·2^-15) with |lo| ≤ 2^14, so the integer sums carry ~30 bits of
+ * x and the result matches an f32 dot product with the dequantized weights (one int16
+ * part alone leaves errors of 2^-16 of the group's largest |x|, too coarse where a row
+ * weighs small entries of x). Weights are widened i8 → i16 once and multiplied with
+ * i32x4.dot_i16x8 by both parts; one f32 multiply-add per group applies the scales.
+ */
+static inline v128_t dot_group(v128_t w_lo, v128_t w_hi, const int16_t *xq) {
+  v128_t w0 = wasm_i16x8_extend_low_i8x16(w_lo), w1 = wasm_i16x8_extend_high_i8x16(w_lo);
+  v128_t w2 = wasm_i16x8_extend_low_i8x16(w_hi), w3 = wasm_i16x8_extend_high_i8x16(w_hi);
+  v128_t hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w0, wasm_v128_load(xq)), wasm_i32x4_dot_i16x8(w1, wasm_v128_load(xq + 8)));
+  hi = wasm_i32x4_add(hi, wasm_i32x4_add(wasm_i32x4_dot_i16x8(w2, wasm_v128_load(xq + 16)), wasm_i32x4_dot_i16x8(w3, wasm_v128_load(xq + 24))));
+  v128_t lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w0, wasm_v128_load(xq + 32)), wasm_i32x4_dot_i16x8(w1, wasm_v128_load(xq + 40)));
+  lo = wasm_i32x4_add(lo, wasm_i32x4_add(wasm_i32x4_dot_i16x8(w2, wasm_v128_load(xq + 48)), wasm_i32x4_dot_i16x8(w3, wasm_v128_load(xq + 56))));
+  return wasm_f32x4_add(wasm_f32x4_convert_i32x4(hi), wasm_f32x4_mul(wasm_f32x4_convert_i32x4(lo), wasm_f32x4_const_splat(0x1p-15f)));
+}
+
+/* q8: a group's 32 bytes as two vectors of int8. q4: the low nibbles (even elements) and high nibbles (odd), minus 8. */
+static inline void load_group(int format, const uint8_t *row, int g, v128_t *lo, v128_t *hi) {
+  if (format == FORMAT_Q8) {
+    *lo = wasm_v128_load(row + g * 32);
+    *hi = wasm_v128_load(row + g * 32 + 16);
+  } else {
+    v128_t b = wasm_v128_load(row + g * 16);
+    *lo = wasm_i8x16_sub(wasm_v128_and(b, wasm_i8x16_const_splat(15)), wasm_i8x16_const_splat(8));
+    *hi = wasm_i8x16_sub(wasm_u8x16_shr(b, 4), wasm_i8x16_const_splat(8));
+  }
+}
+
+static void gemv_quantized(void *p, int begin, int end, int thread) {
+  (void)thread;
+  const gemv_ctx *c = p;
+  const int groups = padded_cols(c->w.cols) / QUANT_GROUP;
+  const int format = c->w.format;
+  const size_t row_bytes = (size_t)groups * (format == FORMAT_Q8 ? 32 : 16);
+  const uint8_t *data = c->w.data;
+  const int f16 = c->w.scale_f16;
+  int n = begin;
+  for (; n + 4 <= end; n += 4) {
+    const uint8_t *r0 = data + (size_t)n * row_bytes;
+    const uint8_t *r1 = r0 + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
+    size_t s0 = (size_t)n * groups;
+    v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (int g = 0; g < groups; g++) {
+      const int16_t *xq = c->xq + g * 2 * QUANT_GROUP;
+      float xs = c->xscale[g];
+      v128_t lo, hi;
+      load_group(format, r0, g, &lo, &hi);
+      v128_t d0 = dot_group(lo, hi, xq);
+      load_group(format, r1, g, &lo, &hi);
+      v128_t d1 = dot_group(lo, hi, xq);
+      load_group(format, r2, g, &lo, &hi);
+      v128_t d2 = dot_group(lo, hi, xq);
+      load_group(format, r3, g, &lo, &hi);
+      v128_t d3 = dot_group(lo, hi, xq);
+      acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(d0, wasm_f32x4_splat(xs * group_scale(c->w.scales, f16, s0 + g))));
+      acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(d1, wasm_f32x4_splat(xs * group_scale(c->w.scales, f16, s0 + groups + g))));
+      acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(d2, wasm_f32x4_splat(xs * group_scale(c->w.scales, f16, s0 + 2 * groups + g))));
+      acc3 = wasm_f32x4_add(acc3, wasm_f32x4_mul(d3, wasm_f32x4_splat(xs * group_scale(c->w.scales, f16, s0 + 3 * groups + g))));
+    }
+    gemv_store4(c, n, hsum4(acc0, acc1, acc2, acc3));
+  }
+  for (; n < end; n++) {
+    const uint8_t *r0 = data + (size_t)n * row_bytes;
+    v128_t acc0 = wasm_f32x4_splat(0);
+    for (int g = 0; g < groups; g++) {
+      v128_t lo, hi;
+      load_group(format, r0, g, &lo, &hi);
+      v128_t d0 = dot_group(lo, hi, c->xq + g * 2 * QUANT_GROUP);
+      float scale = c->xscale[g] * group_scale(c->w.scales, f16, (size_t)n * groups + g);
+      acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(d0, wasm_f32x4_splat(scale)));
+    }
+    gemv_store1(c, n, hsum(acc0));
+  }
+}
+
+/*
+ * x → two int16 parts per group of 32 (see dot_group): hi = round(x/s) with
+ * s = max|x| / 32767, lo = round((x − s·hi)·2^15/s); zeros past K. Stored per group as
+ * [32 hi][32 lo]; for q4 each part lists the even elements, then the odd ones, the
+ * order load_group yields nibbles in.
+ */
+static void quantize_activations(const float *x, int K, int groups, int even_odd, int16_t *xq, float *xscale) {
+  for (int g = 0; g < groups; g++) {
+    float values[QUANT_GROUP];
+    int k0 = g * QUANT_GROUP;
+    float amax = 0;
+    for (int j = 0; j < QUANT_GROUP; j++) {
+      values[j] = k0 + j < K ? x[k0 + j] : 0.0f;
+      float a = fabsf(values[j]);
+      amax = a > amax ? a : amax;
+    }
+    float scale = amax / 32767.0f;
+    xscale[g] = scale;
+    int16_t *dst = xq + 2 * k0;
+    for (int j = 0; j < QUANT_GROUP; j++) {
+      int slot = even_odd ? (j & 1) * 16 + (j >> 1) : j;
+      /* In double, so that the residual is not rounded before it is scaled. */
+      double ratio = scale > 0 ? (double)values[j] / scale : 0.0;
+      double hi = fmin(fmax(nearbyint(ratio), -32767.0), 32767.0);
+      dst[slot] = (int16_t)hi;
+      dst[QUANT_GROUP + slot] = (int16_t)fmin(fmax(nearbyint((ratio - hi) * 32768.0), -32767.0), 32767.0);
+    }
+  }
+}
+
+/* Rows per parallel chunk: 64 rows of a few KB each amortize the pool's hand-off. */
+#define GEMV_GRAIN 64
+
+static int gemv(const float *x, const weight_t *w, const float *bias, float *y) {
+  gemv_ctx c = { .x = x, .w = *w, .bias = bias, .y = y };
+  if (w->format == FORMAT_F32) {
+    omni_parallel_for(w->rows, GEMV_GRAIN, gemv_f32, &c);
+  } else if (w->format == FORMAT_F16) {
+    omni_parallel_for(w->rows, GEMV_GRAIN, gemv_f16, &c);
+  } else {
+    int groups = padded_cols(w->cols) / QUANT_GROUP;
+    int16_t *xq = omni_shared_scratch(0, (size_t)groups * 2 * QUANT_GROUP * 2);
+    float *xscale = omni_shared_scratch(1, (size_t)groups * 4);
+    if (!xq || !xscale) return -1;
+    quantize_activations(x, w->cols, groups, w->format == FORMAT_Q4, xq, xscale);
+    c.xq = xq;
+    c.xscale = xscale;
+    omni_parallel_for(w->rows, GEMV_GRAIN, gemv_quantized, &c);
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ blocked matmul (M > 1) */
+
+#define MR 4
+#define NR 8
+#define KC 256
+/* Panels per N block: 64 columns of W, 64 KB of packed f32 at KC = 256. */
+#define PANELS 8
+/* Per thread: the packed panels, one [8][KC] block of dequantized rows, and a zero-padded [4][KC] block of x. */
+#define MATMUL_SCRATCH_BYTES ((size_t)(PANELS * KC * NR + NR * KC + MR * KC) * 4)
+
+typedef struct {
+  const float *a;
+  int lda, M, N, K;
+  const weight_t *w;  /* y = a·Wᵀ, any format; or, when NULL, a dense f32 b: */
+  const float *b;
+  int transpose_b;    /* b [N, K] when set, else [K, N] */
+  const float *bias;
+  float *c;
+  int ldc;
+  int m_chunk, m_chunks;
+} matmul_ctx;
+
+/* 4×8 tile of a[0..4)[0..kc) · panel[kc][8] into acc (8 vectors: row i is acc[2i], acc[2i+1]). */
+static inline void tile_4x8(int kc, const float *a, int lda, const float *panel, v128_t acc[8]) {
+  v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+  for (int k = 0; k < kc; k++) {
+    v128_t p0 = wasm_v128_load(panel + k * NR), p1 = wasm_v128_load(panel + k * NR + 4);
+    v128_t x0 = wasm_v128_load32_splat(a0 + k);
+    v128_t x1 = wasm_v128_load32_splat(a1 + k);
+    v128_t x2 = wasm_v128_load32_splat(a2 + k);
+    v128_t x3 = wasm_v128_load32_splat(a3 + k);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x0, p0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x0, p1));
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x1, p0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x1, p1));
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x2, p0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x2, p1));
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x3, p0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x3, p1));
+  }
+  acc[0] = c00; acc[1] = c01; acc[2] = c10; acc[3] = c11;
+  acc[4] = c20; acc[5] = c21; acc[6] = c30; acc[7] = c31;
+}
+
+/* Packs columns [n0, n0 + nr) and k in [k0, k0 + kc) of the right operand into panel[kc][8], zero-padded. */
+static void pack_panel(const matmul_ctx *c, int n0, int nr, int k0, int kc, float *panel, float *rows) {
+  if (c->w || c->transpose_b) {
+    for (int r = 0; r < nr; r++) {
+      if (c->w) dequantize_row(c->w, n0 + r, k0, kc, rows + r * KC);
+      else memcpy(rows + r * KC, c->b + (size_t)(n0 + r) * c->K + k0, (size_t)kc * 4);
+    }
+    for (int r = nr; r < NR; r++) memset(rows + r * KC, 0, (size_t)kc * 4);
+    /* [8][kc] → [kc][8] by 4×4 transposes. */
+    int k = 0;
+    for (; k + 4 <= kc; k += 4) {
+      for (int r = 0; r < NR; r += 4) {
+        v128_t r0 = wasm_v128_load(rows + r * KC + k), r1 = wasm_v128_load(rows + (r + 1) * KC + k);
+        v128_t r2 = wasm_v128_load(rows + (r + 2) * KC + k), r3 = wasm_v128_load(rows + (r + 3) * KC + k);
+        v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+        v128_t t2 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+        wasm_v128_store(panel + (k + 0) * NR + r, wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5));
+        wasm_v128_store(panel + (k + 1) * NR + r, wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7));
+        wasm_v128_store(panel + (k + 2) * NR + r, wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5));
+        wasm_v128_store(panel + (k + 3) * NR + r, wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7));
+      }
+    }
+    for (; k < kc; k++) {
+      for (int r = 0; r < NR; r++) panel[k * NR + r] = rows[r * KC + k];
+    }
+  } else {
+    for (int k = 0; k < kc; k++) {
+      const float *src = c->b + (size_t)(k0 + k) * c->N + n0;
+      float *dst = panel + k * NR;
+      if (nr == NR) {
+        wasm_v128_store(dst, wasm_v128_load(src));
+        wasm_v128_store(dst + 4, wasm_v128_load(src + 4));
+      } else {
+        for (int r = 0; r < NR; r++) dst[r] = r < nr ? src[r] : 0.0f;
+      }
+    }
+  }
+}
+
+static void matmul_block(void *p, int begin, int end, int thread) {
+  const matmul_ctx *c = p;
+  float *scratch = omni_thread_scratch(thread, MATMUL_SCRATCH_BYTES);
+  float *panels = scratch, *rows = scratch + PANELS * KC * NR, *a_pad = rows + NR * KC;
+  for (int task = begin; task < end; task++) {
+    int nb = task / c->m_chunks, mb = task % c->m_chunks;
+    int n0 = nb * PANELS * NR;
+    int n_end = n0 + PANELS * NR < c->N ? n0 + PANELS * NR : c->N;
+    int panels_here = (n_end - n0 + NR - 1) / NR;
+    int m_begin = mb * c->m_chunk;
+    int m_end = m_begin + c->m_chunk < c->M ? m_begin + c->m_chunk : c->M;
+    for (int k0 = 0; k0 < c->K; k0 += KC) {
+      int kc = c->K - k0 < KC ? c->K - k0 : KC;
+      for (int pi = 0; pi < panels_here; pi++) {
+        int pn = n0 + pi * NR;
+        pack_panel(c, pn, n_end - pn < NR ? n_end - pn : NR, k0, kc, panels + pi * KC * NR, rows);
+      }
+      for (int m0 = m_begin; m0 < m_end; m0 += MR) {
+        int mr = m_end - m0 < MR ? m_end - m0 : MR;
+        const float *a = c->a + (size_t)m0 * c->lda + k0;
+        int lda = c->lda;
+        if (mr < MR) {
+          for (int i = 0; i < MR; i++) {
+            if (i < mr) memcpy(a_pad + i * KC, a + (size_t)i * lda, (size_t)kc * 4);
+            else memset(a_pad + i * KC, 0, (size_t)kc * 4);
+          }
+          a = a_pad;
+          lda = KC;
+        }
+        for (int pi = 0; pi < panels_here; pi++) {
+          int pn = n0 + pi * NR;
+          int nr = n_end - pn < NR ? n_end - pn : NR;
+          v128_t acc[8];
+          tile_4x8(kc, a, lda, panels + pi * KC * NR, acc);
+          for (int i = 0; i < mr; i++) {
+            float tile[NR];
+            wasm_v128_store(tile, acc[2 * i]);
+            wasm_v128_store(tile + 4, acc[2 * i + 1]);
+            float *out = c->c + (size_t)(m0 + i) * c->ldc + pn;
+            for (int j = 0; j < nr; j++) {
+              float base = k0 > 0 ? out[j] : c->bias ? c->bias[pn + j] : 0.0f;
+              out[j] = base + tile[j];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+static int matmul_run(matmul_ctx *c) {
+  if (c->M == 0 || c->N == 0) return 0;
+  if (c->K == 0) {
+    for (int m = 0; m < c->M; m++) {
+      for (int n = 0; n < c->N; n++) c->c[(size_t)m * c->ldc + n] = c->bias ? c->bias[n] : 0.0f;
+    }
+    return 0;
+  }
+  /* Each thread's panels must exist before the pool runs: a failed allocation is reported here. */
+  if (omni_reserve_thread_scratch(MATMUL_SCRATCH_BYTES) != 0) return -1;
+  int n_blocks = (c->N + PANELS * NR - 1) / (PANELS * NR);
+  int want = 2 * omni_threads();
+  c->m_chunks = 1;
+  if (n_blocks < want && c->M >= 2 * 16) {
+    c->m_chunks = (want + n_blocks - 1) / n_blocks;
+    if (c->m_chunks > c->M / 16) c->m_chunks = c->M / 16;
+  }
+  c->m_chunk = (c->M + c->m_chunks - 1) / c->m_chunks;
+  c->m_chunk = (c->m_chunk + MR - 1) / MR * MR;
+  c->m_chunks = (c->M + c->m_chunk - 1) / c->m_chunk;
+  omni_parallel_for(n_blocks * c->m_chunks, 1, matmul_block, c);
+  return 0;
+}
+
+int linear_rows(const float *x, int lda, int M, const weight_t *w, const float *bias, float *y, int ldy) {
+  if (M == 1) return gemv(x, w, bias, y);
+  matmul_ctx c = { .a = x, .lda = lda, .M = M, .N = w->rows, .K = w->cols, .w = w, .bias = bias, .c = y, .ldc = ldy };
+  return matmul_run(&c);
+}
+
+/* Returns 0, or −1 when scratch memory could not be allocated (the caller reports OUT_OF_MEMORY). */
+OMNI_EXPORT int omni_linear(const float *x, int M, const void *data, const void *scales, int format, int scale_f16,
+                            int rows, int cols, const float *bias, float *y) {
+  weight_t w = { data, scales, rows, cols, format, scale_f16 };
+  return linear_rows(x, cols, M, &w, bias, y, rows);
+}
+
+OMNI_EXPORT int omni_matmul(const float *a, const float *b, int M, int K, int N, int transpose_b, float *y) {
+  if (transpose_b && M == 1) {
+    weight_t w = { b, NULL, N, K, FORMAT_F32, 0 };
+    return gemv(a, &w, NULL, y);
+  }
+  matmul_ctx c = { .a = a, .lda = K, .M = M, .N = N, .K = K, .b = b, .transpose_b = transpose_b, .c = y, .ldc = N };
+  return matmul_run(&c);
+}

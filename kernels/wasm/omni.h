@@ -1,0 +1,124 @@
+/*
+ * Shared declarations of the wasm kernels: the thread pool every hot loop is split
+ * through, weight formats, and SIMD helpers (f16 widening, exp) used by several files.
+ * Pointers are byte offsets into the one wasm heap; the TypeScript backend passes them.
+ */
+#pragma once
+#include <emscripten/emscripten.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define OMNI_EXPORT EMSCRIPTEN_KEEPALIVE
+
+/* Weight formats, as numbered by the TypeScript side (wasm/weights.ts). */
+enum { FORMAT_F32 = 0, FORMAT_F16 = 1, FORMAT_Q8 = 2, FORMAT_Q4 = 3 };
+/* Elements per quantization group (quant.ts). */
+#define QUANT_GROUP 32
+
+/* A matrix weight [rows, cols] in one of the formats; scales only for q8/q4. */
+typedef struct {
+  const void *data;
+  const void *scales;
+  int rows, cols, format, scale_f16;
+} weight_t;
+
+static inline int padded_cols(int cols) { return (cols + QUANT_GROUP - 1) / QUANT_GROUP * QUANT_GROUP; }
+
+/* ---- thread pool (pool.c) */
+
+/* Runs task(ctx, begin, end, thread) over [0, count) in chunks of `grain` on every pool thread. */
+typedef void (*omni_task)(void *ctx, int begin, int end, int thread);
+void omni_parallel_for(int count, int grain, omni_task task, void *ctx);
+int omni_threads(void);
+/* Per-thread scratch of at least `bytes`, 64-byte aligned, kept between calls; NULL if out of memory. */
+void *omni_thread_scratch(int thread, size_t bytes);
+/* Grows every pool thread's scratch to `bytes` before a parallel_for; −1 if memory ran out. */
+int omni_reserve_thread_scratch(size_t bytes);
+/* Scratch used by the calling (main) thread between parallel_fors, by slot; NULL if out of memory. */
+void *omni_shared_scratch(int slot, size_t bytes);
+
+/* ---- shared by kernel files (linear.c) */
+
+/* Row `row`, elements [k0, k0 + count) of w as f32; k0 is a multiple of QUANT_GROUP for q8/q4. */
+void dequantize_row(const weight_t *w, int row, int k0, int count, float *out);
+/* x [M, lda] · Wᵀ (+ bias) → y [M, ldy]; 0, or −1 when scratch memory ran out. */
+int linear_rows(const float *x, int lda, int M, const weight_t *w, const float *bias, float *y, int ldy);
+
+/* ---- scalar helpers */
+
+static inline float f16_to_f32(uint16_t h) {
+  /* Exact: the half's bits moved into float position, rescaled by 2^112 (subnormals too). */
+  union { uint32_t u; float f; } v = { (uint32_t)(h & 0x7fff) << 13 };
+  float magnitude = v.f * 0x1p112f;
+  if ((h & 0x7c00) == 0x7c00) {
+    v.u = 0x7f800000u | ((uint32_t)(h & 0x3ff) << 13);
+    magnitude = v.f;
+  }
+  return (h & 0x8000) ? -magnitude : magnitude;
+}
+
+static inline float group_scale(const void *scales, int scale_f16, size_t index) {
+  return scale_f16 ? f16_to_f32(((const uint16_t *)scales)[index]) : ((const float *)scales)[index];
+}
+
+/* ---- SIMD helpers */
+
+static inline float hsum(v128_t v) {
+  v128_t s = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  s = wasm_f32x4_add(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(s, 0);
+}
+
+static inline float hmax(v128_t v) {
+  v128_t s = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  s = wasm_f32x4_pmax(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(s, 0);
+}
+
+/* Lane i of the result is the sum of the lanes of a_i: four horizontal sums at once. */
+static inline v128_t hsum4(v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
+  v128_t t0 = wasm_f32x4_add(wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7));
+  v128_t t1 = wasm_f32x4_add(wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5), wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7));
+  return wasm_f32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5), wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+}
+
+/* Four halves (in the low 16 bits of each u32 lane) → floats, exactly, like f16_to_f32. */
+static inline v128_t f16x4_to_f32x4(v128_t h) {
+  v128_t bits = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_const_splat(0x7fff)), 13);
+  v128_t magnitude = wasm_f32x4_mul(bits, wasm_f32x4_const_splat(0x1p112f));
+  v128_t special = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_const_splat(0x7c00)), wasm_i32x4_const_splat(0x7c00));
+  magnitude = wasm_v128_bitselect(wasm_v128_or(bits, wasm_i32x4_const_splat(0x70000000)), magnitude, special);
+  v128_t sign = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_const_splat(0x8000)), 16);
+  return wasm_v128_or(magnitude, sign);
+}
+
+/*
+ * e^x to ~1 ulp: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor series to r^7
+ * (truncation < 6e-9), then 2^n applied in two steps so results down to the
+ * smallest subnormal are formed; below −104 the result is 0, above 88.7 it is ~FLT_MAX.
+ */
+static inline v128_t exp_f32x4(v128_t x) {
+  x = wasm_f32x4_min(wasm_f32x4_max(x, wasm_f32x4_const_splat(-104.0f)), wasm_f32x4_const_splat(88.72f));
+  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_const_splat(1.44269504088896341f)));
+  /* ln2 split so n·ln2_hi is exact for |n| < 2^9. */
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_const_splat(0.693145751953125f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_const_splat(1.42860682030941723212e-6f)));
+  v128_t p = wasm_f32x4_const_splat(1.0f / 5040.0f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f / 720.0f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f / 120.0f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f / 24.0f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f / 6.0f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(0.5f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f));
+  v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
+  v128_t n1 = wasm_i32x4_shr(ni, 1);
+  v128_t n2 = wasm_i32x4_sub(ni, n1);
+  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, wasm_i32x4_const_splat(127)), 23);
+  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, wasm_i32x4_const_splat(127)), 23);
+  return wasm_f32x4_mul(wasm_f32x4_mul(p, s1), s2);
+}
+
+static inline float exp_f32(float x) { return wasm_f32x4_extract_lane(exp_f32x4(wasm_f32x4_splat(x)), 0); }

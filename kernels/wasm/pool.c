@@ -1,0 +1,153 @@
+/*
+ * A persistent thread pool: the main thread and (threads − 1) pthreads share each
+ * parallel_for, taking chunks from one atomic counter so a core busy with other work
+ * slows only its own share. Idle workers spin briefly (ops come back to back while
+ * decoding) and then sleep on a futex. The single-threaded build runs tasks inline.
+ */
+#include "omni.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_THREADS 16
+#define SHARED_SLOTS 4
+
+static int thread_count = 1;
+
+typedef struct {
+  void *data;
+  size_t bytes;
+} scratch_t;
+
+static scratch_t thread_scratch[MAX_THREADS];
+static scratch_t shared_scratch[SHARED_SLOTS];
+
+static void *grow(scratch_t *s, size_t bytes) {
+  if (s->bytes >= bytes) return s->data;
+  free(s->data);
+  s->data = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+  s->bytes = s->data ? bytes : 0;
+  return s->data;
+}
+
+void *omni_thread_scratch(int thread, size_t bytes) { return grow(&thread_scratch[thread], bytes); }
+void *omni_shared_scratch(int slot, size_t bytes) { return grow(&shared_scratch[slot], bytes); }
+
+int omni_threads(void) { return thread_count; }
+
+int omni_reserve_thread_scratch(size_t bytes) {
+  for (int t = 0; t < thread_count; t++) {
+    if (!omni_thread_scratch(t, bytes)) return -1;
+  }
+  return 0;
+}
+
+OMNI_EXPORT void *omni_malloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) & ~(size_t)63); }
+OMNI_EXPORT void omni_free(void *p) { free(p); }
+
+#ifdef __EMSCRIPTEN_PTHREADS__
+#include <emscripten/threading.h>
+#include <pthread.h>
+
+/* Spin iterations before a worker sleeps, and before the main thread waits on the futex. */
+#define SPIN_ROUNDS 20000
+
+static struct {
+  omni_task task;
+  void *ctx;
+  int count, grain;
+  _Atomic int next;
+  _Atomic uint32_t pending;  /* workers still inside the current job */
+  _Atomic uint32_t generation;
+  _Atomic int quit;
+} job;
+
+static pthread_t workers[MAX_THREADS];
+static _Atomic int started;
+
+static void run_share(int thread) {
+  for (;;) {
+    int begin = atomic_fetch_add(&job.next, job.grain);
+    if (begin >= job.count) return;
+    int end = begin + job.grain < job.count ? begin + job.grain : job.count;
+    job.task(job.ctx, begin, end, thread);
+  }
+}
+
+static void *worker_main(void *arg) {
+  int thread = (int)(intptr_t)arg;
+  uint32_t seen = 0;
+  atomic_fetch_add(&started, 1);
+  for (;;) {
+    uint32_t gen;
+    int spins = 0;
+    while ((gen = atomic_load(&job.generation)) == seen) {
+      if (++spins > SPIN_ROUNDS) emscripten_futex_wait(&job.generation, seen, INFINITY);
+    }
+    seen = gen;
+    if (atomic_load(&job.quit)) return NULL;
+    run_share(thread);
+    if (atomic_fetch_sub(&job.pending, 1) == 1) emscripten_futex_wake(&job.pending, 1);
+  }
+}
+
+/* Starts threads − 1 workers; returns how many were created (the JS side waits for omni_pool_started). */
+OMNI_EXPORT int omni_pool_start(int threads) {
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  atomic_store(&job.quit, 0);
+  int created = 0;
+  for (int t = 1; t < threads; t++) {
+    if (pthread_create(&workers[t], NULL, worker_main, (void *)(intptr_t)t) != 0) break;
+    created++;
+  }
+  thread_count = 1 + created;
+  return created;
+}
+
+OMNI_EXPORT int omni_pool_started(void) { return atomic_load(&started); }
+
+OMNI_EXPORT void omni_pool_stop(void) {
+  atomic_store(&job.quit, 1);
+  atomic_fetch_add(&job.generation, 1);
+  emscripten_futex_wake(&job.generation, MAX_THREADS);
+  for (int t = 1; t < thread_count; t++) pthread_join(workers[t], NULL);
+  thread_count = 1;
+  atomic_store(&started, 0);
+}
+
+void omni_parallel_for(int count, int grain, omni_task task, void *ctx) {
+  if (count <= 0) return;
+  if (grain < 1) grain = 1;
+  if (thread_count == 1 || count <= grain) {
+    for (int begin = 0; begin < count; begin += grain) task(ctx, begin, begin + grain < count ? begin + grain : count, 0);
+    return;
+  }
+  job.task = task;
+  job.ctx = ctx;
+  job.count = count;
+  job.grain = grain;
+  atomic_store(&job.next, 0);
+  atomic_store(&job.pending, (uint32_t)(thread_count - 1));
+  atomic_fetch_add(&job.generation, 1);
+  emscripten_futex_wake(&job.generation, MAX_THREADS);
+  run_share(0);
+  uint32_t left;
+  int spins = 0;
+  while ((left = atomic_load(&job.pending)) != 0) {
+    if (++spins > SPIN_ROUNDS) emscripten_futex_wait(&job.pending, left, INFINITY);
+  }
+}
+
+#else
+
+OMNI_EXPORT int omni_pool_start(int threads) { (void)threads; return 0; }
+OMNI_EXPORT int omni_pool_started(void) { return 0; }
+OMNI_EXPORT void omni_pool_stop(void) {}
+
+void omni_parallel_for(int count, int grain, omni_task task, void *ctx) {
+  if (grain < 1) grain = 1;
+  for (int begin = 0; begin < count; begin += grain) task(ctx, begin, begin + grain < count ? begin + grain : count, 0);
+}
+
+#endif
