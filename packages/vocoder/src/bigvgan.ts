@@ -80,7 +80,7 @@ function besselI0(x: number): number {
  * half-width 0.6/ratio, a symmetric Kaiser window whose β follows from the attenuation, taps at
  * half-integer offsets, normalised to sum 1.
  */
-export function kaiserSincFilter(taps = RESAMPLE_TAPS, ratio = 2): Float32Array {
+function kaiserSincFilter(taps = RESAMPLE_TAPS, ratio = 2): Float32Array {
   const cutoff = 0.5 / ratio;
   const halfWidth = 0.6 / ratio;
   const half = Math.floor(taps / 2);
@@ -108,7 +108,7 @@ export function kaiserSincFilter(taps = RESAMPLE_TAPS, ratio = 2): Float32Array 
  * are the s phases: row (r, co), column ci·taps + (taps − 1 − u). Viewed as [Q·s, Cout], its
  * rows are the transposed conv's output frames.
  */
-export function polyphaseWeight(w: Float32Array, cin: number, cout: number, kernel: number, stride: number): { values: Float32Array; taps: number } {
+function polyphaseWeight(w: Float32Array, cin: number, cout: number, kernel: number, stride: number): { values: Float32Array; taps: number } {
   const taps = Math.ceil(kernel / stride);
   const values = new Float32Array(stride * cout * cin * taps);
   for (let r = 0; r < stride; r++) {
@@ -125,7 +125,7 @@ export function polyphaseWeight(w: Float32Array, cin: number, cout: number, kern
   return { values, taps };
 }
 
-export async function loadBigVganWeights(loader: WeightLoader, config: BigVganConfig): Promise<BigVganWeights> {
+async function loadBigVganWeights(loader: WeightLoader, config: BigVganConfig): Promise<BigVganWeights> {
   const { melDim, upsampleInitialChannel: initial, upsampleRates, upsampleKernelSizes, resblockKernelSizes, resblockDilationSizes } = config;
   const conv = async (name: string, cout: number, cin: number, kernel: number, dilation: number, bias: boolean, because: string): Promise<Conv> => ({
     w: loader.matrix(await loader.values(`${name}.weight`, [cout, cin, kernel], because), cout, cin * kernel),

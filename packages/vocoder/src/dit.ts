@@ -71,7 +71,7 @@ const PREFIX = 'token2wav.code2wav_dit_model.';
 /** DiT LayerNorms have no affine and eps 1e-6 (§8.2 step 6). */
 const NORM_EPS = 1e-6;
 
-export async function loadDitWeights(loader: WeightLoader, config: DitConfig): Promise<DitWeights> {
+async function loadDitWeights(loader: WeightLoader, config: DitConfig): Promise<DitWeights> {
   const { hidden, heads, headDim, melDim, embDim } = config;
   const inner = heads * headDim;
   const ff = hidden * config.ffMult;
@@ -147,7 +147,7 @@ export async function loadDitWeights(loader: WeightLoader, config: DitConfig): P
  * The sinusoid of time t (§8.2 step 1): sin then cos of 1000·t·e^(−i·ln(10⁴)/(half − 1)),
  * rounded after each step as torch's float32 ops round, since 1000·t reaches 1000 radians.
  */
-export function timeSinusoid(t: number, width: number): Float32Array {
+function timeSinusoid(t: number, width: number): Float32Array {
   const half = width / 2;
   const rate = Math.fround(-Math.log(10000) / (half - 1));
   const scaled = Math.fround(1000 * Math.fround(t));
@@ -164,7 +164,7 @@ export function timeSinusoid(t: number, width: number): Float32Array {
  * The ODE's time points (§8.3): torch.linspace(0, 1, steps) warped by t + s·(cos(πt/2) − 1 + t),
  * rounded like the reference's float32 tensor ops.
  */
-export function swayTimes(steps: number, sway: number): number[] {
+function swayTimes(steps: number, sway: number): number[] {
   const step = Math.fround(1 / (steps - 1));
   return Array.from({ length: steps }, (_, i) => {
     // linspace fills from both ends (start + i·step, then end − (steps − 1 − i)·step).
@@ -252,7 +252,7 @@ export class DitRun {
   readonly scaled: Tensor;
   readonly #owned: Tensor[];
 
-  constructor(private readonly backend: Backend, config: DitConfig, frames: number) {
+  constructor(readonly backend: Backend, config: DitConfig, frames: number) {
     const { hidden, heads, headDim, melDim, embDim, ffMult } = config;
     const rows = 2 * frames;
     const inner = heads * headDim;
@@ -358,6 +358,7 @@ export class Dit {
     this.#checkLive();
     const b = this.backend;
     const { melDim, hidden, ecapa } = this.config;
+    if (!(cond instanceof Float32Array) || !(refMel instanceof Float32Array)) throw new OmniError('BAD_INPUT', 'condition takes the cond and the reference mel as Float32Arrays');
     const frames = refMel.length / melDim;
     if (cond.length !== ecapa.condDim) throw new OmniError('BAD_INPUT', `the speaker cond has ${cond.length} values; this DiT takes enc_emb_dim ${ecapa.condDim}`);
     if (!Number.isInteger(frames) || frames < minReferenceFrames(ecapa)) {
@@ -365,10 +366,15 @@ export class Dit {
     }
     const temps: Tensor[] = [];
     const temp = (t: Tensor) => (temps.push(t), t);
-    const speaker: Tensor[] = [];
+    const kept: Tensor[] = [];
     try {
-      for (const mel of [refMel, new Float32Array(refMel.length)]) speaker.push(this.speakerEncoder.encode(temp(b.tensor(mel, [frames, melDim]))));
+      const speaker = [refMel, new Float32Array(refMel.length)].map((mel) => {
+        const encoded = this.speakerEncoder.encode(temp(b.tensor(mel, [frames, melDim])));
+        kept.push(encoded);
+        return encoded;
+      });
       const rows = b.empty([2 * hidden]);
+      kept.push(rows);
       [cond, new Float32Array(cond.length)].forEach((c, branch) => {
         const w = this.weights;
         const row = temp(b.add(temp(b.linear(speaker[branch], w.inputSpeaker)), temp(b.linear(temp(b.tensor(c, [1, c.length])), w.inputCond.w, w.inputCond.b))));
@@ -376,7 +382,7 @@ export class Dit {
       });
       return new DitCondition(b, [speaker[0], speaker[1]], rows);
     } catch (e) {
-      release(b, speaker);
+      release(b, kept);
       throw e;
     } finally {
       release(b, temps);
@@ -396,7 +402,8 @@ export class Dit {
    * projection that stay fixed during the ODE.
    */
   prepare(run: DitRun, condition: DitCondition, codes: Int32Array): void {
-    this.#checkLive();
+    this.#checkRun(run);
+    if (!(condition instanceof DitCondition)) throw new OmniError('BAD_INPUT', 'prepare needs the DitCondition from condition()');
     const b = this.backend;
     const { repeats, hidden, numEmbeds } = this.config;
     if (!(codes instanceof Int32Array) || codes.length * repeats !== run.frames) {
@@ -415,7 +422,12 @@ export class Dit {
 
   /** One DiT evaluation (§8.2) of both branches at time t on x [T, mel] → `run.branches` [2T, mel]. */
   async forward(run: DitRun, x: Tensor, time: number, probe?: DitProbe): Promise<void> {
-    this.#checkLive();
+    this.#checkRun(run);
+    const { melDim } = this.config;
+    if (!x || x.dtype !== 'f32' || x.shape.length !== 2 || x.shape[0] !== run.frames || x.shape[1] !== melDim) {
+      throw new OmniError('SHAPE_MISMATCH', `the DiT's x must be f32 [${run.frames}, ${melDim}] for this run, got ${x?.dtype} [${x?.shape?.join(', ')}]`);
+    }
+    if (!Number.isFinite(time)) throw new OmniError('BAD_INPUT', `the ODE time must be finite, got ${String(time)}`);
     const b = this.backend;
     const w = this.weights;
     const { blockSize } = this.config;
@@ -475,7 +487,7 @@ export class Dit {
    * sway-warped grid, each slope a guided pair of branches. Returns `run.y`, the log-mel [T, mel].
    */
   async sample(run: DitRun, noise: Float32Array, options: SampleOptions = {}): Promise<Tensor> {
-    this.#checkLive();
+    this.#checkRun(run);
     const b = this.backend;
     const { melDim } = this.config;
     const steps = options.steps ?? 10;
@@ -554,5 +566,10 @@ export class Dit {
 
   #checkLive(): void {
     if (this.#disposed) throw new OmniError('BAD_INPUT', 'this DiT was disposed');
+  }
+
+  #checkRun(run: DitRun): void {
+    this.#checkLive();
+    if (!(run instanceof DitRun) || run.backend !== this.backend) throw new OmniError('BAD_INPUT', 'a DitRun from this DiT\'s createRun is required');
   }
 }

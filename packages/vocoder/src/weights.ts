@@ -13,7 +13,7 @@ import {
 /** What the loaders read: a `Checkpoint` (core weights) fits. */
 export type WeightSource = Pick<TensorStore, 'has' | 'info' | 'readF32'>;
 
-export const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
+const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
 
 export class WeightLoader {
   /** Every tensor and weight uploaded, in order. */

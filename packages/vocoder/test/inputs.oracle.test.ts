@@ -75,8 +75,23 @@ describe('Token2Wav input checks (oracle)', () => {
 
   it('the models refuse wrong tensors, configs that disagree with the weights, and use after dispose', async () => {
     await expectOmniError(() => token2wav.bigvgan.forward(backend.empty([10, 79])), 'SHAPE_MISMATCH', /mel \[T, 80\]/);
-    await expectOmniError(() => token2wav.dit.prepare(token2wav.dit.createRun(4), null as never, new Int32Array(3)), 'BAD_INPUT', /2 codes/);
-    await expectOmniError(() => token2wav.dit.createRun(0), 'BAD_INPUT');
+    const { dit } = token2wav;
+    await expectOmniError(() => dit.createRun(0), 'BAD_INPUT');
+    const run = dit.createRun(4);
+    const condition = dit.condition((voice.cond.data as Float32Array), voice.refMel.data as Float32Array);
+    const x = backend.empty([4, 79]);
+    try {
+      await expectOmniError(() => dit.prepare(run, null as never, new Int32Array(2)), 'BAD_INPUT', /DitCondition/);
+      await expectOmniError(() => dit.prepare(run, condition, new Int32Array(3)), 'BAD_INPUT', /2 codes/);
+      await expectOmniError(() => dit.prepare(run, condition, Int32Array.of(1, dit.config.numEmbeds + 1)), 'BAD_INPUT', /outside the DiT's table/);
+      await expectOmniError(() => dit.forward(run, x, 0), 'SHAPE_MISMATCH', /\[4, 80\]/);
+      await expectOmniError(() => dit.forward({} as never, x, 0), 'BAD_INPUT', /DitRun/);
+      await expectOmniError(() => dit.condition(new Float32Array(3), voice.refMel.data as Float32Array), 'BAD_INPUT', /enc_emb_dim/);
+    } finally {
+      backend.dispose(x);
+      run.dispose();
+      condition.dispose();
+    }
     const checkpoint = await openCheckpoint(TINY);
     try {
       const config = (await loadOmniConfig(checkpoint, ['token2wav'])).token2wav!;
