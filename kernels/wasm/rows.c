@@ -106,8 +106,6 @@ static void softmax_rows(void *p, int begin, int end, int thread) {
     for (; k + 4 <= n; k += 4) m = wasm_f32x4_max(m, wasm_v128_load(x + k));
     float max = hmax(m);
     for (; k < n; k++) max = fmaxf(max, x[k]);
-    /* A row of −∞ only: every entry is equally (un)likely. */
-    if (max == -INFINITY) max = 0;
     v128_t mv = wasm_f32x4_splat(max), s = wasm_f32x4_splat(0);
     for (k = 0; k + 4 <= n; k += 4) {
       v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(x + k), mv));
