@@ -1,0 +1,37 @@
+// Every kernel case on each real backend in Node: the wasm kernels, and WebGPU through
+// Dawn on SwiftShader. One test per (backend, case); each awaits its backend, so a
+// backend that cannot start (no adapter, no wasm build) fails every one of its tests.
+import { afterAll, describe, expect, it } from 'vitest';
+import { createWebGPUBackend, type Backend, type BackendKind } from '@omniweb/core';
+// Not exported from @omniweb/core (yet): the wasm backend from its source module.
+import { createWasmBackend } from '../../packages/core/src/wasm/index.js';
+import { createOracleBackend, kernelCases } from '@omniweb/kernels';
+
+const BACKENDS: readonly { kind: BackendKind; create: () => Promise<Backend> }[] = [
+  { kind: 'wasm', create: () => createWasmBackend() },
+  { kind: 'webgpu', create: () => createWebGPUBackend() },
+];
+
+const oracle = createOracleBackend();
+
+for (const { kind, create } of BACKENDS) {
+  describe(kind, () => {
+    let started: Promise<Backend> | undefined;
+    const backend = () => (started ??= create());
+
+    afterAll(async () => {
+      (await started?.catch(() => undefined))?.destroy();
+    });
+
+    it('starts and reports its kind', async () => {
+      expect((await backend()).info.kind).toBe(kind);
+    });
+
+    for (const kernelCase of kernelCases) {
+      it(kernelCase.name, async () => {
+        const { maxRelErr, bound } = await kernelCase.run(await backend(), oracle);
+        expect(maxRelErr).toBeLessThanOrEqual(bound);
+      });
+    }
+  });
+}
