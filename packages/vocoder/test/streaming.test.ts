@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '@omniweb/core';
 import { createOracleBackend } from '@omniweb/kernels';
+// Not exported from @omniweb/core (yet): the wasm backend from its source module.
+import { createWasmBackend } from '../../core/src/wasm/index.js';
 import type { Token2Wav, Voice } from '../src/index.js';
 import { goldenCase, loadTiny } from './helpers.js';
 
@@ -35,13 +37,16 @@ function maxStep(x: Float32Array, from: number, to: number): number {
   return step;
 }
 
-describe('streaming Token2Wav on the oracle', () => {
+// WebGPU runs the same graph; on SwiftShader these decodes would take minutes, so it is left out here.
+const BACKENDS: readonly [string, () => Promise<Backend> | Backend][] = [['oracle', createOracleBackend], ['wasm', () => createWasmBackend()]];
+
+describe.each(BACKENDS)('streaming Token2Wav on %s', (_, makeBackend) => {
   let backend: Backend;
   let token2wav: Token2Wav;
   let voice: Voice;
 
   beforeAll(async () => {
-    backend = createOracleBackend();
+    backend = await makeBackend();
     token2wav = await loadTiny(backend);
     const g = await goldenCase('talker_p1');
     voice = { cond: g('speaker_cond'), refMel: g('speaker_ref_mel') };
