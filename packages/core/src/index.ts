@@ -4,3 +4,5 @@ export * from './quant.js';
 export * from './weights/index.js';
 export * from './config.js';
 export * from './webgpu/index.js';
+export * from './wasm/index.js';
+export * from './createBackend.js';
