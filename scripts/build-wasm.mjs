@@ -35,6 +35,8 @@ const common = [
   '-sMODULARIZE=1', '-sEXPORT_ES6=1', '-sEXPORT_NAME=createOmniKernels',
   '-sENVIRONMENT=web,worker,node', '-sFILESYSTEM=0', '-sASSERTIONS=0',
   '-sEXPORTED_FUNCTIONS=_malloc,_free', '-sEXPORTED_RUNTIME_METHODS=[]',
+  // A library must not install process-wide handlers for uncaught errors in Node.
+  '-sNODEJS_CATCH_EXIT=0', '-sNODEJS_CATCH_REJECTION=0',
   // Real models: the heap grows up to the wasm32 limit; malloc failure is reported, not fatal.
   '-sALLOW_MEMORY_GROWTH=1', '-sINITIAL_MEMORY=64MB', '-sMAXIMUM_MEMORY=4GB', '-sABORTING_MALLOC=0',
   '-sTOTAL_STACK=1MB', '--no-entry', '--extern-pre-js', nodeShim, '--post-js', `${sourceDir}module-post.js`,

@@ -52,13 +52,21 @@ OMNI_EXPORT void omni_free(void *p) { free(p); }
 /* Spin iterations before a worker sleeps, and before the main thread waits on the futex. */
 #define SPIN_ROUNDS 20000
 
+/*
+ * The main thread publishes a job under a sequence number that is odd while it rewrites
+ * the fields. A worker enters a job by raising `active` and checking that the sequence
+ * did not move; the main thread rewrites only once no worker is inside. Completion is
+ * counted in finished elements, not in workers, so a worker the OS has not scheduled
+ * never holds up a job: the threads that are running take all of its chunks.
+ */
 static struct {
   omni_task task;
   void *ctx;
   int count, grain;
   _Atomic int next;
-  _Atomic uint32_t pending;  /* workers still inside the current job */
-  _Atomic uint32_t generation;
+  _Atomic uint32_t done;
+  _Atomic uint32_t sequence;
+  _Atomic int active;
   _Atomic int quit;
 } job;
 
@@ -71,6 +79,9 @@ static void run_share(int thread) {
     if (begin >= job.count) return;
     int end = begin + job.grain < job.count ? begin + job.grain : job.count;
     job.task(job.ctx, begin, end, thread);
+    if (atomic_fetch_add(&job.done, (uint32_t)(end - begin)) + (uint32_t)(end - begin) == (uint32_t)job.count) {
+      emscripten_futex_wake(&job.done, 1);
+    }
   }
 }
 
@@ -79,16 +90,39 @@ static void *worker_main(void *arg) {
   uint32_t seen = 0;
   atomic_fetch_add(&started, 1);
   for (;;) {
-    uint32_t gen;
+    uint32_t sequence;
     int spins = 0;
-    while ((gen = atomic_load(&job.generation)) == seen) {
-      if (++spins > SPIN_ROUNDS) emscripten_futex_wait(&job.generation, seen, INFINITY);
+    for (;;) {
+      sequence = atomic_load(&job.sequence);
+      if (sequence != seen && !(sequence & 1)) {
+        atomic_fetch_add(&job.active, 1);
+        if (atomic_load(&job.sequence) == sequence) break;
+        atomic_fetch_sub(&job.active, 1);
+        continue;
+      }
+      if (++spins > SPIN_ROUNDS) emscripten_futex_wait(&job.sequence, sequence, INFINITY);
     }
-    seen = gen;
+    seen = sequence;
+    if (!atomic_load(&job.quit)) run_share(thread);
+    atomic_fetch_sub(&job.active, 1);
     if (atomic_load(&job.quit)) return NULL;
-    run_share(thread);
-    if (atomic_fetch_sub(&job.pending, 1) == 1) emscripten_futex_wake(&job.pending, 1);
   }
+}
+
+/* Sets the job's fields while no worker is inside one, then releases it to the pool. */
+static void publish(omni_task task, void *ctx, int count, int grain) {
+  uint32_t sequence = atomic_load(&job.sequence);
+  atomic_store(&job.sequence, sequence + 1);
+  while (atomic_load(&job.active) != 0) {
+  }
+  job.task = task;
+  job.ctx = ctx;
+  job.count = count;
+  job.grain = grain;
+  atomic_store(&job.next, 0);
+  atomic_store(&job.done, 0);
+  atomic_store(&job.sequence, sequence + 2);
+  emscripten_futex_wake(&job.sequence, MAX_THREADS);
 }
 
 /* Starts threads − 1 workers; returns how many were created (the JS side waits for omni_pool_started). */
@@ -109,8 +143,7 @@ OMNI_EXPORT int omni_pool_started(void) { return atomic_load(&started); }
 
 OMNI_EXPORT void omni_pool_stop(void) {
   atomic_store(&job.quit, 1);
-  atomic_fetch_add(&job.generation, 1);
-  emscripten_futex_wake(&job.generation, MAX_THREADS);
+  publish(NULL, NULL, 0, 1);
   for (int t = 1; t < thread_count; t++) pthread_join(workers[t], NULL);
   thread_count = 1;
   atomic_store(&started, 0);
@@ -123,19 +156,12 @@ void omni_parallel_for(int count, int grain, omni_task task, void *ctx) {
     for (int begin = 0; begin < count; begin += grain) task(ctx, begin, begin + grain < count ? begin + grain : count, 0);
     return;
   }
-  job.task = task;
-  job.ctx = ctx;
-  job.count = count;
-  job.grain = grain;
-  atomic_store(&job.next, 0);
-  atomic_store(&job.pending, (uint32_t)(thread_count - 1));
-  atomic_fetch_add(&job.generation, 1);
-  emscripten_futex_wake(&job.generation, MAX_THREADS);
+  publish(task, ctx, count, grain);
   run_share(0);
-  uint32_t left;
+  uint32_t done;
   int spins = 0;
-  while ((left = atomic_load(&job.pending)) != 0) {
-    if (++spins > SPIN_ROUNDS) emscripten_futex_wait(&job.pending, left, INFINITY);
+  while ((done = atomic_load(&job.done)) != (uint32_t)count) {
+    if (++spins > SPIN_ROUNDS) emscripten_futex_wait(&job.done, done, INFINITY);
   }
 }
 
