@@ -9,7 +9,8 @@
  *
  * Tensors are time-major [L, C]. A ConvTranspose1d runs as a plain conv1d in polyphase form
  * (see `polyphaseWeight`), so the backend needs no transposed-conv kernel and no multiply is
- * spent on the zeros a zero-stuffing transposed conv would insert.
+ * spent on the zeros a zero-stuffing transposed conv would insert (only ⌈k/s⌉·s − k zero taps
+ * pad the kernel: 4 of 15 for k 11, s 5).
  */
 import {
   OmniError,

@@ -3,7 +3,7 @@
  * any data is read; values arrive as f32 and are rearranged on the host where the graph wants
  * another layout (a concat split into per-input column blocks, a transposed conv made
  * polyphase), then converted to the matrix format and uploaded. Everything uploaded is held in
- * one list, so a model frees all it owns at once.
+ * one list, so a model frees all it owns at once. `Scratch` does the same for one pass's temporaries.
  */
 import {
   OmniError, quantize, toF16Array,
