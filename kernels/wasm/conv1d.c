@@ -18,7 +18,7 @@ OMNI_EXPORT int omni_conv1d(const float *x, int L, int Cin, const void *data, co
   int frames = PATCH_BLOCK_ELEMENTS / cols;
   if (frames < 1) frames = 1;
   if (frames > Lout) frames = Lout;
-  float *patches = omni_shared_scratch(3, (size_t)frames * cols * 4);
+  float *patches = omni_shared_scratch(SCRATCH_PATCHES, (size_t)frames * cols * 4);
   if (!patches) return -1;
   for (int t0 = 0; t0 < Lout; t0 += frames) {
     int n = Lout - t0 < frames ? Lout - t0 : frames;

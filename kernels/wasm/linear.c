@@ -287,8 +287,8 @@ static int gemv(const float *x, const weight_t *w, const float *bias, float *y) 
     omni_parallel_for(w->rows, GEMV_GRAIN, gemv_f16, &c);
   } else {
     int groups = padded_cols(w->cols) / QUANT_GROUP;
-    int16_t *xq = omni_shared_scratch(0, (size_t)groups * 2 * QUANT_GROUP * 2);
-    float *xscale = omni_shared_scratch(1, (size_t)groups * 4);
+    int16_t *xq = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * 2 * QUANT_GROUP * 2);
+    float *xscale = omni_shared_scratch(SCRATCH_ACTIVATION_SCALES, (size_t)groups * 4);
     if (!xq || !xscale) return -1;
     quantize_activations(x, w->cols, groups, w->format == FORMAT_Q4, xq, xscale);
     c.xq = xq;

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #define MAX_THREADS 16
-#define SHARED_SLOTS 4
 
 static int thread_count = 1;
 
@@ -20,7 +19,7 @@ typedef struct {
 } scratch_t;
 
 static scratch_t thread_scratch[MAX_THREADS];
-static scratch_t shared_scratch[SHARED_SLOTS];
+static scratch_t shared_scratch[SCRATCH_SLOTS];
 
 static void *grow(scratch_t *s, size_t bytes) {
   if (s->bytes >= bytes) return s->data;
