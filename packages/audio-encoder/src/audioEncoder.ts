@@ -13,6 +13,7 @@ import {
   OmniError,
   type AudioEncoderConfig, type Backend, type Tensor, type TensorStore, type Weight, type WeightFormat,
 } from '@omniweb/core';
+import { audioTokenCount } from '@omniweb/tmrope';
 
 export type { AudioEncoderConfig } from '@omniweb/core';
 
@@ -86,17 +87,6 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
 /** Post-CNN frames of `melFrames` (conv2 has stride 2, padding 1). */
 function afterConv(melFrames: number): number {
   return Math.floor((melFrames - 1) / 2) + 1;
-}
-
-/**
- * Audio tokens of a clip of `melFrames` frames: the reference formula
- * (fact sheet §3.2 step 7), one token per 40 ms. Clips under 3 frames give none.
- */
-export function audioTokenCount(melFrames: number): number {
-  if (!Number.isSafeInteger(melFrames) || melFrames < 0) {
-    throw new OmniError('BAD_INPUT', `audioTokenCount: ${melFrames} mel frames; expected an integer ≥ 0`);
-  }
-  return melFrames === 0 ? 0 : Math.floor((afterConv(melFrames) - 2) / 2) + 1;
 }
 
 /**

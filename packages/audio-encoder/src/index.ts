@@ -1,5 +1,5 @@
 export {
-  AudioEncoder, AudioBlockEncoder, audioTokenCount, audioPositionTable, loadAudioEncoderWeights,
+  AudioEncoder, AudioBlockEncoder, audioPositionTable, loadAudioEncoderWeights,
   type AudioEncoderConfig, type AudioEncoderWeights, type AudioLayerWeights, type AudioEncodeOptions, type AudioTap,
   type MelInput, type WeightSource,
 } from './audioEncoder.js';

@@ -7,6 +7,7 @@ import {
   type Backend, type Checkpoint, type HostArray, type OmniConfig, type OmniErrorCode,
 } from '@omniweb/core';
 import { createOracleBackend } from '@omniweb/kernels';
+import { createWasmBackend } from '../../core/src/wasm/index.js';
 
 export const GOLDEN = fileURLToPath(new URL('../../../fixtures/golden/', import.meta.url));
 export const TINY = `${GOLDEN}tiny-omni`;
@@ -14,6 +15,7 @@ export const TINY = `${GOLDEN}tiny-omni`;
 /** Every backend the encoders must match the golden files on. WebGPU runs on SwiftShader in Node. */
 export const BACKENDS: { name: string; create: () => Promise<Backend> }[] = [
   { name: 'oracle', create: async () => createOracleBackend() },
+  { name: 'wasm', create: () => createWasmBackend() },
   { name: 'webgpu', create: () => createWebGPUBackend() },
 ];
 

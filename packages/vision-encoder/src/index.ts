@@ -1,5 +1,5 @@
 export {
-  VisionEncoder, loadVisionEncoderWeights, visionPatchPositions, visionRopeSpec, windowLayout,
+  VisionEncoder, loadVisionEncoderWeights, visionPatchPositions, windowLayout,
   type GridTHW, type VisualInput, type VisualEmbeddings, type VisionEncodeOptions,
   type VisionTap, type VisionBlockWeights, type VisionEncoderConfig, type VisionEncoderWeights, type WeightSource, type WindowLayout,
 } from './visionEncoder.js';

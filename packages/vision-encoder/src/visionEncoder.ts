@@ -12,6 +12,7 @@ import {
   OmniError,
   type Backend, type RopeSpec, type Tensor, type TensorStore, type VisionEncoderConfig, type Weight, type WeightFormat,
 } from '@omniweb/core';
+import { visionRopeSpec } from '@omniweb/tmrope';
 
 export type { VisionEncoderConfig } from '@omniweb/core';
 
@@ -90,28 +91,9 @@ export interface VisionEncoderWeights {
 const PREFIX = 'thinker.visual.';
 /** Every RMSNorm of the ViT and merger (fact sheet §10.4). */
 const RMS_EPS = 1e-6;
-/** Base of the ViT's rotary frequencies (Qwen2.5-VL's vision rotary). */
+/** Base of the ViT's 2-D rotary frequencies (Qwen2.5-VL's vision rotary, fact sheet §4.3 step 2). */
 const ROPE_THETA = 10000;
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
-
-/**
- * The 2-D rotary (fact sheet §4.3 step 2, §10.2): headDim/2 frequencies,
- * the first half turned by the patch row (stream 0), the second half by the
- * column (stream 1), each half `1/θ^(2i/(headDim/2))`; half-split pairs
- * over the whole head. Rounded to f32 step by step like torch.
- */
-export function visionRopeSpec(config: VisionEncoderConfig): RopeSpec {
-  const half = config.headDim / 2;
-  const quarter = half / 2;
-  const invFreq = new Float32Array(half);
-  const stream = new Int32Array(half);
-  for (let j = 0; j < half; j++) {
-    const i = j % quarter;
-    invFreq[j] = Math.fround(1 / Math.fround(ROPE_THETA ** Math.fround((2 * i) / half)));
-    stream[j] = j < quarter ? 0 : 1;
-  }
-  return { invFreq, stream, style: 'half' };
-}
 
 /**
  * (row, column) of every patch of one grid in the processor's order
@@ -319,7 +301,7 @@ export class VisionEncoder {
   #disposed = false;
 
   private constructor(readonly backend: Backend, readonly config: VisionEncoderConfig, readonly weights: VisionEncoderWeights) {
-    this.rope = visionRopeSpec(config);
+    this.rope = visionRopeSpec(config.headDim, ROPE_THETA);
     this.#fullAttention = new Set(config.fullAttnBlocks);
   }
 
@@ -327,9 +309,6 @@ export class VisionEncoder {
   static async load(backend: Backend, source: WeightSource, config: VisionEncoderConfig, options: { format?: WeightFormat } = {}): Promise<VisionEncoder> {
     if (!config || !Number.isSafeInteger(config.headDim) || !Array.isArray(config.fullAttnBlocks)) {
       throw new OmniError('BAD_INPUT', 'VisionEncoder.load needs the typed vision config (loadOmniConfig(...).thinker.vision)');
-    }
-    if (config.headDim % 4 !== 0) {
-      throw new OmniError('UNSUPPORTED_CONFIG', `head size ${config.headDim} is not a multiple of 4: the 2-D rotary splits each half of the head between rows and columns`);
     }
     return new VisionEncoder(backend, config, await loadVisionEncoderWeights(backend, source, config, options.format ?? 'f32'));
   }

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, Checkpoint, OmniConfig, VisionEncoderConfig, WeightFormat } from '@omniweb/core';
 import { processImage, processVideo, type RgbImage } from '@omniweb/media';
-import { VisionEncoder, visionPatchPositions, visionRopeSpec, windowLayout, type GridTHW, type VisualInput } from '../src/index.js';
+import { VisionEncoder, visionPatchPositions, windowLayout, type GridTHW, type VisualInput } from '../src/index.js';
 import {
   BACKENDS, expectGolden, expectOmniError, goldenCase, openTiny, type GoldenCase,
 } from '../../audio-encoder/test/golden.js';
@@ -146,9 +146,11 @@ describe('window tables and rotary positions', () => {
     expect(Array.from(layout.frameBounds)).toEqual([0, 120]);
   });
 
-  it('give the golden rotary angles (row, column) per patch', () => {
+  it('give the golden rotary angles (row, column) per patch', async () => {
     const g = grid(image, 'image_grid_thw');
-    const rope = visionRopeSpec(vision);
+    const backend = await BACKENDS[0].create();
+    const rope = (await VisionEncoder.load(backend, tiny.checkpoint, vision)).rope;
+    backend.destroy();
     const positions = visionPatchPositions(g, vision.spatialMergeSize);
     const patches = g[0] * g[1] * g[2];
     const half = rope.invFreq.length;
