@@ -1,0 +1,6 @@
+import { createOracleBackend } from '@omniweb/kernels';
+import { goldenSuite } from './goldenSuite.js';
+
+goldenSuite('oracle', createOracleBackend);
+// The prefill in passes through the same cache equals one pass.
+goldenSuite('oracle', createOracleBackend, 50);

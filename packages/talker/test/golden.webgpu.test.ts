@@ -1,0 +1,4 @@
+import { createWebGPUBackend } from '@omniweb/core';
+import { goldenSuite } from './goldenSuite.js';
+
+goldenSuite('webgpu', () => createWebGPUBackend());
