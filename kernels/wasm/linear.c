@@ -199,6 +199,27 @@ static inline void load_group(int format, const uint8_t *row, int g, v128_t *lo,
   }
 }
 
+/* Groups whose combined scales are prepared at once (a few KB on the stack). */
+#define SCALE_BLOCK 256
+
+/* out[j] = (weight scale of row n, group g0 + j) · (x scale of that group), j < count. */
+static void combined_scales(const gemv_ctx *c, int groups, int n, int g0, int count, float *out) {
+  size_t base = (size_t)n * groups + g0;
+  const float *xs = c->xscale + g0;
+  int j = 0;
+  if (c->w.scale_f16) {
+    const uint16_t *ws = (const uint16_t *)c->w.scales + base;
+    for (; j + 4 <= count; j += 4) {
+      wasm_v128_store(out + j, wasm_f32x4_mul(f16x4_to_f32x4(wasm_u32x4_load16x4(ws + j)), wasm_v128_load(xs + j)));
+    }
+    for (; j < count; j++) out[j] = f16_to_f32(ws[j]) * xs[j];
+  } else {
+    const float *ws = (const float *)c->w.scales + base;
+    for (; j + 4 <= count; j += 4) wasm_v128_store(out + j, wasm_f32x4_mul(wasm_v128_load(ws + j), wasm_v128_load(xs + j)));
+    for (; j < count; j++) out[j] = ws[j] * xs[j];
+  }
+}
+
 static void gemv_quantized(void *p, int begin, int end, int thread) {
   (void)thread;
   const gemv_ctx *c = p;
@@ -206,41 +227,42 @@ static void gemv_quantized(void *p, int begin, int end, int thread) {
   const int format = c->w.format;
   const size_t row_bytes = (size_t)groups * (format == FORMAT_Q8 ? 32 : 16);
   const uint8_t *data = c->w.data;
-  const int f16 = c->w.scale_f16;
+  float scales[4][SCALE_BLOCK];
   int n = begin;
   for (; n + 4 <= end; n += 4) {
     const uint8_t *r0 = data + (size_t)n * row_bytes;
     const uint8_t *r1 = r0 + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
-    size_t s0 = (size_t)n * groups;
     v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    for (int g = 0; g < groups; g++) {
-      const int16_t *xq = c->xq + g * 2 * QUANT_GROUP;
-      float xs = c->xscale[g];
-      v128_t lo, hi;
-      load_group(format, r0, g, &lo, &hi);
-      v128_t d0 = dot_group(lo, hi, xq);
-      load_group(format, r1, g, &lo, &hi);
-      v128_t d1 = dot_group(lo, hi, xq);
-      load_group(format, r2, g, &lo, &hi);
-      v128_t d2 = dot_group(lo, hi, xq);
-      load_group(format, r3, g, &lo, &hi);
-      v128_t d3 = dot_group(lo, hi, xq);
-      acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(d0, wasm_f32x4_splat(xs * group_scale(c->w.scales, f16, s0 + g))));
-      acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(d1, wasm_f32x4_splat(xs * group_scale(c->w.scales, f16, s0 + groups + g))));
-      acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(d2, wasm_f32x4_splat(xs * group_scale(c->w.scales, f16, s0 + 2 * groups + g))));
-      acc3 = wasm_f32x4_add(acc3, wasm_f32x4_mul(d3, wasm_f32x4_splat(xs * group_scale(c->w.scales, f16, s0 + 3 * groups + g))));
+    for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
+      int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
+      for (int r = 0; r < 4; r++) combined_scales(c, groups, n + r, g0, count, scales[r]);
+      for (int j = 0; j < count; j++) {
+        int g = g0 + j;
+        const int16_t *xq = c->xq + g * 2 * QUANT_GROUP;
+        v128_t lo, hi;
+        load_group(format, r0, g, &lo, &hi);
+        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(dot_group(lo, hi, xq), wasm_v128_load32_splat(&scales[0][j])));
+        load_group(format, r1, g, &lo, &hi);
+        acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(dot_group(lo, hi, xq), wasm_v128_load32_splat(&scales[1][j])));
+        load_group(format, r2, g, &lo, &hi);
+        acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(dot_group(lo, hi, xq), wasm_v128_load32_splat(&scales[2][j])));
+        load_group(format, r3, g, &lo, &hi);
+        acc3 = wasm_f32x4_add(acc3, wasm_f32x4_mul(dot_group(lo, hi, xq), wasm_v128_load32_splat(&scales[3][j])));
+      }
     }
     gemv_store4(c, n, hsum4(acc0, acc1, acc2, acc3));
   }
   for (; n < end; n++) {
     const uint8_t *r0 = data + (size_t)n * row_bytes;
     v128_t acc0 = wasm_f32x4_splat(0);
-    for (int g = 0; g < groups; g++) {
-      v128_t lo, hi;
-      load_group(format, r0, g, &lo, &hi);
-      v128_t d0 = dot_group(lo, hi, c->xq + g * 2 * QUANT_GROUP);
-      float scale = c->xscale[g] * group_scale(c->w.scales, f16, (size_t)n * groups + g);
-      acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(d0, wasm_f32x4_splat(scale)));
+    for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
+      int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
+      combined_scales(c, groups, n, g0, count, scales[0]);
+      for (int j = 0; j < count; j++) {
+        v128_t lo, hi;
+        load_group(format, r0, g0 + j, &lo, &hi);
+        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(dot_group(lo, hi, c->xq + (g0 + j) * 2 * QUANT_GROUP), wasm_v128_load32_splat(&scales[0][j])));
+      }
     }
     gemv_store1(c, n, hsum(acc0));
   }
