@@ -315,6 +315,9 @@ export class AudioEncoder {
     const s = new RunState(b, this.config, rows);
     const temporary: Tensor[] = [];
     const keep = (t: Tensor) => (temporary.push(t), t);
+    const release = () => {
+      for (const t of temporary.splice(0)) b.dispose(t);
+    };
     try {
       // Each block is convolved alone: its edges see zero padding, as the reference's padded chunk batch does (§3.2 step 2).
       const bounds = new Int32Array(blocks.length + 1);
@@ -332,6 +335,8 @@ export class AudioEncoder {
         const embedded = keep(b.add(keep(b.gelu(conv2, 'erf')), positions));
         b.copy(embedded, s.x, 0, bounds[i] * dModel, n * dModel);
         bounds[i + 1] = bounds[i] + n;
+        // A 300 s clip has 150 blocks: their conv activations go as soon as each is copied.
+        release();
       }
       await inspect?.('input', s.x);
 
@@ -365,7 +370,7 @@ export class AudioEncoder {
       return b.linear(normed, w.proj, w.projBias); // [tokens, outputDim]
     } finally {
       s.dispose();
-      for (const t of temporary) if (t !== this.#positions) b.dispose(t);
+      release();
     }
   }
 }
