@@ -1,10 +1,12 @@
 // The Talker against talker_p1 of the official HF implementation (fixtures/golden/README.md): rope ids,
 // the projection's input and output at prefill, the first decode input, the raw logits of every forward
-// call and the 24 greedy codes (repetition penalty 1.05). The Thinker reply comes from our f32 Thinker.
+// call and the 24 greedy codes (repetition penalty 1.05). The Thinker reply comes from our f32 Thinker,
+// fed up front or, with `interleaved`, token by token while the Thinker runs on the same backend.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '@omniweb/core';
+import type { TalkerStream } from '../src/index.js';
 import type { Models } from './helpers.js';
-import { collect, loadModels, readAll, relErr, talkerCase, thinkerReply, type TalkerCase, type ThinkerReply } from './helpers.js';
+import { collect, loadModels, readAll, relErr, runThinker, talkerCase, thinkerReply, type TalkerCase, type ThinkerReply } from './helpers.js';
 
 /** f32 bar of the golden README. */
 export const F32_TOL = 1e-4;
@@ -14,7 +16,14 @@ afterAll(() => {
   for (const line of table) console.log(line);
 });
 
-export function goldenSuite(name: string, makeBackend: () => Backend | Promise<Backend>, maxChunkRows?: number): void {
+export interface SuiteOptions {
+  /** Prefill in passes of this many rows. */
+  maxChunkRows?: number;
+  /** Also run the Thinker and the Talker concurrently (the Thinker's decode steps must be affordable here). */
+  interleaved?: boolean;
+}
+
+export function goldenSuite(name: string, makeBackend: () => Backend | Promise<Backend>, { maxChunkRows, interleaved }: SuiteOptions = {}): void {
   describe(`talker golden p1 (${name}${maxChunkRows ? `, prefill passes of ${maxChunkRows} rows` : ''})`, () => {
     let backend: Backend;
     let models: Models;
@@ -84,6 +93,39 @@ export function goldenSuite(name: string, makeBackend: () => Backend | Promise<B
         expect(err, tensor).toBeLessThanOrEqual(F32_TOL);
       }
       expect(codes).toEqual(golden.codes);
+    });
+
+    if (interleaved) it('runs beside the Thinker, a token behind, with the codes of feeding everything up front', async () => {
+      const { thinker, talker, config } = models;
+      const log: string[] = [];
+      let stream: TalkerStream | null = null;
+      let talking: Promise<number[]> | null = null;
+      const ids = await runThinker(thinker, config, (prompt) => {
+        stream = talker.start(prompt, { speaker: golden.speaker, sampling: { temperature: 0 }, maxNewTokens: golden.calls });
+        talking = (async () => {
+          const codes: number[] = [];
+          for await (const code of stream!.codes()) {
+            log.push('code');
+            codes.push(code);
+          }
+          return codes;
+        })();
+      }, (token) => {
+        log.push('push');
+        stream!.push(token);
+      });
+      stream!.endOfText();
+      log.push('end');
+      expect(ids).toEqual(golden.thinkerIds);
+      expect(await talking!).toEqual(golden.codes);
+      // Codes came out while the Thinker was still producing tokens, never ahead of the reply token they need.
+      expect(log.indexOf('code')).toBeGreaterThan(-1);
+      expect(log.indexOf('code')).toBeLessThan(log.lastIndexOf('push'));
+      const beforeEnd = log.slice(0, log.indexOf('end'));
+      beforeEnd.forEach((_, i) => {
+        const seen = beforeEnd.slice(0, i + 1);
+        expect(seen.filter((e) => e === 'code').length).toBeLessThanOrEqual(seen.filter((e) => e === 'push').length);
+      });
     });
   });
 }

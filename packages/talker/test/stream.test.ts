@@ -1,11 +1,11 @@
-// The streaming contract (fact sheet §7.2 step 6), the stop and suppress rules (§7.3), what happens to codes
+// Waiting for the Thinker (fact sheet §7.2 step 6), the stop and suppress rules (§7.3), what happens to codes
 // the DiT cannot embed, and input validation. On the oracle, against the golden codes of talker_p1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isOmniError, openCheckpoint, type Backend, type OmniErrorCode } from '@omniweb/core';
 import { createOracleBackend } from '@omniweb/kernels';
 import type { WeightSource } from '@omniweb/thinker';
 import { Talker, TalkerStream, type TalkerStartOptions } from '../src/index.js';
-import { TINY, collect, loadModels, runThinker, talkerCase, thinkerReply, type Models, type TalkerCase, type ThinkerReply } from './helpers.js';
+import { TINY, collect, loadModels, talkerCase, thinkerReply, type Models, type TalkerCase, type ThinkerReply } from './helpers.js';
 
 async function rejects(work: () => unknown, code: OmniErrorCode, message?: RegExp): Promise<void> {
   let error: unknown = null;
@@ -73,45 +73,6 @@ describe('talker stream (oracle)', () => {
     for (const token of reply.tokens) stream.push(token);
     stream.endOfText();
   };
-
-  it('runs beside the Thinker, a token behind, with the codes of feeding everything up front', async () => {
-    const { thinker, talker, config } = models;
-    const log: string[] = [];
-    let stream: TalkerStream | null = null;
-    let talking: Promise<number[]> | null = null;
-    const ids = await runThinker(thinker, config, (prompt) => {
-      stream = talker.start(prompt, greedy());
-      streams.push(stream);
-      talking = (async () => {
-        const codes: number[] = [];
-        for await (const code of stream!.codes()) {
-          log.push('code');
-          codes.push(code);
-        }
-        return codes;
-      })();
-    }, async (token) => {
-      log.push('push');
-      stream!.push(token);
-    });
-    stream!.endOfText();
-    log.push('end');
-    const interleaved = await talking!;
-    expect(ids).toEqual(golden.thinkerIds);
-    // Codes came out while the Thinker was still producing tokens, never ahead of the reply token they need.
-    expect(log.indexOf('code')).toBeGreaterThan(-1);
-    expect(log.indexOf('code')).toBeLessThan(log.lastIndexOf('push'));
-    const beforeEnd = log.slice(0, log.indexOf('end'));
-    beforeEnd.forEach((_, i) => {
-      const seen = beforeEnd.slice(0, i + 1);
-      expect(seen.filter((e) => e === 'code').length).toBeLessThanOrEqual(seen.filter((e) => e === 'push').length);
-    });
-
-    const upFront = start(talker);
-    feedAll(upFront);
-    expect(await collect(upFront.codes())).toEqual(interleaved);
-    expect(interleaved).toEqual(golden.codes);
-  });
 
   it('waits for reply token k before decode step k', async () => {
     const stream = start(models.talker);
