@@ -118,8 +118,19 @@ static void gemv_f32(void *p, int begin, int end, int thread) {
   }
 }
 
-static inline v128_t f16_lo(v128_t h) { return f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h)); }
-static inline v128_t f16_hi(v128_t h) { return f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h)); }
+/*
+ * Halves placed in the top 16 bits of each lane → floats, exact for every finite half
+ * (subnormals too): the exponent and mantissa move into float position and 2^112 rebiases
+ * them. Half of the ops of f16x4_to_f32x4, which also maps Inf/NaN: the wasm backend
+ * refuses f16 weights that hold those, so the GEMV never meets them.
+ */
+static inline v128_t f16_top_to_f32(v128_t top) {
+  v128_t magnitude = wasm_u32x4_shr(wasm_i32x4_shl(top, 1), 4);
+  v128_t bits = wasm_v128_or(magnitude, wasm_v128_and(top, wasm_i32x4_const_splat((int32_t)0x80000000)));
+  return wasm_f32x4_mul(bits, wasm_f32x4_const_splat(0x1p112f));
+}
+static inline v128_t f16_lo(v128_t h) { return f16_top_to_f32(wasm_i16x8_shuffle(wasm_i32x4_splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11)); }
+static inline v128_t f16_hi(v128_t h) { return f16_top_to_f32(wasm_i16x8_shuffle(wasm_i32x4_splat(0), h, 4, 12, 5, 13, 6, 14, 7, 15)); }
 
 static void gemv_f16(void *p, int begin, int end, int thread) {
   (void)thread;

@@ -361,6 +361,7 @@ for (const threads of [1, 2]) {
       const shared = be.empty([2]);
       await expectOmniError('BAD_INPUT', () => be.softmax(shared, be.reshape(shared, [2])));
       await expectOmniError('BAD_INPUT', () => be.rmsnorm(be.empty([2]), be.empty([2]), NaN));
+      await expectOmniError('NUMERIC', () => be.weight({ format: 'f16', rows: 1, cols: 2, data: Uint16Array.of(0x3c00, 0x7c00) }));
       await expectOmniError('OUT_OF_MEMORY', () => be.empty([2 ** 30 + 1]));
       const t = be.empty([4]);
       be.dispose(t);

@@ -125,6 +125,7 @@ export class WasmBackendImpl implements Backend {
         throw new OmniError('WRONG_DTYPE', `weight ${format}: data must be a ${matrix.format === 'f32' ? 'Float32Array' : 'Uint16Array of half bits'}`);
       }
       expect('data', matrix.data.length, rows * cols);
+      if (matrix.format === 'f16') refuseNonFiniteHalves(matrix.data, rows, cols);
       const bytes = matrix.data.byteLength;
       const ptr = this.allocate(bytes, what);
       this.heap().u8.set(new Uint8Array(matrix.data.buffer, matrix.data.byteOffset, bytes), ptr);
@@ -600,6 +601,15 @@ export class WasmBackendImpl implements Backend {
     const y = this.output(op, out, left.shape, 'f32', [left, right]);
     if (left.size > 0) this.kernels._omni_binary(left.storage.ptr, right.storage.ptr, y.storage.ptr, left.size, right.size, code);
     return y;
+  }
+}
+
+/** The f16 GEMV widens halves without an Inf/NaN case (kernels/wasm/linear.c). */
+function refuseNonFiniteHalves(data: Uint16Array, rows: number, cols: number): void {
+  for (let i = 0; i < data.length; i++) {
+    if ((data[i] & 0x7c00) === 0x7c00) {
+      throw new OmniError('NUMERIC', `weight f16 [${rows}, ${cols}]: element [${Math.floor(i / cols)}, ${i % cols}] is Inf or NaN; store this matrix as f32`);
+    }
   }
 }
 
