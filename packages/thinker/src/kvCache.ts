@@ -186,7 +186,11 @@ export class KVCache {
 
   /** Copies one layer's new keys and values `[rows, kvHeads, headDim]` into rows [start, start + rows). */
   write(layer: number, k: Tensor, v: Tensor, start: number): void {
-    const count = k.size;
+    this.#checkLive();
+    const count = k?.size;
+    if (!(layer >= 0 && layer < this.keys.length) || v?.size !== count || count % this.rowSize !== 0 || !(start >= 0 && start * this.rowSize + count <= this.capacity * this.rowSize)) {
+      throw new OmniError('BAD_INPUT', `cache write: layer ${layer} of ${this.keys.length}, ${count} elements at row ${start}; keys and values must be whole rows of ${this.rowSize} inside the ${this.capacity}-row cache`);
+    }
     this.#backend.copy(k, this.keys[layer], 0, start * this.rowSize, count);
     this.#backend.copy(v, this.values[layer], 0, start * this.rowSize, count);
   }
@@ -196,6 +200,10 @@ export class KVCache {
    * (stream-major `[3, rows]`, already shifted).
    */
   commit(positions: Int32Array): void {
+    this.#checkLive();
+    if (!(positions instanceof Int32Array) || positions.length === 0 || positions.length % 3 !== 0) {
+      throw new OmniError('BAD_INPUT', 'cache commit needs the rows\' positions as an Int32Array [3 · rows] (stream-major)');
+    }
     const rows = positions.length / 3;
     if (this.#length + rows > this.capacity) throw new OmniError('INTERNAL', `commit of ${rows} rows overruns the cache (${this.#length} of ${this.capacity})`);
     for (let s = 0; s < 3; s++) this.rowPositions.set(positions.subarray(s * rows, (s + 1) * rows), s * this.capacity + this.#length);

@@ -21,6 +21,7 @@ export interface SamplingOptions {
 
 /** Small, fast, seedable PRNG (mulberry32): uniform floats in [0, 1). */
 export function seededRandom(seed: number): () => number {
+  if (!Number.isSafeInteger(seed)) throw new OmniError('BAD_INPUT', `seed ${seed} must be an integer`);
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -38,11 +39,13 @@ export class TokenHistory {
   #count = 0;
 
   constructor(readonly vocab: number) {
+    if (!Number.isSafeInteger(vocab) || vocab < 1) throw new OmniError('BAD_INPUT', `vocabulary size ${vocab} must be an integer ≥ 1`);
     this.#seen = new Uint8Array(vocab);
     this.#ids = new Int32Array(vocab);
   }
 
   add(id: number): void {
+    if (!(Number.isSafeInteger(id) && id >= 0 && id < this.vocab)) throw new OmniError('BAD_INPUT', `token id ${id} is outside the vocabulary [0, ${this.vocab})`);
     if (this.#seen[id]) return;
     this.#seen[id] = 1;
     this.#ids[this.#count++] = id;
@@ -74,6 +77,7 @@ export class Sampler {
   readonly #heap: Float32Array;
 
   constructor(readonly vocab: number, options: SamplingOptions = {}) {
+    if (!Number.isSafeInteger(vocab) || vocab < 1) throw new OmniError('BAD_INPUT', `vocabulary size ${vocab} must be an integer ≥ 1`);
     this.temperature = checkNumber(options.temperature, 0, (v) => Number.isFinite(v) && v >= 0, 'temperature');
     this.topK = checkNumber(options.topK, 0, (v) => Number.isSafeInteger(v) && v >= 0, 'topK');
     this.topP = checkNumber(options.topP, 1, (v) => v > 0 && v <= 1, 'topP (0 < p ≤ 1)');

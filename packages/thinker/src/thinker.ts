@@ -12,6 +12,7 @@ import {
   OmniError,
   type Backend, type HostMatrix, type RopeSpec, type Tensor, type ThinkerConfig, type Weight, type WeightFormat,
 } from '@omniweb/core';
+import { mropeSpec } from '@omniweb/tmrope';
 import { KVCache, type CachePolicy } from './kvCache.js';
 import { mergeMedia, type MediaEmbeddings } from './merge.js';
 
@@ -106,23 +107,6 @@ export async function loadThinkerWeights(
   return { format, embedTokens, layers, norm, lmHead, tied };
 }
 
-/**
- * M-RoPE (fact sheet §5.1): inv_freq_j = θ^(−2j / headDim); frequency j
- * turns with the T stream below section[0], H below section[0] + section[1],
- * else W; half-split pairs (j, j + headDim/2).
- * TEMPORARY: to be replaced by `mropeSpec` from @omniweb/tmrope once it lands.
- */
-function mropeRope(theta: number, headDim: number, section: readonly [number, number, number]): RopeSpec {
-  const half = headDim / 2;
-  const invFreq = new Float32Array(half);
-  const stream = new Int32Array(half);
-  for (let j = 0; j < half; j++) {
-    invFreq[j] = 1 / theta ** ((2 * j) / headDim);
-    stream[j] = j < section[0] ? 0 : j < section[0] + section[1] ? 1 : 2;
-  }
-  return { invFreq, stream, style: 'half' };
-}
-
 /** Which rows get logits: the last one (sampling) or all (scoring, golden checks). */
 export type LogitRows = 'last' | 'all';
 
@@ -159,6 +143,7 @@ export class RunState {
   constructor(backend: Backend, config: ThinkerConfig, readonly rows: number, readonly logitRows: LogitRows) {
     const { hidden, heads, kvHeads, headDim, intermediate, vocab } = config.text;
     if (!Number.isSafeInteger(rows) || rows < 1) throw new OmniError('BAD_INPUT', `a run state needs ≥ 1 rows, got ${rows}`);
+    if (logitRows !== 'last' && logitRows !== 'all') throw new OmniError('BAD_INPUT', `logit rows ${JSON.stringify(logitRows)}; use 'last' or 'all'`);
     this.#backend = backend;
     const e = (shape: number[], dtype: 'f32' | 'i32' = 'f32') => backend.empty(shape, dtype);
     this.inputs = e([rows, hidden]);
@@ -245,7 +230,7 @@ export class Thinker {
 
   private constructor(readonly backend: Backend, readonly config: ThinkerConfig, readonly weights: ThinkerWeights) {
     const t = config.text;
-    this.rope = mropeRope(t.ropeTheta, t.headDim, t.mropeSection);
+    this.rope = mropeSpec(t.headDim, t.ropeTheta, t.mropeSection); // fact sheet §5.1
     this.#tableCovering(t.maxPositions - 1);
   }
 
@@ -275,7 +260,7 @@ export class Thinker {
   async forward(state: RunState, cache: KVCache, chunk: ThinkerChunk, options: ForwardOptions = {}): Promise<Float32Array> {
     this.#checkLive();
     const b = this.backend;
-    const rows = this.#checkChunk(state, chunk);
+    const rows = this.#checkChunk(state, cache, chunk);
     const start = await cache.reserve(rows);
     // Evictions pull later positions down (kvCache.ts); the cache rotates by what it stores.
     const positions = state.hostPositions;
@@ -299,6 +284,10 @@ export class Thinker {
   /** Host copy of rows of a state tensor ([T, hidden]): the Talker reads final hidden states and input embeddings. */
   async readRows(t: Tensor, first: number, count: number): Promise<Float32Array> {
     const hidden = this.config.text.hidden;
+    const rows = t?.shape?.[0];
+    if (t?.shape?.length !== 2 || t.shape[1] !== hidden || !(Number.isSafeInteger(first) && Number.isSafeInteger(count) && first >= 0 && count >= 1 && first + count <= rows)) {
+      throw new OmniError('BAD_INPUT', `readRows: rows [${first}, ${first + count}) of a tensor [${t?.shape?.join(', ')}]; expected a [rows, ${hidden}] tensor and a range inside it`);
+    }
     return (await this.backend.read(t, { offset: first * hidden, count: count * hidden })) as Float32Array;
   }
 
@@ -316,8 +305,11 @@ export class Thinker {
     if (this.#disposed) throw new OmniError('BAD_INPUT', 'this Thinker was disposed');
   }
 
-  #checkChunk(state: RunState, chunk: ThinkerChunk): number {
+  #checkChunk(state: RunState, cache: KVCache, chunk: ThinkerChunk): number {
     if (!(state instanceof RunState)) throw new OmniError('BAD_INPUT', 'forward needs a RunState from createRunState');
+    if (!(cache instanceof KVCache) || cache.keys.length !== this.weights.layers.length || cache.rowSize !== this.config.text.kvHeads * this.config.text.headDim) {
+      throw new OmniError('BAD_INPUT', 'forward needs a KVCache of this model (createCache)');
+    }
     const rows = state.rows;
     const { hidden, vocab } = this.config.text;
     if (!chunk || typeof chunk !== 'object') throw new OmniError('BAD_INPUT', 'forward needs a chunk { ids | embeddings, positions }');

@@ -1,9 +1,10 @@
 // The runtime on the oracle: chunked prefill, multi-turn, cancellation, overflow, NaN localisation,
 // input validation, and configs beyond the golden one against an independent f64 forward.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend } from '@omniweb/core';
+import type { Backend, Tensor } from '@omniweb/core';
 import { createOracleBackend } from '@omniweb/kernels';
-import { ThinkerSession, seededRandom, type Thinker, type TokenEvent } from '../src/index.js';
+import { TmropeStream, thinkerTmropeConfig } from '@omniweb/tmrope';
+import { ThinkerSession, seededRandom, type PromptChunk, type Thinker, type TokenEvent } from '../src/index.js';
 import {
   expectOmniError, loadCase, loadSynthetic, loadTiny, mediaFromGolden, relErr, syntheticCheckpoint, textPositions, type ThinkerCase,
 } from './helpers.js';
@@ -62,6 +63,42 @@ describe('ThinkerSession on the tiny checkpoint (oracle)', () => {
       expect(ids).toEqual(p1.generatedIds);
       session.dispose();
     }
+    for (const t of Object.values(media)) backend.dispose(t as never);
+  });
+
+  it('streams p1 as it would arrive (text, audio block by block, image, text) with TmropeStream positions', async () => {
+    const media = mediaFromGolden(backend, thinker.config, p1);
+    const tokens = thinker.config.tokens;
+    const stream = new TmropeStream(thinkerTmropeConfig(thinker.config));
+    const session = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: 200 } });
+    const audioStart = p1.ids.indexOf(tokens.audioStart);
+    const imageStart = p1.ids.indexOf(tokens.visionStart);
+    const audioRows = p1.ids.filter((id) => id === tokens.audio).length;
+    let at = 0;
+    let audioOffset = 0;
+    const feed = async (positions: Int32Array, extra: Partial<PromptChunk> = {}) => {
+      const count = positions.length / 3;
+      await session.prefill({ ids: p1.ids.subarray(at, at + count), positions, ...extra });
+      at += count;
+    };
+    await feed(stream.text(p1.ids.subarray(0, audioStart)));
+    await feed(stream.beginAudio());
+    // The audio encoder emits 2-second blocks of 50 tokens while the user speaks.
+    for (let done = 0; done < audioRows; done += 50) {
+      const n = Math.min(50, audioRows - done);
+      await feed(stream.audioBlock(n), { media: { audio: { rows: media.audio as Tensor, offset: audioOffset } } });
+      audioOffset += n;
+    }
+    await feed(stream.endAudio());
+    expect(at).toBe(imageStart);
+    await feed(stream.image([1, 10, 12]), { media: { image: media.image } });
+    await feed(stream.text(p1.ids.subarray(at)));
+    expect(at).toBe(p1.length);
+    expect(session.ropeDeltas).toBe(stream.ropeDeltas);
+    expect(session.ropeDeltas).toBe(p1.ropeDeltas);
+    const ids = (await collect(session.generate({ maxNewTokens: 8, stopIds: [] }))).map((e) => e.id);
+    expect(ids).toEqual(p1.generatedIds);
+    session.dispose();
     for (const t of Object.values(media)) backend.dispose(t as never);
   });
 
@@ -200,6 +237,16 @@ describe('ThinkerSession on the tiny checkpoint (oracle)', () => {
     expect(() => new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: 0 } })).toThrow(/capacity/);
     expect(() => new ThinkerSession(thinker, { cache: { kind: 'ring' } as never })).toThrow(/unknown cache policy/);
     expect(() => new ThinkerSession(thinker, { maxChunkRows: 0 })).toThrow(/maxChunkRows/);
+    // Model-level entry points.
+    expect(() => thinker.createRunState(0)).toThrow(/rows/);
+    expect(() => thinker.createRunState(2, 'some' as never)).toThrow(/logit rows/);
+    const state = thinker.createRunState(1);
+    await expectOmniError(() => thinker.forward(state, {} as never, { ids: Int32Array.of(1), positions: textPositions(0, 1) }), 'BAD_INPUT', /KVCache/);
+    await expectOmniError(() => thinker.forward(state, session.cache, { ids: Int32Array.of(1, 2), positions: textPositions(0, 2) }), 'BAD_INPUT', /1 ids/);
+    await expectOmniError(() => thinker.readRows(state.hidden, 0, 2), 'BAD_INPUT', /readRows/);
+    await expectOmniError(() => session.cache.write(5, state.k3, state.v3, 0), 'BAD_INPUT', /layer 5/);
+    await expectOmniError(() => session.cache.commit(new Int32Array(2)), 'BAD_INPUT');
+    state.dispose();
     session.dispose();
     await expectOmniError(() => session.prefill({ ids: [1] }), 'BAD_INPUT', /disposed/);
     for (const t of [rows, narrow]) backend.dispose(t);

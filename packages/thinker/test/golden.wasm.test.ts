@@ -1,0 +1,8 @@
+// TEMPORARY path: core's index does not export the wasm backend yet.
+import { createWasmBackend } from '../../core/src/wasm/index.js';
+import { F32_TOL, goldenSuite } from './goldenSuite.js';
+
+goldenSuite('wasm', () => createWasmBackend(), 'f32', F32_TOL);
+goldenSuite('wasm', () => createWasmBackend(), 'f16', 2e-3);
+goldenSuite('wasm', () => createWasmBackend(), 'q8', 5e-2);
+goldenSuite('wasm', () => createWasmBackend(), 'q4', 0.6);
