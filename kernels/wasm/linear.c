@@ -71,41 +71,32 @@ static void gemv_f32(void *p, int begin, int end, int thread) {
   const int K = c->w.cols;
   const float *x = c->x;
   int n = begin;
-  for (; n + 4 <= end; n += 4) {
-    const float *w0 = (const float *)c->w.data + (size_t)n * K;
-    const float *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
-    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  for (; n + 8 <= end; n += 8) {
+    const float *w = (const float *)c->w.data + (size_t)n * K;
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     int k = 0;
-    for (; k + 8 <= K; k += 8) {
-      v128_t xa = wasm_v128_load(x + k), xb = wasm_v128_load(x + k + 4);
-      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xa, wasm_v128_load(w0 + k)));
-      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xa, wasm_v128_load(w1 + k)));
-      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(xa, wasm_v128_load(w2 + k)));
-      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(xa, wasm_v128_load(w3 + k)));
-      b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(xb, wasm_v128_load(w0 + k + 4)));
-      b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(xb, wasm_v128_load(w1 + k + 4)));
-      b2 = wasm_f32x4_add(b2, wasm_f32x4_mul(xb, wasm_v128_load(w2 + k + 4)));
-      b3 = wasm_f32x4_add(b3, wasm_f32x4_mul(xb, wasm_v128_load(w3 + k + 4)));
-    }
     for (; k + 4 <= K; k += 4) {
-      v128_t xa = wasm_v128_load(x + k);
-      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xa, wasm_v128_load(w0 + k)));
-      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xa, wasm_v128_load(w1 + k)));
-      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(xa, wasm_v128_load(w2 + k)));
-      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(xa, wasm_v128_load(w3 + k)));
+      v128_t xv = wasm_v128_load(x + k);
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xv, wasm_v128_load(w + k)));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xv, wasm_v128_load(w + K + k)));
+      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(xv, wasm_v128_load(w + 2 * K + k)));
+      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(xv, wasm_v128_load(w + 3 * K + k)));
+      a4 = wasm_f32x4_add(a4, wasm_f32x4_mul(xv, wasm_v128_load(w + 4 * K + k)));
+      a5 = wasm_f32x4_add(a5, wasm_f32x4_mul(xv, wasm_v128_load(w + 5 * K + k)));
+      a6 = wasm_f32x4_add(a6, wasm_f32x4_mul(xv, wasm_v128_load(w + 6 * K + k)));
+      a7 = wasm_f32x4_add(a7, wasm_f32x4_mul(xv, wasm_v128_load(w + 7 * K + k)));
     }
-    v128_t sums = hsum4(wasm_f32x4_add(a0, b0), wasm_f32x4_add(a1, b1), wasm_f32x4_add(a2, b2), wasm_f32x4_add(a3, b3));
+    v128_t lo = hsum4(a0, a1, a2, a3), hi = hsum4(a4, a5, a6, a7);
     if (k < K) {
-      float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+      float t[8] = { 0 };
       for (; k < K; k++) {
-        t0 += x[k] * w0[k];
-        t1 += x[k] * w1[k];
-        t2 += x[k] * w2[k];
-        t3 += x[k] * w3[k];
+        for (int r = 0; r < 8; r++) t[r] += x[k] * w[(size_t)r * K + k];
       }
-      sums = wasm_f32x4_add(sums, wasm_f32x4_make(t0, t1, t2, t3));
+      lo = wasm_f32x4_add(lo, wasm_v128_load(t));
+      hi = wasm_f32x4_add(hi, wasm_v128_load(t + 4));
     }
-    gemv_store4(c, n, sums);
+    gemv_store4(c, n, lo);
+    gemv_store4(c, n + 4, hi);
   }
   for (; n < end; n++) {
     const float *w0 = (const float *)c->w.data + (size_t)n * K;
