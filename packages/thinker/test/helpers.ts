@@ -5,7 +5,30 @@ import {
   isOmniError, loadOmniConfig, openCheckpoint, openSafetensors, readCase, writeSafetensors,
   type Backend, type HostArray, type OmniErrorCode, type Tensor, type ThinkerConfig, type WeightFormat,
 } from '@omniweb/core';
+import { createWebGPUBackend } from '@omniweb/core';
+import { createOracleBackend } from '@omniweb/kernels';
+// TEMPORARY path: core's index does not export the wasm backend yet.
+import { createWasmBackend } from '../../core/src/wasm/index.js';
 import { Thinker, seededRandom, type MediaEmbeddings } from '../src/index.js';
+
+export interface BackendCase {
+  label: string;
+  make: () => Backend | Promise<Backend>;
+  /**
+   * The oracle rounds every element once from f64, so the same maths chunked
+   * differently gives the same bits; device kernels may pick other reduction
+   * orders (GEMV vs tiled matmul), so there equal means within `tol`.
+   */
+  tol: number;
+}
+
+const ORACLE: BackendCase = { label: 'oracle', make: createOracleBackend, tol: 0 };
+const WASM: BackendCase = { label: 'wasm', make: () => createWasmBackend(), tol: 1e-6 };
+const WEBGPU: BackendCase = { label: 'webgpu', make: () => createWebGPUBackend(), tol: 1e-6 };
+/** For the tiny checkpoint (vocab 151936): WebGPU on SwiftShader spends seconds per lm_head, so it runs the golden suite only. */
+export const TINY_BACKENDS: BackendCase[] = [ORACLE, WASM];
+/** For small synthetic models. */
+export const ALL_BACKENDS: BackendCase[] = [ORACLE, WASM, WEBGPU];
 
 export const GOLDEN = fileURLToPath(new URL('../../../fixtures/golden/', import.meta.url));
 export const TINY = `${GOLDEN}tiny-omni`;

@@ -2,9 +2,8 @@
 // evicted caches keep constant memory and re-position keys exactly as fresh keys at the new positions.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, RopeSpec } from '@omniweb/core';
-import { createOracleBackend } from '@omniweb/kernels';
 import { KVCache, ThinkerSession, seededRandom, type Thinker, type TokenEvent } from '../src/index.js';
-import { expectOmniError, loadCase, loadSynthetic, loadTiny, readAll, relErr, syntheticCheckpoint, textPositions } from './helpers.js';
+import { ALL_BACKENDS, TINY_BACKENDS, expectOmniError, loadCase, loadSynthetic, loadTiny, readAll, relErr, syntheticCheckpoint, textPositions } from './helpers.js';
 
 async function collect(events: AsyncIterable<TokenEvent>): Promise<TokenEvent[]> {
   const out: TokenEvent[] = [];
@@ -30,11 +29,11 @@ function counting(backend: Backend): { backend: Backend; allocations: () => numb
   return { backend: proxy, allocations: () => count };
 }
 
-describe('sink + window on the golden prompt (tiny checkpoint)', () => {
+describe.each(TINY_BACKENDS)('sink + window on the golden prompt (tiny checkpoint, $label)', ({ make }) => {
   let backend: Backend;
   let thinker: Thinker;
   beforeAll(async () => {
-    backend = createOracleBackend();
+    backend = await make();
     thinker = await loadTiny(backend);
   });
   afterAll(() => {
@@ -69,14 +68,14 @@ describe('sink + window on the golden prompt (tiny checkpoint)', () => {
   });
 });
 
-describe('sink + window over long streams (synthetic model)', () => {
+describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $label)', ({ make, tol }) => {
   const S = 4;
   const W = 32;
   const evictStep = 8;
   const shape = { vocab: 200, hidden: 16, layers: 2, heads: 4, kvHeads: 2, headDim: 8, intermediate: 32, tied: false, seed: 7 };
   let base: Backend;
 
-  beforeAll(() => { base = createOracleBackend(); });
+  beforeAll(async () => { base = await make(); });
   afterAll(() => base.destroy());
 
   it('a stream of 10×W decoded tokens keeps constant cache memory, allocates only on eviction, and stays finite and non-degenerate', async () => {
@@ -145,12 +144,13 @@ describe('sink + window over long streams (synthetic model)', () => {
     const rows = cache.length * cache.rowSize;
     const got = (await base.read(cache.keys[0], { offset: 0, count: rows })) as Float32Array;
     const want = (await base.read(fresh.cache.keys[0], { offset: 0, count: rows })) as Float32Array;
+    // Moved keys carry one extra rotation's rounding; sinks and values are computed as fresh ones.
     expect(relErr(got, want)).toBeLessThan(1e-6);
     const sinkRows = S * cache.rowSize;
-    expect(relErr(got.subarray(0, sinkRows), want.subarray(0, sinkRows))).toBe(0);
+    expect(relErr(got.subarray(0, sinkRows), want.subarray(0, sinkRows))).toBeLessThanOrEqual(tol);
     const gotV = (await base.read(cache.values[0], { offset: 0, count: rows })) as Float32Array;
     const wantV = (await base.read(fresh.cache.values[0], { offset: 0, count: rows })) as Float32Array;
-    expect(relErr(gotV, wantV)).toBe(0);
+    expect(relErr(gotV, wantV)).toBeLessThanOrEqual(tol);
     // And the next step runs on the compacted cache.
     await session.prefill({ ids: [5] });
     session.dispose();
@@ -190,7 +190,7 @@ describe('sink + window over long streams (synthetic model)', () => {
     const back = base.rotary(moved, base.tensor(Int32Array.of(-2, -2, -2, -2), [2, 2]), rope);
     const want = (await readAll(base, back)) as Float32Array;
     const got = (await base.read(cache.keys[0], { offset: 0, count: 7 * 4 })) as Float32Array;
-    expect(relErr(Float32Array.of(...got.subarray(8, 12), ...got.subarray(20, 24)), want)).toBeLessThan(1e-7);
+    expect(relErr(Float32Array.of(...got.subarray(8, 12), ...got.subarray(20, 24)), want)).toBeLessThan(1e-6);
     expect(Array.from(got.subarray(0, 8))).toEqual([...keyRows[0], ...keyRows[1]]);
     cache.dispose();
   });
