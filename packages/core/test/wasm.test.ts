@@ -320,24 +320,28 @@ for (const threads of [1, 2]) {
       for (const [fn, f] of cases) expect(relErr(await be.read(be.unary(xt, fn)), Array.from(x, f), 1e-6), fn.kind).toBeLessThan(2e-6);
       expect(Array.from(await be.read(be.unary(be.tensor(Float32Array.of(4, 2.25), [2]), { kind: 'sqrt' })))).toEqual([2, 1.5]);
 
+      // Small arguments of the sine, then ones in the thousands (past 12000 the kernel falls back to libm).
       const [L, C, up, down] = [4, 2, [0.1, 0.4, 0.4, 0.1], [0.5, 0.5]];
-      const sx = random(L * C, 16);
-      const alphaLog = Float32Array.of(0.2, -0.3);
-      const betaLog = Float32Array.of(0.1, 0.4);
-      const expected = new Float64Array(L * C);
-      for (let c = 0; c < C; c++) {
-        const s = [];
-        for (let n = 0; n < 2 * L; n++) {
-          let u = 0;
-          for (let k = (n + 3) % 2; k < 4; k += 2) u += up[k] * sx[Math.min(Math.max((n + 3 - k) / 2 - 1, 0), L - 1) * C + c];
-          u *= 2;
-          s.push(u + Math.sin(u * Math.exp(alphaLog[c])) ** 2 / (Math.exp(betaLog[c]) + 1e-9));
+      for (const [amplitude, alphaLog] of [[1, Float32Array.of(0.2, -0.3)], [200, Float32Array.of(4.5, 4.4)]] as const) {
+        const sx = random(L * C, 16, amplitude);
+        const betaLog = Float32Array.of(0.1, 0.4);
+        const expected = new Float64Array(L * C);
+        for (let c = 0; c < C; c++) {
+          const s = [];
+          for (let n = 0; n < 2 * L; n++) {
+            let u = 0;
+            for (let k = (n + 3) % 2; k < 4; k += 2) u += up[k] * sx[Math.min(Math.max((n + 3 - k) / 2 - 1, 0), L - 1) * C + c];
+            u *= 2;
+            // The sine's argument rounded to f32, as torch forms it.
+            s.push(u + Math.sin(Math.fround(Math.fround(u) * Math.fround(Math.exp(alphaLog[c])))) ** 2 / (Math.exp(betaLog[c]) + 1e-9));
+          }
+          for (let t = 0; t < L; t++) expected[t * C + c] = 0.5 * s[2 * t] + 0.5 * s[Math.min(2 * t + 1, 2 * L - 1)];
         }
-        for (let t = 0; t < L; t++) expected[t * C + c] = 0.5 * s[2 * t] + 0.5 * s[Math.min(2 * t + 1, 2 * L - 1)];
+        const y = be.snakeBeta(be.tensor(sx, [L, C]), be.tensor(alphaLog, [C]), be.tensor(betaLog, [C]),
+          { up: be.tensor(Float32Array.from(up), [4]), down: be.tensor(Float32Array.from(down), [2]) });
+        // Judged against the sizes summed: |u| ≤ 2·amplitude and sin²/β ≤ 1.
+        expect(relErr(await be.read(y), expected, 2 * amplitude + 1)).toBeLessThan(1e-5);
       }
-      const y = be.snakeBeta(be.tensor(sx, [L, C]), be.tensor(alphaLog, [C]), be.tensor(betaLog, [C]),
-        { up: be.tensor(Float32Array.from(up), [4]), down: be.tensor(Float32Array.from(down), [2]) });
-      expect(relErr(await be.read(y), expected, 1)).toBeLessThan(1e-5);
     });
 
     it('grows the heap for a 300 MB tensor and reads it back', async () => {
