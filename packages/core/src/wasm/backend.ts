@@ -56,7 +56,6 @@ const HEAP_LIMIT = 2 ** 32 - 65536;
 interface HeapViews {
   buffer: ArrayBuffer | SharedArrayBuffer;
   u8: Uint8Array;
-  u16: Uint16Array;
   i32: Int32Array;
   f32: Float32Array;
 }
@@ -498,7 +497,6 @@ export class WasmBackendImpl implements Backend {
     this.views = {
       buffer,
       u8: new Uint8Array(buffer),
-      u16: new Uint16Array(buffer),
       i32: new Int32Array(buffer),
       f32: new Float32Array(buffer),
     };
