@@ -32,17 +32,11 @@ const gemv = quick ? GEMV_SHAPES.slice(0, 2) : GEMV_SHAPES;
 const matmul = quick ? MATMUL_SHAPES.slice(0, 1) : MATMUL_SHAPES;
 
 const targets: BenchTarget[] = [];
-const createWasm = (core as Record<string, unknown>).createWasmBackend as
-  ((o?: { threads?: number }) => Promise<core.Backend>) | undefined;
-if (createWasm) {
-  for (const threads of [1, 2]) {
-    targets.push({
-      name: `wasm Node ${threads}T`, backend: await createWasm({ threads }), peer: tfWasm,
-      rooflineThreads: threads, formats: ['f32', 'q8', 'q4'], shapes: { gemv, matmul }, reps: quick ? 3 : 9,
-    });
-  }
-} else {
-  console.log('wasm backend: not built into @omniweb/core yet — no wasm rows');
+for (const threads of [1, 2]) {
+  targets.push({
+    name: `wasm Node ${threads}T`, backend: await core.createWasmBackend({ threads }), peer: tfWasm,
+    rooflineThreads: threads, formats: ['f32', 'q8', 'q4'], shapes: { gemv, matmul }, reps: quick ? 3 : 9,
+  });
 }
 const gpu = await core.createWebGPUBackend();
 const tfGpu = tfjsPeer(tf, 'webgpu', 'tfjs-backend-webgpu matMul');

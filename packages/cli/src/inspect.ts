@@ -1,7 +1,5 @@
 /** `omniweb inspect`: what a checkpoint or safetensors file holds, as JSON. */
-import { loadOmniConfig, type OmniConfig } from '../../core/src/config.js';
-import { OmniError } from '../../core/src/errors.js';
-import { openCheckpoint } from '../../core/src/weights/index.js';
+import { loadOmniConfig, type OmniConfig, OmniError, openCheckpoint } from '@omniweb/core';
 
 export interface InspectReport {
   path: string;

@@ -4,7 +4,7 @@
  * with code 2 and one line `error: <code>: <message>` on stderr, so scripts
  * can tell a wrong call from a crash (exit 1).
  */
-import { OmniError } from '../../core/src/errors.js';
+import { OmniError } from '@omniweb/core';
 import { inspectCommand } from './inspect.js';
 import { MAKE_CHECKPOINT_USAGE, makeCheckpointCommand } from './makeCheckpoint.js';
 import { RUN_CASE_USAGE, runCaseCommand } from './runCase.js';

@@ -8,12 +8,9 @@
  */
 import { mkdir, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadOmniConfig, parseOmniConfig } from '../../core/src/config.js';
-import { OmniError } from '../../core/src/errors.js';
 import {
-  DTYPE_BYTES, fileSink, INDEX_FILE, openCheckpoint, readSpeakers, SINGLE_FILE, SPEAKERS_FILE, streamSafetensors, writeSpeakers,
-  type FloatDtype,
-} from '../../core/src/weights/index.js';
+  loadOmniConfig, parseOmniConfig, OmniError, DTYPE_BYTES, fileSink, INDEX_FILE, openCheckpoint, readSpeakers, SINGLE_FILE, SPEAKERS_FILE, streamSafetensors, writeSpeakers, type FloatDtype,
+} from '@omniweb/core';
 import { checkpointLayout, type TensorPlan } from './synthetic/layout.js';
 import { tensorChunks } from './synthetic/random.js';
 import { GENERATION_CONFIG, hfJson, SHAPE_NAMES, SHAPES, shapeConfig, type ShapeName } from './synthetic/shapes.js';

@@ -10,10 +10,10 @@
  * the reference's). Model stages are registered in `STAGES`.
  */
 import { writeFile } from 'node:fs/promises';
-import type { WeightFormat } from '../../core/src/backend.js';
-import { loadOmniConfig, type OmniConfig } from '../../core/src/config.js';
-import { OmniError } from '../../core/src/errors.js';
-import { openCheckpoint, readCase, writeSafetensors, type Checkpoint, type HostArray } from '../../core/src/weights/index.js';
+import { STAGES } from './stages.js';
+import {
+  type Backend, createBackend, type WeightFormat, loadOmniConfig, type OmniConfig, OmniError, openCheckpoint, readCase, writeSafetensors, type Checkpoint, type HostArray,
+} from '@omniweb/core';
 
 export type DeviceKind = 'wasm' | 'webgpu';
 
@@ -45,6 +45,8 @@ export interface StageContext {
   array(name: string): HostArray;
   /** Records an output under its reference name; each name may be emitted once per run. */
   emit(name: string, array: HostArray): void;
+  /** The compute backend of `--device`, created on first use and shared by every stage. */
+  backend(): Promise<Backend>;
   /** A progress line on stderr (stdout carries the summary). */
   log(line: string): void;
 }
@@ -56,8 +58,6 @@ export interface Stage {
   run(ctx: StageContext): Promise<void> | void;
 }
 
-/** The model stages run by `omniweb run-case`, in order (tokenizer, media, tmrope, encoders, thinker, …). */
-export const STAGES: readonly Stage[] = [];
 
 export interface RunCaseResult {
   ran: string[];
@@ -154,6 +154,7 @@ export async function runCase(
 ): Promise<RunCaseResult> {
   const inputs = await readCase(options.casePath);
   const checkpoint = await openCheckpoint(options.model);
+  let backend = null as Promise<Backend> | null;
   try {
     const config = await loadOmniConfig(checkpoint);
     const outputs = new Map<string, HostArray>();
@@ -187,6 +188,7 @@ export async function runCase(
           emittedBy.set(name, stage.name);
           outputs.set(name, array);
         },
+        backend: () => (backend ??= createBackend({ device: options.device })),
         log,
       };
       log(`stage ${stage.name}…`);
@@ -195,6 +197,7 @@ export async function runCase(
     }
     return result;
   } finally {
+    if (backend) (await backend).destroy();
     await checkpoint.close();
   }
 }

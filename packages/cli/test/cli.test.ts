@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint, readCase } from '../../core/src/weights/index.js';
-import { STAGES } from '../src/runCase.js';
+import { STAGES } from '../src/stages.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const tsx = join(root, 'node_modules/.bin/tsx');

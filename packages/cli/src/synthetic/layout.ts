@@ -5,7 +5,7 @@
  * registration order (thinker: audio tower, vision, text model, lm_head;
  * talker; token2wav), which is the order the shards are filled in.
  */
-import type { BigVganConfig, DecoderConfig, DitConfig, OmniConfig, TalkerConfig, ThinkerConfig } from '../../../core/src/config.js';
+import type { BigVganConfig, DecoderConfig, DitConfig, OmniConfig, TalkerConfig, ThinkerConfig } from '@omniweb/core';
 
 /**
  * How a tensor's values are drawn. Scales keep a forward pass finite and

@@ -3,7 +3,7 @@
  * (seed, tensor name), so its values do not depend on shard size, tensor
  * order or chunk size, and a tensor is produced a chunk at a time.
  */
-import { encodeFloat, type FloatDtype } from '../../../core/src/weights/index.js';
+import { encodeFloat, type FloatDtype } from '@omniweb/core';
 import type { TensorPlan } from './layout.js';
 
 /** Values generated per step: 4 MiB of f32 scratch, whatever the tensor's size. */

@@ -1,6 +1,5 @@
 /** The two voices of `spk_dict.pt` (fact sheet §1), with random embeddings and reference mels. */
-import type { DitConfig } from '../../../core/src/config.js';
-import type { Speaker } from '../../../core/src/weights/index.js';
+import { type DitConfig, type Speaker } from '@omniweb/core';
 import { normalStream } from './random.js';
 
 /** Speaker name → the talker's text-BOS token for that voice (fact sheet §1). */

@@ -7,7 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { OmniError } from '../../../core/src/errors.js';
+import { OmniError } from '@omniweb/core';
 
 /** Added tokens Omni names differently from Qwen2.5/Qwen3, by id (fact sheet §6). */
 const OMNI_TOKEN_NAMES: ReadonlyMap<number, string> = new Map([
