@@ -1,6 +1,6 @@
 export {
-  Thinker, RunState, loadThinkerWeights,
-  type ThinkerConfig, type ThinkerWeights, type ThinkerLayerWeights, type ThinkerChunk, type ThinkerLoadOptions,
+  Thinker, RunState, loadThinkerWeights, loadDecoderLayers, decoderLayers,
+  type ThinkerConfig, type ThinkerWeights, type DecoderLayerWeights, type ThinkerChunk, type ThinkerLoadOptions,
   type WeightSource, type ForwardOptions, type LogitRows,
 } from './thinker.js';
 export { KVCache, createEvictionPolicy, type CachePolicy, type EvictionPolicy, type Eviction, type KVCacheShape } from './kvCache.js';

@@ -7,10 +7,13 @@
  * forward(chunk): embedding (+ multimodal merge) → N × (rmsnorm → q/k/v →
  * M-RoPE → write K/V into the cache → causal GQA attention over the cache →
  * o_proj → residual → rmsnorm → SwiGLU → residual) → final norm → lm_head.
+ *
+ * The Talker has the same decoder layer (fact sheet §7.1); it reuses
+ * `loadDecoderLayers`, `RunState` and `decoderLayers` with its own config.
  */
 import {
   OmniError,
-  type Backend, type HostMatrix, type RopeSpec, type Tensor, type ThinkerConfig, type Weight, type WeightFormat,
+  type Backend, type DecoderConfig, type HostMatrix, type RopeSpec, type Tensor, type ThinkerConfig, type Weight, type WeightFormat,
 } from '@omniweb/core';
 import { mropeSpec } from '@omniweb/tmrope';
 import { KVCache, type CachePolicy } from './kvCache.js';
@@ -26,7 +29,8 @@ export interface WeightSource {
   readMatrix(name: string, format: WeightFormat): Promise<HostMatrix>;
 }
 
-export interface ThinkerLayerWeights {
+/** One Qwen2 decoder layer (Thinker and Talker alike, fact sheet §2.1, §2.4). */
+export interface DecoderLayerWeights {
   inputNorm: Tensor; // [hidden]
   q: Weight; // [heads·headDim, hidden]
   qBias: Tensor;
@@ -44,47 +48,53 @@ export interface ThinkerLayerWeights {
 export interface ThinkerWeights {
   format: WeightFormat;
   embedTokens: Weight; // [vocab, hidden]
-  layers: ThinkerLayerWeights[];
+  layers: DecoderLayerWeights[];
   norm: Tensor;
   /** `embedTokens` itself when the checkpoint has no `thinker.lm_head.weight` (tied, fact sheet §2.1). */
   lmHead: Weight;
   tied: boolean;
 }
 
-const PREFIX = 'thinker.';
+const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
 
-/** Reads the Thinker LM's tensors, checking each shape against the config, and uploads them. */
-export async function loadThinkerWeights(
-  backend: Backend, source: WeightSource, config: ThinkerConfig, format: WeightFormat,
-): Promise<ThinkerWeights> {
-  if (!['f32', 'f16', 'q8', 'q4'].includes(format)) {
-    throw new OmniError('BAD_INPUT', `weight format ${JSON.stringify(format)}; choose f32, f16, q8 or q4`);
-  }
-  const t = config.text;
+/** Reads named tensors, checking each shape against what the config implies, and uploads them. */
+function weightReader(backend: Backend, source: WeightSource, format: WeightFormat) {
+  if (!FORMATS.includes(format)) throw new OmniError('BAD_INPUT', `weight format ${JSON.stringify(format)}; choose f32, f16, q8 or q4`);
   const expect = (name: string, shape: number[], because: string) => {
     const actual = source.info(name).shape;
     if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
       throw new OmniError('SHAPE_MISMATCH', `${name} is [${actual.join(', ')}], but the config implies [${shape.join(', ')}] (${because})`);
     }
   };
-  const matrix = async (name: string, shape: [number, number], because: string) => {
-    expect(name, shape, because);
-    return backend.weight(await source.readMatrix(name, format));
+  return {
+    /** A matrix weight in the chosen format. */
+    async matrix(name: string, shape: [number, number], because: string): Promise<Weight> {
+      expect(name, shape, because);
+      return backend.weight(await source.readMatrix(name, format));
+    },
+    /** Norm weights and biases stay f32. */
+    async vector(name: string, length: number, because: string): Promise<Tensor> {
+      expect(name, [length], because);
+      return backend.tensor(await source.readF32(name), [length]);
+    },
   };
-  const vector = async (name: string, length: number, because: string) => {
-    expect(name, [length], because);
-    return backend.tensor(await source.readF32(name), [length]);
-  };
+}
+
+/** The decoder layers under `prefix` (`thinker.model.layers.`, `talker.model.layers.`). */
+export async function loadDecoderLayers(
+  backend: Backend, source: WeightSource, prefix: string, config: DecoderConfig, format: WeightFormat,
+): Promise<DecoderLayerWeights[]> {
+  const { matrix, vector } = weightReader(backend, source, format);
+  const t = config;
   const hidden = `hidden_size ${t.hidden}`;
   const qRows = t.heads * t.headDim;
   const kvRows = t.kvHeads * t.headDim;
-  const embedTokens = await matrix(`${PREFIX}model.embed_tokens.weight`, [t.vocab, t.hidden], `vocab_size ${t.vocab}, ${hidden}`);
-  const layers: ThinkerLayerWeights[] = [];
+  const qBecause = `${t.heads} heads × head_dim ${t.headDim}`;
+  const kvBecause = `${t.kvHeads} kv heads × head_dim ${t.headDim}`;
+  const mlp = `intermediate_size ${t.intermediate}`;
+  const layers: DecoderLayerWeights[] = [];
   for (let l = 0; l < t.layers; l++) {
-    const p = `${PREFIX}model.layers.${l}.`;
-    const qBecause = `${t.heads} heads × head_dim ${t.headDim}`;
-    const kvBecause = `${t.kvHeads} kv heads × head_dim ${t.headDim}`;
-    const mlp = `intermediate_size ${t.intermediate}`;
+    const p = `${prefix}${l}.`;
     layers.push({
       inputNorm: await vector(`${p}input_layernorm.weight`, t.hidden, hidden),
       q: await matrix(`${p}self_attn.q_proj.weight`, [qRows, t.hidden], `${qBecause}, ${hidden}`),
@@ -100,10 +110,22 @@ export async function loadThinkerWeights(
       down: await matrix(`${p}mlp.down_proj.weight`, [t.hidden, t.intermediate], `${hidden}, ${mlp}`),
     });
   }
-  const norm = await vector(`${PREFIX}model.norm.weight`, t.hidden, hidden);
-  const headName = `${PREFIX}lm_head.weight`;
+  return layers;
+}
+
+/** Reads the Thinker LM's tensors, checking each shape against the config, and uploads them. */
+export async function loadThinkerWeights(
+  backend: Backend, source: WeightSource, config: ThinkerConfig, format: WeightFormat,
+): Promise<ThinkerWeights> {
+  const { matrix, vector } = weightReader(backend, source, format);
+  const t = config.text;
+  const because = `vocab_size ${t.vocab}, hidden_size ${t.hidden}`;
+  const embedTokens = await matrix('thinker.model.embed_tokens.weight', [t.vocab, t.hidden], because);
+  const layers = await loadDecoderLayers(backend, source, 'thinker.model.layers.', t, format);
+  const norm = await vector('thinker.model.norm.weight', t.hidden, `hidden_size ${t.hidden}`);
+  const headName = 'thinker.lm_head.weight';
   const tied = !source.has(headName);
-  const lmHead = tied ? embedTokens : await matrix(headName, [t.vocab, t.hidden], `vocab_size ${t.vocab}, ${hidden}`);
+  const lmHead = tied ? embedTokens : await matrix(headName, [t.vocab, t.hidden], because);
   return { format, embedTokens, layers, norm, lmHead, tied };
 }
 
@@ -140,8 +162,8 @@ export class RunState {
   readonly hostPositions: Int32Array;
   readonly #backend: Backend;
 
-  constructor(backend: Backend, config: ThinkerConfig, readonly rows: number, readonly logitRows: LogitRows) {
-    const { hidden, heads, kvHeads, headDim, intermediate, vocab } = config.text;
+  constructor(backend: Backend, config: DecoderConfig, readonly rows: number, readonly logitRows: LogitRows) {
+    const { hidden, heads, kvHeads, headDim, intermediate, vocab } = config;
     if (!Number.isSafeInteger(rows) || rows < 1) throw new OmniError('BAD_INPUT', `a run state needs ≥ 1 rows, got ${rows}`);
     if (logitRows !== 'last' && logitRows !== 'all') throw new OmniError('BAD_INPUT', `logit rows ${JSON.stringify(logitRows)}; use 'last' or 'all'`);
     this.#backend = backend;
@@ -212,6 +234,48 @@ function isFinite32(values: Float32Array): boolean {
   return true;
 }
 
+/**
+ * The decoder layers over one chunk: reads `s.inputs` and `s.positions`,
+ * writes each layer's keys/values into cache rows [start, start + T) and
+ * attends causally over the cache's first start + T rows. Returns the
+ * residual stream after the last layer (a buffer of `s`).
+ */
+export async function decoderLayers(
+  b: Backend, layers: readonly DecoderLayerWeights[], s: RunState, cache: KVCache, start: number,
+  rope: RopeSpec, rmsEps: number, inspect?: ForwardOptions['inspect'],
+): Promise<Tensor> {
+  const attention = { kvLength: start + s.rows, mask: { kind: 'causal', queryStart: start } } as const;
+  let x = s.inputs; // the residual stream starts as the input embeddings
+  const residual = (delta: Tensor) => {
+    const next = x === s.x ? s.xAlt : s.x;
+    b.add(x, delta, next);
+    x = next;
+  };
+  for (let l = 0; l < layers.length; l++) {
+    const w = layers[l];
+    // Self-attention block (pre-norm).
+    b.rmsnorm(x, w.inputNorm, rmsEps, s.xb);
+    b.linear(s.xb, w.q, w.qBias, s.q);
+    b.linear(s.xb, w.k, w.kBias, s.k);
+    b.linear(s.xb, w.v, w.vBias, s.v);
+    b.rotary(s.q3, s.positions, rope, s.q3);
+    b.rotary(s.k3, s.positions, rope, s.k3);
+    cache.write(l, s.k3, s.v3, start);
+    b.attention(s.q3, cache.keys[l], cache.values[l], attention, s.att3); // GQA: heads share kv heads
+    b.linear(s.att, w.o, null, s.xo);
+    residual(s.xo);
+    // SwiGLU MLP block (pre-norm): down(silu(gate(x)) ⊙ up(x)).
+    b.rmsnorm(x, w.postNorm, rmsEps, s.xb);
+    b.linear(s.xb, w.gate, null, s.gate);
+    b.linear(s.xb, w.up, null, s.up);
+    b.siluMul(s.gate, s.up, s.act);
+    b.linear(s.act, w.down, null, s.xo);
+    residual(s.xo);
+    if (inspect) await inspect(l, x);
+  }
+  return x;
+}
+
 export interface ThinkerLoadOptions {
   /** Matrix weights' precision (default f32); norms and biases stay f32. */
   format?: WeightFormat;
@@ -242,7 +306,7 @@ export class Thinker {
 
   createRunState(rows: number, logitRows: LogitRows = 'last'): RunState {
     this.#checkLive();
-    return new RunState(this.backend, this.config, rows, logitRows);
+    return new RunState(this.backend, this.config.text, rows, logitRows);
   }
 
   createCache(policy: CachePolicy): KVCache {
@@ -385,40 +449,11 @@ export class Thinker {
     }
   }
 
-  /** The decoder stack over the chunk, then the final norm into `state.hidden`. */
+  /** The decoder stack, then the final norm into `state.hidden`. */
   async #decoder(s: RunState, cache: KVCache, start: number, inspect?: ForwardOptions['inspect']): Promise<void> {
-    const b = this.backend;
     const { rmsEps } = this.config.text;
-    const attention = { kvLength: start + s.rows, mask: { kind: 'causal', queryStart: start } } as const;
-    let x = s.inputs; // the residual stream starts as the input embeddings
-    const residual = (delta: Tensor) => {
-      const next = x === s.x ? s.xAlt : s.x;
-      b.add(x, delta, next);
-      x = next;
-    };
-    for (let l = 0; l < this.weights.layers.length; l++) {
-      const w = this.weights.layers[l];
-      // Self-attention block (pre-norm).
-      b.rmsnorm(x, w.inputNorm, rmsEps, s.xb);
-      b.linear(s.xb, w.q, w.qBias, s.q);
-      b.linear(s.xb, w.k, w.kBias, s.k);
-      b.linear(s.xb, w.v, w.vBias, s.v);
-      b.rotary(s.q3, s.positions, this.rope, s.q3);
-      b.rotary(s.k3, s.positions, this.rope, s.k3);
-      cache.write(l, s.k3, s.v3, start);
-      b.attention(s.q3, cache.keys[l], cache.values[l], attention, s.att3); // GQA: heads share kv heads
-      b.linear(s.att, w.o, null, s.xo);
-      residual(s.xo);
-      // SwiGLU MLP block (pre-norm): down(silu(gate(x)) ⊙ up(x)).
-      b.rmsnorm(x, w.postNorm, rmsEps, s.xb);
-      b.linear(s.xb, w.gate, null, s.gate);
-      b.linear(s.xb, w.up, null, s.up);
-      b.siluMul(s.gate, s.up, s.act);
-      b.linear(s.act, w.down, null, s.xo);
-      residual(s.xo);
-      if (inspect) await inspect(l, x);
-    }
-    b.rmsnorm(x, this.weights.norm, rmsEps, s.hidden);
+    const x = await decoderLayers(this.backend, this.weights.layers, s, cache, start, this.rope, rmsEps, inspect);
+    this.backend.rmsnorm(x, this.weights.norm, rmsEps, s.hidden);
   }
 
   #lmHead(s: RunState): void {
