@@ -10,6 +10,16 @@
 
 /* ------------------------------------------------------------------ dequantization */
 
+/* 16 int8 values times scale → out[0..16). */
+static inline void store_scaled(float *out, v128_t q, float scale) {
+  v128_t s = wasm_f32x4_splat(scale);
+  v128_t lo = wasm_i16x8_extend_low_i8x16(q), hi = wasm_i16x8_extend_high_i8x16(q);
+  wasm_v128_store(out, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(lo)), s));
+  wasm_v128_store(out + 4, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(lo)), s));
+  wasm_v128_store(out + 8, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(hi)), s));
+  wasm_v128_store(out + 12, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(hi)), s));
+}
+
 void dequantize_row(const weight_t *w, int row, int k0, int count, float *out) {
   switch (w->format) {
     case FORMAT_F32:
@@ -33,6 +43,23 @@ void dequantize_row(const weight_t *w, int row, int k0, int count, float *out) {
         int end = (col / QUANT_GROUP + 1) * QUANT_GROUP - k0;
         if (end > count) end = count;
         size_t idx = (size_t)row * pc + col;
+        if (end - k == QUANT_GROUP) {
+          v128_t first, second;
+          if (w->format == FORMAT_Q8) {
+            first = wasm_v128_load((const int8_t *)w->data + idx);
+            second = wasm_v128_load((const int8_t *)w->data + idx + 16);
+          } else {
+            v128_t b = wasm_v128_load((const uint8_t *)w->data + idx / 2);
+            v128_t even = wasm_i8x16_sub(wasm_v128_and(b, wasm_i8x16_const_splat(15)), wasm_i8x16_const_splat(8));
+            v128_t odd = wasm_i8x16_sub(wasm_u8x16_shr(b, 4), wasm_i8x16_const_splat(8));
+            first = wasm_i8x16_shuffle(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            second = wasm_i8x16_shuffle(even, odd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+          }
+          store_scaled(out + k, first, scale);
+          store_scaled(out + k + 16, second, scale);
+          k += QUANT_GROUP;
+          continue;
+        }
         if (w->format == FORMAT_Q8) {
           const int8_t *q = (const int8_t *)w->data + idx;
           for (int j = 0; k < end; k++, j++) out[k] = (float)q[j] * scale;
