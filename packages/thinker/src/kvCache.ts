@@ -55,6 +55,8 @@ export interface Eviction {
 /** Decides which rows leave so that `incoming` rows fit behind `length` rows. */
 export interface EvictionPolicy {
   readonly capacity: number;
+  /** False for a policy that never drops rows (it refuses what exceeds capacity). */
+  readonly evicts: boolean;
   /** Disjoint ranges in ascending order; [] when the rows fit. Throws CONTEXT_OVERFLOW when no room can be made. */
   evictions(length: number, incoming: number): Eviction[];
 }
@@ -67,6 +69,7 @@ function positiveInteger(value: unknown, what: string, min = 1): number {
 }
 
 class PlainPolicy implements EvictionPolicy {
+  readonly evicts = false;
   constructor(readonly capacity: number) {}
 
   evictions(length: number, incoming: number): Eviction[] {
@@ -81,6 +84,7 @@ class PlainPolicy implements EvictionPolicy {
 }
 
 class SinkWindowPolicy implements EvictionPolicy {
+  readonly evicts = true;
   readonly capacity: number;
   constructor(readonly sink: number, readonly window: number, readonly evictStep: number) {
     this.capacity = sink + window;

@@ -142,7 +142,7 @@ export class ThinkerSession {
       const { ids, positions, rows } = this.#normalize(chunk);
       const { hidden } = this.#thinker.config.text;
       const policy = this.cache.policy;
-      if (!('sink' in policy) && this.cache.length + rows > policy.capacity) {
+      if (!policy.evicts && this.cache.length + rows > policy.capacity) {
         throw new OmniError('CONTEXT_OVERFLOW', `the prompt chunk of ${rows} tokens does not fit: the cache holds ${this.cache.length} of ${policy.capacity} rows and has no eviction policy`);
       }
       const result: PrefillResult = { rows };
@@ -150,6 +150,8 @@ export class ThinkerSession {
       if (options.embeddings) result.embeddings = new Float32Array(rows * hidden);
       const mediaFor = ids ? planMedia(ids, chunk.media, this.#thinker.config.tokens) : null;
       if (!ids && chunk.media !== undefined) throw new OmniError('BAD_INPUT', 'media rows go with ids; embeddings are already merged');
+      // A new prompt abandons an emitted-but-unfed token (see `pending`).
+      this.#pending = null;
       for (let first = 0; first < rows; first += this.maxChunkRows) {
         if (options.signal?.aborted) throw aborted('prefill');
         const count = Math.min(this.maxChunkRows, rows - first);
@@ -168,7 +170,6 @@ export class ThinkerSession {
         if (result.hidden) result.hidden.set(await this.#thinker.readRows(state.hidden, 0, count), first * hidden);
         if (result.embeddings) result.embeddings.set(await this.#thinker.readRows(state.inputs, 0, count), first * hidden);
       }
-      this.#pending = null;
       return result;
     } finally {
       this.#busy = false;
@@ -274,8 +275,11 @@ export class ThinkerSession {
       if (chunk.embeddings !== undefined) throw new OmniError('BAD_INPUT', 'a chunk carries either ids or embeddings, not both');
       if (!(chunk.ids instanceof Int32Array) && !Array.isArray(chunk.ids)) throw new OmniError('BAD_INPUT', 'chunk ids must be an Int32Array or an array of integers');
       const list = chunk.ids as ArrayLike<number>;
+      const { vocab } = this.#thinker.config.text;
       for (let i = 0; i < list.length; i++) {
-        if (!Number.isSafeInteger(list[i])) throw new OmniError('BAD_INPUT', `chunk ids[${i}] = ${list[i]} is not an integer`);
+        if (!(Number.isSafeInteger(list[i]) && list[i] >= 0 && list[i] < vocab)) {
+          throw new OmniError('BAD_INPUT', `chunk ids[${i}] = ${list[i]} is not a token id (an integer in [0, ${vocab}), outside the vocabulary)`);
+        }
       }
       ids = Int32Array.from(list);
       rows = ids.length;

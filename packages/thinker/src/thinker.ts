@@ -329,9 +329,9 @@ export class Thinker {
     // Evictions pull later positions down (kvCache.ts); the cache rotates by what it stores.
     const positions = state.hostPositions;
     for (let i = 0; i < positions.length; i++) positions[i] = chunk.positions[i] - cache.positionShift;
+    this.#embed(state, chunk);
     const upload = this.#placePositions(state, positions);
     try {
-      this.#embed(state, chunk);
       await this.#decoder(state, cache, start, options.inspect);
       this.#lmHead(state);
       const last = state.logits.shape[0] - 1;
@@ -341,7 +341,11 @@ export class Thinker {
       cache.commit(positions);
       return logits;
     } finally {
-      if (upload) b.dispose(upload);
+      if (upload) {
+        // Queued work may still read the upload when the pass failed before its read-back.
+        await b.sync().catch(() => undefined);
+        b.dispose(upload);
+      }
     }
   }
 
@@ -408,7 +412,7 @@ export class Thinker {
    * Puts positions (stream-major [3, T]) in `state.positions`. A text token
    * (the three streams equal, the decode case) is copied from the position
    * table; anything else is uploaded, and that upload is returned to be
-   * freed once the pass has been read back.
+   * freed once the pass is done.
    */
   #placePositions(state: RunState, positions: Int32Array): Tensor | null {
     const b = this.backend;
