@@ -299,30 +299,57 @@ static void gemv_quantized(void *p, int begin, int end, int thread) {
 
 /*
  * x → two int16 parts per group of 32 (see dot_group): hi = round(x/s) with
- * s = max|x| / 32767, lo = round((x − s·hi)·2^15/s); zeros past K. Stored per group as
- * [32 hi][32 lo]; for q4 each part lists the even elements, then the odd ones, the
- * order load_group yields nibbles in.
+ * s = max|x| / 32767, lo = round((x/s − hi)·2^15); zeros past K. x/s is formed in f32
+ * (within 2^-23 of exact), so the two parts hold x to f32 precision. Stored per group as
+ * [32 hi][32 lo]; for q4 each part lists the even elements, then the odd ones, the order
+ * load_group yields nibbles in. A group holding Inf or NaN gets a NaN scale, so the
+ * result is NaN as an f32 dot product's would be.
  */
 static void quantize_activations(const float *x, int K, int groups, int even_odd, int16_t *xq, float *xscale) {
   for (int g = 0; g < groups; g++) {
-    float values[QUANT_GROUP];
     int k0 = g * QUANT_GROUP;
-    float amax = 0;
-    for (int j = 0; j < QUANT_GROUP; j++) {
-      values[j] = k0 + j < K ? x[k0 + j] : 0.0f;
-      float a = fabsf(values[j]);
-      amax = a > amax ? a : amax;
+    float padded[QUANT_GROUP];
+    const float *values = x + k0;
+    if (k0 + QUANT_GROUP > K) {
+      for (int j = 0; j < QUANT_GROUP; j++) padded[j] = k0 + j < K ? x[k0 + j] : 0.0f;
+      values = padded;
     }
-    float scale = amax / 32767.0f;
-    xscale[g] = scale;
+    v128_t v[8];
+    v128_t m = wasm_f32x4_splat(0);
+    for (int i = 0; i < 8; i++) {
+      v[i] = wasm_v128_load(values + 4 * i);
+      m = wasm_f32x4_max(m, wasm_f32x4_abs(v[i]));
+    }
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 2, 3, 0, 1));
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2));
+    float amax = wasm_f32x4_extract_lane(m, 0);
+    xscale[g] = amax <= 3.4028234663852886e38f ? amax / 32767.0f : NAN;
+    v128_t inv = wasm_f32x4_splat(amax > 0 && amax <= 3.4028234663852886e38f ? 32767.0f / amax : 0.0f);
+    v128_t hi[8], lo[8];
+    for (int i = 0; i < 8; i++) {
+      v128_t ratio = wasm_f32x4_mul(v[i], inv);
+      v128_t whole = wasm_f32x4_nearest(ratio);
+      hi[i] = wasm_i32x4_trunc_sat_f32x4(whole);
+      lo[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_f32x4_sub(ratio, whole), wasm_f32x4_const_splat(32768.0f))));
+    }
     int16_t *dst = xq + 2 * k0;
-    for (int j = 0; j < QUANT_GROUP; j++) {
-      int slot = even_odd ? (j & 1) * 16 + (j >> 1) : j;
-      /* In double, so that the residual is not rounded before it is scaled. */
-      double ratio = scale > 0 ? (double)values[j] / scale : 0.0;
-      double hi = fmin(fmax(nearbyint(ratio), -32767.0), 32767.0);
-      dst[slot] = (int16_t)hi;
-      dst[QUANT_GROUP + slot] = (int16_t)fmin(fmax(nearbyint((ratio - hi) * 32768.0), -32767.0), 32767.0);
+    for (int part = 0; part < 2; part++) {
+      const v128_t *q = part == 0 ? hi : lo;
+      /* Elements 8j … 8j + 7 as int16. */
+      v128_t e0 = wasm_i16x8_narrow_i32x4(q[0], q[1]), e1 = wasm_i16x8_narrow_i32x4(q[2], q[3]);
+      v128_t e2 = wasm_i16x8_narrow_i32x4(q[4], q[5]), e3 = wasm_i16x8_narrow_i32x4(q[6], q[7]);
+      int16_t *out = dst + part * QUANT_GROUP;
+      if (even_odd) {
+        wasm_v128_store(out, wasm_i16x8_shuffle(e0, e1, 0, 2, 4, 6, 8, 10, 12, 14));
+        wasm_v128_store(out + 8, wasm_i16x8_shuffle(e2, e3, 0, 2, 4, 6, 8, 10, 12, 14));
+        wasm_v128_store(out + 16, wasm_i16x8_shuffle(e0, e1, 1, 3, 5, 7, 9, 11, 13, 15));
+        wasm_v128_store(out + 24, wasm_i16x8_shuffle(e2, e3, 1, 3, 5, 7, 9, 11, 13, 15));
+      } else {
+        wasm_v128_store(out, e0);
+        wasm_v128_store(out + 8, e1);
+        wasm_v128_store(out + 16, e2);
+        wasm_v128_store(out + 24, e3);
+      }
     }
   }
 }

@@ -115,6 +115,17 @@ for (const threads of [1, 2]) {
       }
     }
 
+    it('a NaN or Inf in x reaches the output of the quantized GEMV, as in an f32 dot product', async () => {
+      const be = await backend();
+      const w = be.weight(quantize(random(3 * 40, 21), 3, 40, 'q4', 'f16'));
+      for (const bad of [NaN, Infinity]) {
+        const x = random(40, 22);
+        x[35] = bad;
+        const y = await be.read(be.linear(be.tensor(x, [1, 40]), w));
+        expect(Array.from(y).every((v) => !Number.isFinite(v))).toBe(true);
+      }
+    });
+
     it('matmul, plain and with bᵀ', async () => {
       const be = await backend();
       const [M, K, N] = [7, 45, 19];
