@@ -2,7 +2,8 @@
  * @omniweb/media — model inputs from files and live media (fact sheet §3.1, §4.1, §4.2).
  *
  * Audio
- * - `decodeWav(bytes, { maxSeconds })` → `{ samples (mono), sampleRate, channels, encoding }` (pure TS).
+ * - `decodeWav(bytes, { maxSeconds })` → `{ samples (mono), sampleRate, channels, encoding }` (pure TS);
+ *   `encodeWav(samples, sampleRate)` → 16-bit PCM mono WAV bytes.
  * - `resample(samples, fromRate, toRate = 16000)`; `new Resampler(fromRate, toRate)` with
  *   `push(chunk)` / `flush()` for live PCM (bit-identical to the one-shot result).
  * - `logMel(samples, { config, pad, truncate })` → `{ features [frames, melBins], validFrames, clampMax }`.
@@ -30,7 +31,7 @@ export {
   audioFeatureConfig, imagePreprocessConfig, parsePreprocessorConfig, videoPreprocessConfig,
   type AudioFeatureConfig, type PreprocessorConfig, type VideoPreprocessConfig, type VisionPreprocessConfig,
 } from './preprocessor.js';
-export { decodeWav, type DecodedAudio, type WavEncoding, type WavOptions } from './wav.js';
+export { decodeWav, encodeWav, type DecodedAudio, type WavEncoding, type WavOptions } from './wav.js';
 export { Resampler, resample } from './resample.js';
 export { ComplexFft, RealFft } from './fft.js';
 export { MelStream, logMel, reclampMel, type LogMel, type LogMelOptions, type MelBlock, type MelStreamOptions } from './mel.js';

@@ -132,3 +132,46 @@ function sampleReader(view: DataView, encoding: WavEncoding): (at: number) => nu
     case 'float64': return (at) => view.getFloat64(at, true);
   }
 }
+
+/** Largest data chunk a RIFF file can describe (its size fields are 32-bit). */
+const MAX_DATA_BYTES = 0xffffffff - 36;
+
+/**
+ * Mono samples in [−1, 1] → a 16-bit PCM WAV file. Samples are scaled by 2^15 (the inverse of
+ * `decodeWav`) and rounded; values past full scale are clipped, so a round trip is exact to
+ * half a step (2^−16) inside [−1, 1).
+ */
+export function encodeWav(samples: Float32Array, sampleRate: number): Uint8Array {
+  if (!(samples instanceof Float32Array)) {
+    throw new OmniError('BAD_INPUT', `encodeWav takes mono samples as a Float32Array, got ${Object.prototype.toString.call(samples)}`);
+  }
+  if (!Number.isSafeInteger(sampleRate) || sampleRate < 1 || sampleRate > 0xffffffff / 2) {
+    throw new OmniError('BAD_INPUT', `encodeWav: sampleRate ${String(sampleRate)} must be a positive integer (Hz) a WAV header can hold`);
+  }
+  const dataBytes = samples.length * 2;
+  if (dataBytes > MAX_DATA_BYTES) {
+    throw new OmniError('BAD_INPUT', `encodeWav: ${samples.length} samples need ${dataBytes} bytes; a WAV file holds at most ${MAX_DATA_BYTES}: split the audio`);
+  }
+  const out = new Uint8Array(44 + dataBytes);
+  const view = new DataView(out.buffer);
+  const text = (at: number, s: string) => { for (let i = 0; i < 4; i++) out[at + i] = s.charCodeAt(i); };
+  text(0, 'RIFF');
+  view.setUint32(4, 36 + dataBytes, true);
+  text(8, 'WAVE');
+  text(12, 'fmt ');
+  view.setUint32(16, 16, true);
+  view.setUint16(20, FORMAT_PCM, true);
+  view.setUint16(22, 1, true); // mono
+  view.setUint32(24, sampleRate, true);
+  view.setUint32(28, sampleRate * 2, true); // bytes per second
+  view.setUint16(32, 2, true); // block align
+  view.setUint16(34, 16, true);
+  text(36, 'data');
+  view.setUint32(40, dataBytes, true);
+  for (let i = 0; i < samples.length; i++) {
+    const x = samples[i];
+    if (!Number.isFinite(x)) throw new OmniError('NUMERIC', `encodeWav: sample ${i} is ${x}`);
+    view.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(x * 32768))), true);
+  }
+  return out;
+}
