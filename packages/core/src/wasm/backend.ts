@@ -329,7 +329,7 @@ export class WasmBackendImpl implements Backend {
     const weight = this.ownWeight(op, table);
     const index = this.indices(op, 'ids', ids, weight.rows);
     const y = this.output(op, out, [index.count, weight.cols], 'f32', [index.tensor]);
-    const idsPtr = index.tensor ? index.tensor.storage.ptr : this.stage(index.values).ptr;
+    const idsPtr = index.tensor ? index.tensor.storage.ptr : this.stage(index.values);
     this.kernels._omni_embedding(weight.data, weight.scales, FORMAT_CODES[weight.format], Number(weight.scaleF16),
       weight.rows, weight.cols, idsPtr, index.count, y.storage.ptr);
     return y;
@@ -350,7 +350,7 @@ export class WasmBackendImpl implements Backend {
     const inPlace = out === x;
     const y = inPlace ? input : this.output(op, out, input.shape, 'f32', [input, pos]);
     const tables = this.stage(rope.invFreq, rope.stream);
-    this.kernels._omni_rotary(input.storage.ptr, y.storage.ptr, pos.storage.ptr, tables.ptr, tables.ptr + half * 4,
+    this.kernels._omni_rotary(input.storage.ptr, y.storage.ptr, pos.storage.ptr, tables, tables + half * 4,
       T, H, D, half, heads, rope.style === 'interleaved' ? 1 : 0);
     return y;
   }
@@ -375,7 +375,7 @@ export class WasmBackendImpl implements Backend {
     const mask = maskFields(op, opts.mask, T, kvLength);
     const y = this.output(op, out, query.shape, 'f32', [query, key, value]);
     if (y.size === 0) return y;
-    const bounds = mask.bounds ? this.stage(mask.bounds).ptr : 0;
+    const bounds = mask.bounds ? this.stage(mask.bounds) : 0;
     const [kind, queryStart, blockSize, back, ahead] = mask.fields;
     return this.run(op, y, out, () => this.kernels._omni_attention(
       query.storage.ptr, key.storage.ptr, value.storage.ptr, y.storage.ptr, T, kvLength, Hq, Hkv, D, scale,
@@ -423,7 +423,7 @@ export class WasmBackendImpl implements Backend {
     const [R, C] = input.shape;
     const index = this.indices(op, 'idx', idx, R);
     const y = this.output(op, out, [index.count, C], input.dtype, [input, index.tensor]);
-    const idsPtr = index.tensor ? index.tensor.storage.ptr : this.stage(index.values).ptr;
+    const idsPtr = index.tensor ? index.tensor.storage.ptr : this.stage(index.values);
     this.kernels._omni_gather_rows(input.storage.ptr, idsPtr, index.count, C, y.storage.ptr);
     return y;
   }
@@ -513,7 +513,7 @@ export class WasmBackendImpl implements Backend {
   }
 
   /** Copies small host arrays back to back into the staging area; valid until the next call. */
-  private stage(...arrays: (Int32Array | Float32Array)[]): { ptr: number } {
+  private stage(...arrays: (Int32Array | Float32Array)[]): number {
     const bytes = arrays.reduce((n, a) => n + a.byteLength, 0);
     if (this.staging.bytes < bytes) {
       if (this.staging.ptr) this.kernels._omni_free(this.staging.ptr);
@@ -525,7 +525,7 @@ export class WasmBackendImpl implements Backend {
       this.heap().u8.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
       at += a.byteLength;
     }
-    return { ptr: this.staging.ptr };
+    return this.staging.ptr;
   }
 
   /** Runs a kernel that returns −1 when its scratch memory could not be allocated. */
