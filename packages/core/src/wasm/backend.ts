@@ -50,8 +50,10 @@ export class WasmWeight implements Weight {
 const MASK_CODES = { none: 0, causal: 1, segments: 2, blockWindow: 3 } as const;
 /** Function numbers of omni_unary (kernels/wasm/elementwise.c). */
 const UNARY_CODES = { relu: 0, sigmoid: 1, tanh: 2, silu: 3, sqrt: 4, clamp: 5, affine: 6 } as const;
-/** The wasm32 heap's ceiling (4 GiB less one page), the largest allocation there can be. */
+/** The wasm32 heap's ceiling: 4 GiB less one page. */
 const HEAP_LIMIT = 2 ** 32 - 65536;
+/** One allocation must stay under 2 GiB: emscripten's sbrk takes a signed 32-bit increment. */
+const ALLOCATION_LIMIT = 2 ** 31 - 2 ** 20;
 
 interface HeapViews {
   buffer: ArrayBuffer | SharedArrayBuffer;
@@ -75,7 +77,7 @@ export class WasmBackendImpl implements Backend {
 
   constructor(kernels: KernelExports, threads: number) {
     this.kernels = kernels;
-    this.info = { kind: 'wasm', name: `wasm simd128 (${threads} thread${threads === 1 ? '' : 's'})`, shaderF16: false, maxBufferBytes: HEAP_LIMIT, threads };
+    this.info = { kind: 'wasm', name: `wasm simd128 (${threads} thread${threads === 1 ? '' : 's'})`, shaderF16: false, maxBufferBytes: ALLOCATION_LIMIT, threads };
   }
 
   // ---- memory
@@ -505,7 +507,10 @@ export class WasmBackendImpl implements Backend {
 
   /** 64-byte aligned heap memory, or OUT_OF_MEMORY naming what it was for. */
   private allocate(bytes: number, what: string): number {
-    const ptr = bytes <= HEAP_LIMIT ? this.kernels._omni_malloc(Math.max(bytes, 1)) >>> 0 : 0;
+    if (bytes > ALLOCATION_LIMIT) {
+      throw new OmniError('OUT_OF_MEMORY', `wasm backend: ${what} needs ${bytes} bytes; one wasm allocation holds at most ${ALLOCATION_LIMIT}`);
+    }
+    const ptr = this.kernels._omni_malloc(Math.max(bytes, 1)) >>> 0;
     if (ptr === 0) {
       throw new OmniError('OUT_OF_MEMORY', `wasm backend: no room for ${what} (${bytes} bytes); the heap holds ${this.heap().u8.byteLength} bytes and may grow to ${HEAP_LIMIT}`);
     }
