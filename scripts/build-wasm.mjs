@@ -34,7 +34,7 @@ const common = [
   '-O3', '-msimd128', '-std=c11', '-Wall', '-Wextra', '-Werror',
   '-sMODULARIZE=1', '-sEXPORT_ES6=1', '-sEXPORT_NAME=createOmniKernels',
   '-sENVIRONMENT=web,worker,node', '-sFILESYSTEM=0', '-sASSERTIONS=0',
-  '-sEXPORTED_FUNCTIONS=_malloc,_free', '-sEXPORTED_RUNTIME_METHODS=[]',
+  '-sEXPORTED_RUNTIME_METHODS=[]',
   // A library must not install process-wide handlers for uncaught errors in Node.
   '-sNODEJS_CATCH_EXIT=0', '-sNODEJS_CATCH_REJECTION=0',
   // Real models: the heap grows up to the wasm32 limit; malloc failure is reported, not fatal.
