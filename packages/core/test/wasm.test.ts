@@ -101,7 +101,7 @@ for (const threads of [1, 2]) {
 
     for (const format of ['f32', 'f16', 'q8', 'q4'] as const) {
       for (const scales of format === 'q8' || format === 'q4' ? (['f32', 'f16'] as const) : (['f32'] as const)) {
-        for (const [M, K, N] of [[1, 77, 37], [1, 1000, 130], [6, 77, 37], [9, 300, 70]]) {
+        for (const [M, K, N] of [[1, 77, 37], [1, 1000, 130], [3, 77, 37], [6, 77, 37], [9, 300, 70]]) {
           it(`linear ${format}${format.startsWith('q') ? ` (${scales} scales)` : ''} ${M}×${K} → ${N}`, async () => {
             const be = await backend();
             const x = random(M * K, M + K);
