@@ -21,7 +21,8 @@ export default defineConfig({
     },
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
-    testTimeout: 120_000,
+    // SwiftShader runs WGSL on the CPU: golden model tests on it take minutes on 2 cores.
+    testTimeout: 300_000,
     hookTimeout: 120_000,
   },
 });
