@@ -1,0 +1,21 @@
+/**
+ * @omniweb/sdk — Qwen2.5-Omni on the user's device, as one object.
+ *
+ * - `Omni.check({ model, device, weights })` → bytes per module at that precision against the
+ *   device's limits and a fits/does-not-fit verdict, from the checkpoint's headers alone.
+ * - `Omni.load({ model, device: 'auto'|'webgpu'|'wasm', weights: 'f32'|'f16'|'q8'|'q4' | { thinker, audio,
+ *   vision, talker }, onProgress, signal })` → `Omni` (`device`, `voices`, `canSpeak`, `config`, `close()`).
+ * - `omni.session({ voice, systemPrompt, speech, sampling, maxNewTokens, talker, cache })` → `OmniSession`:
+ *   `send({ text, audio, image, video } | { ids, … })` runs one turn and resolves with its `TurnResult`;
+ *   `events()` streams `text`, `audio` (24 kHz PCM), `turn` start/end (with `TurnStats`) and `error`
+ *   events; `interrupt()` stops the reply at once; `close()`. Turns continue from the Thinker's cache.
+ *
+ * Errors are `OmniError`s (BAD_INPUT for a wrong call, OUT_OF_MEMORY when the model does not fit,
+ * the packages' own codes for bad files); a failed send leaves the session usable.
+ */
+export { Omni, type CheckOptions, type LoadOptions, type LoadProgress, type SessionOptions } from './omni.js';
+export { OmniSession, type TurnResult } from './session.js';
+export type { OmniEvent, TurnStats } from './events.js';
+export type { AudioSamples, SendInput, VideoFrames } from './inputs.js';
+export type { CheckReport, ModuleName, ModuleSize, ModuleWeights, WeightedModule } from './check.js';
+export type { Conversation, TurnOutcome, TurnSink } from './conversation.js';

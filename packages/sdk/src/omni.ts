@@ -1,0 +1,208 @@
+/**
+ * The entry point: `Omni.check` says whether a model fits a device, `Omni.load` brings it up,
+ * `omni.session()` opens a conversation.
+ */
+import {
+  createBackend, loadOmniConfig, OmniError, openCheckpoint,
+  type Backend, type BackendInfo, type CheckpointInput, type DeviceChoice, type OmniConfig, type WeightFormat,
+} from '@omniweb/core';
+import { TALKER_SAMPLING } from '@omniweb/talker';
+import { Sampler, type CachePolicy, type SamplingOptions } from '@omniweb/thinker';
+import { SAMPLE_RATE } from '@omniweb/vocoder';
+import { checkFit, resolveWeights, type CheckReport, type ModuleName, type ModuleWeights } from './check.js';
+import { InThreadConversation } from './conversation.js';
+import { disposeModels, loadModels, type OmniModels } from './models.js';
+import { systemText } from './prompt.js';
+import { OmniSession, type TurnScheduler } from './session.js';
+
+export interface LoadProgress {
+  /** The module being loaded. */
+  module: ModuleName | 'tokenizer';
+  /** Checkpoint tensor bytes read so far, of `bytesTotal` in all. */
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface CheckOptions {
+  /** A checkpoint folder in the official layout: a Node path, an http(s) URL, or `CheckpointFiles` (picked files). */
+  model: CheckpointInput;
+  /** Default 'auto': WebGPU when an adapter exists, else wasm. */
+  device?: DeviceChoice;
+  /** Matrix precision, for every module or per module (default f32); token2wav stays float32. */
+  weights?: WeightFormat | Partial<ModuleWeights>;
+}
+
+export interface LoadOptions extends CheckOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface SessionOptions {
+  /** A speaker name from the checkpoint's spk_dict.pt (default: its first). */
+  voice?: string;
+  /** Without speech only: speech uses the fixed prompt of fact sheet §1. */
+  systemPrompt?: string;
+  /** Speak the replies (default: when the model can). */
+  speech?: boolean;
+  /** The Thinker's sampling (default greedy). */
+  sampling?: SamplingOptions;
+  /** Reply tokens at most per turn (default 512). */
+  maxNewTokens?: number;
+  /** The Talker's sampling (over the reference's defaults) and codes at most per reply (default 4096). */
+  talker?: { sampling?: SamplingOptions; maxNewTokens?: number };
+  /** The Thinker's KV cache (default: plain, min(4096, max positions) rows; `sinkWindow` for endless sessions). */
+  cache?: CachePolicy;
+}
+
+const LOAD_KEYS = new Set(['model', 'device', 'weights', 'onProgress', 'signal']);
+const SESSION_KEYS = new Set(['voice', 'systemPrompt', 'speech', 'sampling', 'maxNewTokens', 'talker', 'cache']);
+const DEFAULT_MAX_NEW_TOKENS = 512;
+
+function checkKeys(options: object, allowed: ReadonlySet<string>, where: string): void {
+  const unknown = Object.keys(options).filter((k) => !allowed.has(k));
+  if (unknown.length > 0) throw new OmniError('BAD_INPUT', `${where}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; known: ${[...allowed].join(', ')}`);
+}
+
+function checkOptions<T extends CheckOptions>(options: T, keys: ReadonlySet<string>, where: string): T {
+  if (options === null || typeof options !== 'object') throw new OmniError('BAD_INPUT', `${where} takes { model, device?, weights? }`);
+  checkKeys(options, keys, where);
+  if (options.model === undefined || options.model === null || options.model === '') throw new OmniError('BAD_INPUT', `${where}: model is required (the checkpoint folder: a path, URL or picked files)`);
+  return options;
+}
+
+function positiveInteger(value: unknown, what: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new OmniError('BAD_INPUT', `${what} ${String(value)} must be an integer ≥ 1`);
+  return value as number;
+}
+
+export class Omni {
+  readonly config: OmniConfig;
+  readonly #models: OmniModels;
+  readonly #sessions = new Set<OmniSession>();
+  /** Turns of all sessions take the device one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  private constructor(models: OmniModels) {
+    this.#models = models;
+    this.config = models.config;
+  }
+
+  /**
+   * Bytes each module takes at the chosen precision against the device's limits, from the
+   * checkpoint's headers alone (no weights are read).
+   */
+  static async check(options: CheckOptions): Promise<CheckReport> {
+    const { model, device, weights } = checkOptions(options, new Set(['model', 'device', 'weights']), 'Omni.check');
+    const formats = resolveWeights(weights);
+    const checkpoint = await openCheckpoint(model);
+    try {
+      await loadOmniConfig(checkpoint);
+      const backend = await createBackend({ device });
+      try {
+        return await checkFit(checkpoint, backend.info, formats);
+      } finally {
+        backend.destroy();
+      }
+    } finally {
+      await checkpoint.close();
+    }
+  }
+
+  /** Opens the checkpoint, checks that it fits (OUT_OF_MEMORY otherwise) and loads every module. */
+  static async load(options: LoadOptions): Promise<Omni> {
+    const { model, device, weights, onProgress, signal } = checkOptions(options, LOAD_KEYS, 'Omni.load');
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw new OmniError('BAD_INPUT', 'Omni.load: onProgress must be a function');
+    const formats = resolveWeights(weights);
+    let module: LoadProgress['module'] = 'tokenizer';
+    const checkpoint = await openCheckpoint(model, {
+      signal,
+      onProgress: onProgress && (({ bytesDone, bytesTotal }) => onProgress({ module, bytesDone, bytesTotal })),
+    });
+    let backend: Backend | null = null;
+    try {
+      const config = await loadOmniConfig(checkpoint);
+      backend = await createBackend({ device });
+      const fit = await checkFit(checkpoint, backend.info, formats);
+      if (!fit.fits) throw new OmniError('OUT_OF_MEMORY', `the model does not fit ${backend.info.name}: ${fit.problems.join('; ')}`);
+      const models = await loadModels(backend, checkpoint, config, formats, (next) => {
+        if (signal?.aborted) throw new OmniError('ABORTED', `loading was aborted before the ${next}`);
+        module = next;
+      });
+      return new Omni(models);
+    } catch (e) {
+      backend?.destroy();
+      throw e;
+    } finally {
+      await checkpoint.close();
+    }
+  }
+
+  /** The device the model runs on. */
+  get device(): BackendInfo {
+    return this.#models.backend.info;
+  }
+
+  /** The voices of spk_dict.pt, in file order; empty when the model cannot speak. */
+  get voices(): string[] {
+    return [...(this.#models.speech?.speakers.keys() ?? [])];
+  }
+
+  get canSpeak(): boolean {
+    return this.#models.speech !== null;
+  }
+
+  /** Opens a conversation; options are checked here, so a bad one fails before any turn. */
+  session(options: SessionOptions = {}): OmniSession {
+    if (this.#closed) throw new OmniError('BAD_INPUT', 'this Omni was closed; load the model again');
+    if (options === null || typeof options !== 'object') throw new OmniError('BAD_INPUT', 'session takes an options object');
+    checkKeys(options, SESSION_KEYS, 'omni.session');
+    const { speech: speechModels, config } = this.#models;
+    const speech = options.speech ?? speechModels !== null;
+    if (typeof speech !== 'boolean') throw new OmniError('BAD_INPUT', `speech must be true or false, got ${JSON.stringify(options.speech)}`);
+    if (speech && !speechModels) {
+      throw new OmniError('BAD_INPUT', 'speech: this checkpoint cannot speak (it lacks the talker, token2wav or spk_dict.pt, or disables audio output); pass speech: false');
+    }
+    let speaker = null;
+    if (options.voice !== undefined) {
+      if (!speech) throw new OmniError('BAD_INPUT', `voice ${JSON.stringify(options.voice)} was given but speech is off`);
+      speaker = speechModels!.speakers.get(options.voice) ?? null;
+      if (!speaker) throw new OmniError('BAD_INPUT', `voice ${JSON.stringify(options.voice)} is not in spk_dict.pt; choose one of ${this.voices.join(', ')}`);
+    } else if (speech) {
+      speaker = speechModels!.speakers.values().next().value!;
+    }
+    // Built now so that a bad sampling option fails here rather than after a prompt was fed.
+    new Sampler(config.thinker.text.vocab, options.sampling);
+    const talker = options.talker ?? {};
+    if (talker === null || typeof talker !== 'object') throw new OmniError('BAD_INPUT', 'talker must be { sampling?, maxNewTokens? }');
+    checkKeys(talker, new Set(['sampling', 'maxNewTokens']), 'omni.session talker');
+    if (config.talker) new Sampler(config.talker.vocab, { ...TALKER_SAMPLING, ...talker.sampling });
+    if (talker.maxNewTokens !== undefined) positiveInteger(talker.maxNewTokens, 'talker.maxNewTokens');
+    const conversation = new InThreadConversation(this.#models, {
+      systemText: systemText(speech, options.systemPrompt),
+      speaker,
+      sampling: options.sampling ?? {},
+      maxNewTokens: options.maxNewTokens === undefined ? DEFAULT_MAX_NEW_TOKENS : positiveInteger(options.maxNewTokens, 'maxNewTokens'),
+      talker,
+      cache: options.cache,
+    });
+    const session = new OmniSession(conversation, this.#schedule, SAMPLE_RATE, () => this.#sessions.delete(session));
+    this.#sessions.add(session);
+    return session;
+  }
+
+  /** Closes every session and frees the models and the device. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#sessions].map((s) => s.close()));
+    disposeModels(this.#models);
+    this.#models.backend.destroy();
+  }
+
+  readonly #schedule: TurnScheduler = (task) => {
+    const run = this.#queue.then(task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * A turn's prompt for the Thinker: the chat template's rendering of the user message (the
+ * first turn with its system turn; later turns only what follows the conversation so far),
+ * placeholder expansion (fact sheet §9) and TMRoPE positions that continue the cache's (§5.2).
+ */
+import { OmniError, type ThinkerConfig } from '@omniweb/core';
+import { expandPlaceholders, OMNI_DEFAULT_SYSTEM_PROMPT, OMNI_SPEECH_SYSTEM_PROMPT, type ChatContentItem, type ChatMessage, type OmniTokenizer } from '@omniweb/tokenizer';
+import { thinkerTmropeConfig, tmropePositions, type TmropeConfig, type TmropeInputs } from '@omniweb/tmrope';
+import type { SendInput, TurnMedia } from './inputs.js';
+
+/** Where the conversation stands in the Thinker (`ThinkerSession`'s counters). */
+export interface ConversationState {
+  /** Tokens fed so far; 0 for a new conversation. */
+  length: number;
+  nextPosition: number;
+  /** The last generated token, emitted but not fed. */
+  pending: number | null;
+}
+
+export interface TurnPrompt {
+  /** Expanded prompt ids of this turn. */
+  ids: Int32Array;
+  /** Absolute positions, stream-major [3 · ids.length]. */
+  positions: Int32Array;
+  /** The ids with the media sizes: the Talker's rope index reads them (§7.2 step 5). */
+  talkerInputs: TmropeInputs;
+}
+
+/** The system text of a session: the fixed speech prompt when the reply is spoken (fact sheet §1). */
+export function systemText(speech: boolean, systemPrompt: string | undefined): string {
+  if (systemPrompt !== undefined && (typeof systemPrompt !== 'string' || systemPrompt.trim() === '')) {
+    throw new OmniError('BAD_INPUT', 'systemPrompt must be a non-empty string');
+  }
+  if (!speech) return systemPrompt ?? OMNI_DEFAULT_SYSTEM_PROMPT;
+  if (systemPrompt !== undefined && systemPrompt !== OMNI_SPEECH_SYSTEM_PROMPT) {
+    throw new OmniError('BAD_INPUT', `a spoken reply needs the fixed system prompt ${JSON.stringify(OMNI_SPEECH_SYSTEM_PROMPT)} (fact sheet §1); leave systemPrompt out, or pass speech: false`);
+  }
+  return OMNI_SPEECH_SYSTEM_PROMPT;
+}
+
+export class PromptBuilder {
+  readonly #tokenizer: OmniTokenizer | null;
+  readonly #tmrope: TmropeConfig;
+  readonly #system: ChatMessage;
+  readonly #speech: boolean;
+  /** The system turn rendered alone: later turns render after it. */
+  readonly #head: string | null;
+  /** What ends a message (`<|im_end|>\n`): it closes the previous reply before a new turn. */
+  readonly #closeIds: Int32Array;
+
+  constructor(tokenizer: OmniTokenizer | null, config: ThinkerConfig, system: string, speech: boolean) {
+    this.#tokenizer = tokenizer;
+    this.#tmrope = thinkerTmropeConfig(config);
+    this.#system = { role: 'system', content: system };
+    this.#speech = speech;
+    if (tokenizer) {
+      const head = tokenizer.applyChatTemplate([this.#system], { speech, addGenerationPrompt: false });
+      const end = head.lastIndexOf(system);
+      if (end < 0) throw new OmniError('UNSUPPORTED_CONFIG', 'the chat template does not write the system prompt into the prompt; the session cannot place its system turn');
+      this.#head = head;
+      this.#closeIds = tokenizer.encode(head.slice(end + system.length));
+    } else {
+      this.#head = null;
+      this.#closeIds = new Int32Array(0);
+    }
+  }
+
+  /** The turn's prompt chunk (BAD_INPUT when the ids and the media disagree). */
+  build(input: SendInput, media: TurnMedia, state: ConversationState, stopIds: ReadonlySet<number>): TurnPrompt {
+    const ids = input.ids !== undefined ? Array.from(input.ids) : this.#render(input, media, state.length === 0);
+    const prefix: number[] = [];
+    if (state.length > 0) {
+      // The last reply stays in the conversation: its unfed last token, then the end of the message.
+      if (state.pending !== null && !stopIds.has(state.pending)) prefix.push(state.pending);
+      if (input.ids === undefined) prefix.push(...this.#closeIds);
+    }
+    const expanded = expandPlaceholders({ inputIds: [...prefix, ...ids], ...media.layout }, this.#tmrope);
+    const talkerInputs: TmropeInputs = { inputIds: expanded, ...media.layout };
+    const { positionIds } = tmropePositions(talkerInputs, this.#tmrope);
+    // get_rope_index starts each piece at the largest position before it, plus one (§5.2).
+    for (let i = 0; i < positionIds.length; i++) positionIds[i] += state.nextPosition;
+    return { ids: expanded, positions: positionIds, talkerInputs };
+  }
+
+  #render(input: SendInput, media: TurnMedia, first: boolean): number[] {
+    const tokenizer = this.#tokenizer;
+    if (!tokenizer) throw new OmniError('BAD_INPUT', 'this checkpoint has no tokenizer files (tokenizer.json, or vocab.json + merges.txt): send the prompt as ids');
+    const content: ChatContentItem[] = [];
+    if (media.audio) content.push({ type: 'audio' });
+    if (media.image) content.push({ type: 'image' });
+    if (media.video) content.push({ type: 'video' });
+    if (input.text) content.push({ type: 'text', text: input.text });
+    const rendered = tokenizer.applyChatTemplate([this.#system, { role: 'user', content }], { speech: this.#speech });
+    if (first) return Array.from(tokenizer.encode(rendered));
+    if (!rendered.startsWith(this.#head!)) {
+      throw new OmniError('UNSUPPORTED_CONFIG', 'the chat template renders the system turn differently when a user turn follows; the session cannot continue the conversation turn by turn');
+    }
+    return Array.from(tokenizer.encode(rendered.slice(this.#head!.length)));
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * A conversation as the public API shows it: `send` runs one turn (turns run one after
+ * another), `events()` streams what the turns produce, `interrupt()` cuts the current reply
+ * short, `close()` ends the conversation. The stages behind it are a `Conversation`.
+ */
+import { OmniError } from '@omniweb/core';
+import type { Conversation, TurnSink } from './conversation.js';
+import { EventQueue, type OmniEvent, type TurnStats } from './events.js';
+import type { SendInput } from './inputs.js';
+
+export interface TurnResult {
+  /** The reply's text (empty without a tokenizer). */
+  text: string;
+  /** Every generated id, the stop token included. */
+  ids: number[];
+  stats: TurnStats;
+  interrupted: boolean;
+}
+
+/** Runs a task once every earlier task of the same scheduler has settled (turns share the device). */
+export type TurnScheduler = <T>(task: () => Promise<T>) => Promise<T>;
+
+function asOmniError(e: unknown): OmniError {
+  if (e instanceof OmniError) return e;
+  return new OmniError('INTERNAL', `a turn failed unexpectedly: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+export class OmniSession {
+  readonly #conversation: Conversation;
+  readonly #schedule: TurnScheduler;
+  readonly #events = new EventQueue();
+  readonly #sampleRate: number;
+  readonly #onClose: () => void;
+  #turns = 0;
+  #current: AbortController | null = null;
+  #closed = false;
+  /** Settles when the last send given has run. */
+  #tail: Promise<unknown> = Promise.resolve();
+
+  /** @internal Sessions come from `omni.session()`. */
+  constructor(conversation: Conversation, schedule: TurnScheduler, sampleRate: number, onClose: () => void) {
+    this.#conversation = conversation;
+    this.#schedule = schedule;
+    this.#sampleRate = sampleRate;
+    this.#onClose = onClose;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Runs one turn after any turn already given. Resolves when the reply (text and speech) is
+   * complete or interrupted; rejects with OmniError when the input is bad or a stage fails,
+   * after reporting it as an `error` event. Either way the session takes the next send.
+   */
+  send(input: SendInput): Promise<TurnResult> {
+    if (this.#closed) return Promise.reject(new OmniError('BAD_INPUT', 'this session is closed; open a new one with omni.session()'));
+    const run = this.#tail.then(() => this.#schedule(() => this.#run(input)));
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Every event from the session's start on, in order, kept until read; ends after `close()`.
+   * One reader at a time.
+   */
+  events(): AsyncGenerator<OmniEvent, void, undefined> {
+    return this.#events.read();
+  }
+
+  /** Stops the current reply at once (generation, Talker and token2wav); the conversation keeps what was said. */
+  interrupt(): void {
+    this.#current?.abort();
+  }
+
+  /** Interrupts the current reply, waits for it, and frees the conversation. Sends still queued are refused. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.interrupt();
+    await this.#tail;
+    this.#conversation.dispose();
+    this.#events.end();
+    this.#onClose();
+  }
+
+  async #run(input: SendInput): Promise<TurnResult> {
+    if (this.#closed) throw new OmniError('BAD_INPUT', 'the session was closed before this send ran');
+    const turn = ++this.#turns;
+    const abort = new AbortController();
+    this.#current = abort;
+    const started = performance.now();
+    const since = () => Math.round((performance.now() - started) * 10) / 10;
+    const stats: TurnStats = { firstTextMs: null, firstAudioMs: null, promptTokens: 0, tokens: 0, codes: 0, totalMs: 0 };
+    let text = '';
+    const sink: TurnSink = {
+      text: (id, piece) => {
+        stats.firstTextMs ??= since();
+        text += piece;
+        this.#events.push({ type: 'text', text: piece, id });
+      },
+      audio: (pcm) => {
+        if (abort.signal.aborted) return;
+        stats.firstAudioMs ??= since();
+        this.#events.push({ type: 'audio', pcm, sampleRate: this.#sampleRate });
+      },
+    };
+    this.#events.push({ type: 'turn', phase: 'start', turn });
+    try {
+      const outcome = await this.#conversation.runTurn(input, sink, abort.signal);
+      Object.assign(stats, { promptTokens: outcome.promptTokens, tokens: outcome.ids.length, codes: outcome.codes, totalMs: since() });
+      this.#events.push({ type: 'turn', phase: 'end', turn, stats, interrupted: outcome.interrupted });
+      return { text, ids: outcome.ids, stats, interrupted: outcome.interrupted };
+    } catch (e) {
+      const error = asOmniError(e);
+      stats.totalMs = since();
+      this.#events.push({ type: 'error', error });
+      this.#events.push({ type: 'turn', phase: 'end', turn, stats, interrupted: false });
+      throw error;
+    } finally {
+      this.#current = null;
+    }
+  }
+}
