@@ -8,9 +8,13 @@ import { OmniError } from '@omniweb/core';
 import { inspectCommand } from './inspect.js';
 import { MAKE_CHECKPOINT_USAGE, makeCheckpointCommand } from './makeCheckpoint.js';
 import { RUN_CASE_USAGE, runCaseCommand } from './runCase.js';
+import { RUN_USAGE, runCommand } from './run.js';
+import { SPEAK_USAGE, speakCommand } from './speak.js';
 
 const USAGE = `usage:
   omniweb inspect <checkpoint-folder | file.safetensors>
+  ${RUN_USAGE}
+  ${SPEAK_USAGE}
   ${RUN_CASE_USAGE}
   ${MAKE_CHECKPOINT_USAGE}
   omniweb help`;
@@ -24,13 +28,17 @@ async function main(argv: readonly string[]): Promise<void> {
       return runCaseCommand(rest);
     case 'make-checkpoint':
       return makeCheckpointCommand(rest);
+    case 'run':
+      return runCommand(rest);
+    case 'speak':
+      return speakCommand(rest);
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(`${USAGE}\n`);
       return;
     default:
-      throw new OmniError('BAD_INPUT', `${command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`}; commands: inspect, run-case, help, make-checkpoint`);
+      throw new OmniError('BAD_INPUT', `${command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`}; commands: inspect, run-case, help, make-checkpoint, run, speak`);
   }
 }
 
