@@ -12,7 +12,8 @@
  * A policy only names row ranges to drop (`Eviction`); compacting the tensors
  * and re-positioning the keys is this module's job, so heavy-hitter (H2O)
  * eviction, which drops scattered rows, plugs in as another policy; a
- * speculative-decoding rollback only has to lower `length`.
+ * speculative-decoding rollback only needs to lower `length` (rows past it
+ * are never read).
  *
  * Re-positioning. StreamingLLM gives cached tokens positions by their place
  * in the cache, so after dropping a gap the rows behind it move closer to

@@ -70,8 +70,8 @@ describe.each(TINY_BACKENDS)('sink + window on the golden prompt (tiny checkpoin
 
 describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $label)', ({ make, tol }) => {
   const S = 4;
-  const W = 32;
-  const evictStep = 8;
+  const W = 16;
+  const evictStep = 4;
   const shape = { vocab: 200, hidden: 16, layers: 2, heads: 4, kvHeads: 2, headDim: 8, intermediate: 32, tied: false, seed: 7 };
   let base: Backend;
 
@@ -119,7 +119,7 @@ describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $
     expect(session.cache.byteSize).toBe(byteSize);
     session.dispose();
     thinker.dispose();
-  });
+  }, 600_000); // 10×W decode steps: minutes on SwiftShader when the machine is busy
 
   it('after evictions the keys equal fresh keys at the re-assigned positions (layer 0), values are untouched', async () => {
     const synthetic = await syntheticCheckpoint(shape);
