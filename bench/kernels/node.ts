@@ -16,6 +16,12 @@ import { tfjsPeer } from '../lib/tfjsPeer.js';
 import { GEMV_SHAPES, MATMUL_SHAPES, runKernelBench, type BenchTarget } from './suite.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
+// Dawn needs a Vulkan driver: on GPU-less machines, Chromium's SwiftShader (as the tests use).
+process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
+if (!process.env.XDG_RUNTIME_DIR) {
+  process.env.XDG_RUNTIME_DIR = '/tmp/omniweb-xdg';
+  mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
+}
 const require = createRequire(import.meta.url);
 const quick = process.argv.includes('--quick');
 

@@ -11,6 +11,8 @@ writeFileSync(`${out}/package.json`, '{"type":"commonjs"}\n');
 const common = [
   `${here}roofline.c`, '-O3', '-msimd128', '-pthread', '-sPTHREAD_POOL_SIZE=4', '-sMODULARIZE', '-sEXPORT_ES6',
   '-sINITIAL_MEMORY=1200MB',
+  // Keep emscripten from taking over the process's error handlers (it prints its whole glue).
+  '-sNODEJS_CATCH_EXIT=0', '-sNODEJS_CATCH_REJECTION=0',
   '-sEXPORTED_FUNCTIONS=_roofline_alloc,_roofline_free,_roofline_read,_roofline_fma',
 ];
 const env = { ...process.env, NODE_PATH: process.env.NODE_PATH ?? '/usr/share/nodejs' };
