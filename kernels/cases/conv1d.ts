@@ -43,6 +43,10 @@ export const conv1dCases: KernelCase[] = [
   conv1dCase('L=101 128→64, kernel 3, stride 2, pad 1 (audio encoder conv2)', f32, { L: 101, Cin: 128, Cout: 64, opts: { kernel: 3, stride: 2, padding: 1 }, bias: true }),
   conv1dCase('L=20 4→6, kernel 3, dilation 3, reflect pad 3', f32, { L: 20, Cin: 4, Cout: 6, opts: { kernel: 3, dilation: 3, padding: 3, padMode: 'reflect' }, bias: false }),
   conv1dCase('L=1 33→3, kernel 1', f32, { L: 1, Cin: 33, Cout: 3, opts: { kernel: 1 }, bias: true }),
+  // BigVGAN's last conv and polyphase upsamplers: Cout 1-2 over many frames.
+  conv1dCase('L=301 16→1, kernel 7, zero pad 3', f32, { L: 301, Cin: 16, Cout: 1, opts: { kernel: 7, padding: 3 }, bias: true }),
+  conv1dCase('L=130 24→2, kernel 5, reflect pad 2', { format: 'q8', scales: 'f32' }, { L: 130, Cin: 24, Cout: 2, opts: { kernel: 5, padding: 2, padMode: 'reflect' }, bias: false }),
+  conv1dCase('L=4 40→9, kernel 3, zero pad 1', f32, { L: 4, Cin: 40, Cout: 9, opts: { kernel: 3, padding: 1 }, bias: true }),
   conv1dCase('L=1 2→3, kernel 3, zero pad 1', f32, { L: 1, Cin: 2, Cout: 3, opts: { kernel: 3, padding: 1 }, bias: false }),
   conv1dCase('L=29 3→5, kernel 4, stride 3, dilation 2, allocated out', f32, { L: 29, Cin: 3, Cout: 5, opts: { kernel: 4, stride: 3, dilation: 2 }, bias: false, allocate: true }),
   conv1dCase('L=33 8→16, kernel 5, reflect pad 2', { format: 'f16' }, { L: 33, Cin: 8, Cout: 16, opts: { kernel: 5, padding: 2, padMode: 'reflect' }, bias: true }),

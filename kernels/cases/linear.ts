@@ -46,11 +46,21 @@ const perFormat: KernelCase[] = WEIGHT_VARIANTS.flatMap((variant) => [
   linearCase('gemv 1×33 → 4097 + bias', variant, { leading: [1], K: 33, N: 4097, bias: true }),
   linearCase('33×65 → 67 + bias', variant, { leading: [33], K: 65, N: 67, bias: true }),
   linearCase('3×1 → 3', variant, { leading: [3], K: 1, N: 3, bias: false }),
+  // The kernel follows the shape (webgpu tuning.matmulPlan): M ≤ 16 taken whole per thread,
+  // and a product large enough for the tiled kernel.
+  linearCase('9×40 → 70 + bias', variant, { leading: [9], K: 40, N: 70, bias: true }),
+  linearCase('40×64 → 521 + bias', variant, { leading: [40], K: 64, N: 521, bias: true }),
 ]);
 
 export const linearCases: KernelCase[] = [
   ...perFormat,
   linearCase('gemv 1×1 → 1 + bias', { format: 'f32' }, { leading: [1], K: 1, N: 1, bias: true }),
   linearCase('gemv 4096×4096', { format: 'f32' }, { leading: [1], K: 4096, N: 4096, bias: false }),
+  // lm_head of the tiny checkpoint: short K, a vocabulary of outputs (one thread per output).
+  linearCase('gemv 1×32 → 151936 + bias', { format: 'f32' }, { leading: [1], K: 32, N: 151936, bias: true }),
+  linearCase('gemv 2×256 → 1031', { format: 'q4', scales: 'f16' }, { leading: [2], K: 256, N: 1031, bias: false }),
+  linearCase('gemv 4×257 → 65', { format: 'q8', scales: 'f32' }, { leading: [4], K: 257, N: 65, bias: true }),
+  // Few outputs per row over many rows (N ≤ 16: blocks of 4 rows × ≤ 4 outputs per thread).
+  linearCase('203×64 → 6 + bias', { format: 'f32' }, { leading: [203], K: 64, N: 6, bias: true }),
   linearCase('rank-3 [2, 3, 64] → 65, allocated out', { format: 'f32' }, { leading: [2, 3], K: 64, N: 65, bias: true, allocate: true }),
 ];

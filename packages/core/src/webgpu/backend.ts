@@ -454,7 +454,7 @@ export class WebGPUBackendImpl implements WebGPUBackend {
         M: outLen, N: part.rows, K: weight.cols, outStride: weight.rows, outOffset: part.rowStart,
         wStride: weight.stride, wKStride: 1, scaleF16: weight.scaleF16,
         conv: [L, Cin, kernel, stride, padding, dilation, padMode === 'reflect' ? 1 : 0],
-      }, input, b, y, true);
+      }, input, b, y);
     }
     return y;
   }
@@ -596,14 +596,14 @@ export class WebGPUBackendImpl implements WebGPUBackend {
     return part.scales ? { 1: part.data, 2: part.scales } : { 1: part.data };
   }
 
-  /** One weight part (or a dense b) through the GEMV or the tiled matmul kernel. */
+  /** One weight part (or a dense b) through the kernel tuning.matmulPlan picks for its shape. */
   private matmulPart(
     weightKernel: string[], inputKernel: 'input_rows' | 'input_conv1d', weightBuffers: Record<number, GPUBuffer>,
     shape: {
       M: number; N: number; K: number; outStride: number; outOffset: number; wStride: number; wKStride: number;
       scaleF16: boolean; conv?: number[];
     },
-    x: GpuTensor, bias: GpuTensor | null, y: GpuTensor, forceTiled = false,
+    x: GpuTensor, bias: GpuTensor | null, y: GpuTensor,
   ): void {
     const { M, N, K } = shape;
     if (M === 0 || N === 0) return;
@@ -614,15 +614,20 @@ export class WebGPUBackendImpl implements WebGPUBackend {
     const buffers = { ...weightBuffers, 3: x.storage.buffer, 4: bias?.storage.buffer ?? this.placeholder, 5: y.storage.buffer };
     const quantized = weightKernel.includes('weight_scales');
     const modules = ['linear_common', ...weightKernel, inputKernel];
-    if (M <= this.tuning.gemvMaxRows && !forceTiled) {
-      const { rowsPerWG, threadsPerRow } = this.tuning.gemv;
-      const constants: Record<string, number> = { ROWS_PER_WG: rowsPerWG, THREADS_PER_ROW: threadsPerRow };
-      if (quantized) constants.SCALE_F16 = Number(shape.scaleF16);
+    const plan = this.tuning.matmulPlan(M, N, K, inputKernel === 'input_rows');
+    const constants: Record<string, number> = quantized ? { SCALE_F16: Number(shape.scaleF16) } : {};
+    if (plan.kind === 'gemv') {
+      const { rowsPerWG, threadsPerRow } = plan;
+      Object.assign(constants, { ROWS_PER_WG: rowsPerWG, THREADS_PER_ROW: threadsPerRow });
       this.rt.dispatch({ modules: [...modules, 'gemv'], constants }, uniforms, buffers, [...this.rt.grid(Math.ceil(N / rowsPerWG)), M]);
+    } else if (plan.kind === 'direct') {
+      const { wg, blockM, blockN } = plan;
+      Object.assign(constants, { WG: wg, BLOCK_M: blockM, BLOCK_N: blockN });
+      const threads = Math.ceil(M / blockM) * Math.ceil(N / blockN);
+      this.rt.dispatch({ modules: [...modules, 'matmul_direct'], constants }, uniforms, buffers, this.rt.grid(Math.ceil(threads / wg)));
     } else {
-      const { wgM, wgN, tileK } = this.tuning.matmul;
-      const constants: Record<string, number> = { WG_M: wgM, WG_N: wgN, TILE_K: tileK };
-      if (quantized) constants.SCALE_F16 = Number(shape.scaleF16);
+      const { wgM, wgN, tileK } = plan;
+      Object.assign(constants, { WG_M: wgM, WG_N: wgN, TILE_K: tileK });
       this.rt.dispatch({ modules: [...modules, 'matmul_tiled'], constants }, uniforms, buffers,
         [Math.ceil(N / (wgN * 4)), Math.ceil(M / (wgM * 4))]);
     }

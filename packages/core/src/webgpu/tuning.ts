@@ -8,11 +8,11 @@ export interface Tuning {
   elementWG: number;
   /** Threads per row of the row reductions (rmsnorm, layernorm, softmax, argmax): a power of two. */
   rowWG(cols: number): number;
-  /** linear/matmul run the GEMV kernel for at most this many rows of x. */
-  gemvMaxRows: number;
-  gemv: { rowsPerWG: number; threadsPerRow: number };
-  /** Register-blocked tiled matmul: (wgM·4) × (wgN·4) outputs per workgroup, tileK-deep slices. */
-  matmul: { wgM: number; wgN: number; tileK: number };
+  /**
+   * The kernel for one linear/matmul/conv1d product y[M, N] = x[M, K] · w[N, K]ᵀ. `rowInput`:
+   * x is a plain [M, K] tensor (the GEMV kernel needs it; conv1d's implicit im2col is not).
+   */
+  matmulPlan(M: number, N: number, K: number, rowInput: boolean): MatmulPlan;
   /** attention runs the split-over-keys decode kernels for at most this many queries. */
   decodeMaxQueries: number;
   decodeWG: number;
@@ -22,6 +22,50 @@ export interface Tuning {
   transposeTile: number;
   /** Dispatches batched into one command buffer before it is submitted. */
   dispatchesPerSubmit: number;
+}
+
+export type MatmulPlan =
+  /** One workgroup per rowsPerWG output columns, threadsPerRow threads reducing over K (gemv.wgsl). */
+  | { kind: 'gemv'; rowsPerWG: number; threadsPerRow: number }
+  /** One thread per blockM × blockN outputs, no workgroup memory (matmul_direct.wgsl). */
+  | { kind: 'direct'; wg: number; blockM: number; blockN: number }
+  /** Register-blocked tiled matmul: (wgM·4) × (wgN·4) outputs per workgroup, tileK-deep slices. */
+  | { kind: 'tiled'; wgM: number; wgN: number; tileK: number };
+
+/** linear/matmul run a GEMV-shaped kernel for at most this many rows of x (decode steps). */
+const GEMV_MAX_ROWS = 4;
+/**
+ * Up to this K the GEMV's 64 threads per output have ≤ 4 blocks of 8 each (K ≤ 256 means at
+ * most 32 blocks for 64 threads: half of them idle) and its 7 barrier steps cost more than the
+ * dot product itself; one thread per output streams its ≤ 1 KiB (f32) weight row and needs no
+ * reduction. Above it a row is long enough that splitting it over threads pays on every GPU.
+ */
+const GEMV_SHORT_K = 256;
+/**
+ * The tiled kernel's tile is 64 × 64 outputs: with M or N at most 16 ≥ 75% of its work is on
+ * padding, while the direct kernel re-reads x at most ⌈N/4⌉ times (N ≤ 16: ≤ 4, from cache) or,
+ * with M ≤ 16 taken whole per thread, reads each weight row once.
+ */
+const SKINNY = 16;
+/**
+ * Below this many multiply-adds (≈ 1 µs of any GPU) a product is launch-bound on every GPU:
+ * the tile loads and barriers are pure overhead, so the barrier-free kernel runs instead.
+ */
+const SMALL_PRODUCT = 1 << 20;
+/** Direct-kernel workgroup: a multiple of every SIMD width (32, 64); no workgroup memory. */
+const DIRECT_WG = 64;
+
+function matmulPlan(M: number, N: number, K: number, rowInput: boolean): MatmulPlan {
+  if (M <= GEMV_MAX_ROWS) {
+    // Decode-shaped: memory-bound on the weight; one pass over it in either kernel.
+    if (rowInput && K > GEMV_SHORT_K) return { kind: 'gemv', rowsPerWG: 4, threadsPerRow: 64 };
+    return { kind: 'direct', wg: DIRECT_WG, blockM: M, blockN: 1 };
+  }
+  if (M <= SKINNY) return { kind: 'direct', wg: DIRECT_WG, blockM: M, blockN: 4 };
+  if (N <= SKINNY || M * N * K <= SMALL_PRODUCT) {
+    return { kind: 'direct', wg: DIRECT_WG, blockM: 4, blockN: Math.min(4, N) };
+  }
+  return { kind: 'tiled', wgM: 16, wgN: 16, tileK: 16 };
 }
 
 /** Output dims one prefill thread accumulates (ACC_MAX in attention_prefill.wgsl). */
@@ -34,9 +78,7 @@ export function chooseTuning(limits: GPUSupportedLimits): Tuning {
   return {
     elementWG: Math.min(256, maxThreads),
     rowWG: (cols) => (cols <= 256 ? Math.min(64, rowWGMax) : rowWGMax),
-    gemvMaxRows: 4,
-    gemv: { rowsPerWG: 4, threadsPerRow: 64 },
-    matmul: { wgM: 16, wgN: 16, tileK: 16 },
+    matmulPlan,
     decodeMaxQueries: 4,
     decodeWG: 64,
     decodeChunk: (kvLength, qHeads, tokens) => {
