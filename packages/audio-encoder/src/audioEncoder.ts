@@ -10,15 +10,12 @@
  * average pool (2 rows) → ln_post → proj to the Thinker width.
  */
 import {
-  OmniError,
-  type AudioEncoderConfig, type Backend, type Tensor, type TensorStore, type Weight, type WeightFormat,
+  modelWeights, OmniError,
+  type AudioEncoderConfig, type Backend, type Tensor, type Weight, type WeightFormat, type WeightSource,
 } from '@omniweb/core';
 import { audioTokenCount } from '@omniweb/tmrope';
 
-export type { AudioEncoderConfig } from '@omniweb/core';
-
-/** What the loader reads: a `Checkpoint` from `openCheckpoint` fits. */
-export type WeightSource = Pick<TensorStore, 'has' | 'info' | 'readF32' | 'readMatrix'>;
+export type { AudioEncoderConfig, WeightSource } from '@omniweb/core';
 
 /**
  * Log-mel features, time-major `[frames, melBins]`, 100 frames per second
@@ -82,7 +79,6 @@ const PREFIX = 'thinker.audio_tower.';
 /** PyTorch's LayerNorm default; the audio tower keeps it (fact sheet §10.4). */
 const LAYER_NORM_EPS = 1e-5;
 const CONV_KERNEL = 3;
-const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
 
 /** Post-CNN frames of `melFrames` (conv2 has stride 2, padding 1). */
 function afterConv(melFrames: number): number {
@@ -112,22 +108,8 @@ export function audioPositionTable(rows: number, channels: number): Float32Array
 export async function loadAudioEncoderWeights(
   backend: Backend, source: WeightSource, config: AudioEncoderConfig, format: WeightFormat,
 ): Promise<AudioEncoderWeights> {
-  if (!FORMATS.includes(format)) throw new OmniError('BAD_INPUT', `weight format ${JSON.stringify(format)}; choose f32, f16, q8 or q4`);
+  const { matrix, vector } = modelWeights(backend, source, format, { prefix: PREFIX, config: 'audio config' });
   const { dModel, melBins, ffn, outputDim } = config;
-  const expect = (name: string, shape: number[], because: string) => {
-    const actual = source.info(name).shape;
-    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw new OmniError('SHAPE_MISMATCH', `${name} is [${actual.join(', ')}], but the audio config implies [${shape.join(', ')}] (${because})`);
-    }
-  };
-  const matrix = async (name: string, shape: number[], because: string) => {
-    expect(PREFIX + name, shape, because);
-    return backend.weight(await source.readMatrix(PREFIX + name, format));
-  };
-  const vector = async (name: string, length: number, because: string) => {
-    expect(PREFIX + name, [length], because);
-    return backend.tensor(await source.readF32(PREFIX + name), [length]);
-  };
   const d = `d_model ${dModel}`;
   const layers: AudioLayerWeights[] = [];
   for (let l = 0; l < config.layers; l++) {

@@ -26,7 +26,7 @@
  * but the last is yielded as it is, and token2wav rejects what it cannot embed.
  */
 import {
-  OmniError,
+  checkWeightShape, OmniError,
   type Backend, type Speaker, type TalkerConfig, type Tensor, type ThinkerConfig, type Weight, type WeightFormat,
 } from '@omniweb/core';
 import {
@@ -131,12 +131,6 @@ export class Talker {
     }
     const format = options.format ?? 'f32';
     const backend = thinker.backend;
-    const expect = (name: string, shape: number[], because: string) => {
-      const actual = source.info(name).shape;
-      if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-        throw new OmniError('SHAPE_MISMATCH', `${name} is [${actual.join(', ')}], but the config implies [${shape.join(', ')}] (${because})`);
-      }
-    };
     let decoder: Thinker;
     try {
       decoder = await Thinker.load(backend, talkerDecoderSource(source), decoderConfig(thinker.config, config), { format });
@@ -146,9 +140,9 @@ export class Talker {
     const loaded: (Tensor | Weight)[] = [];
     try {
       const because = `hidden_size ${config.hidden}, embedding_size ${config.embeddingSize}`;
-      expect('talker.thinker_to_talker_proj.weight', [config.hidden, config.embeddingSize], because);
-      expect('talker.thinker_to_talker_proj.bias', [config.hidden], `hidden_size ${config.hidden}`);
-      expect('talker.model.embed_tokens.weight', [config.vocab, config.embeddingSize], `vocab_size ${config.vocab}, embedding_size ${config.embeddingSize}`);
+      checkWeightShape(source, 'talker.thinker_to_talker_proj.weight', [config.hidden, config.embeddingSize], because);
+      checkWeightShape(source, 'talker.thinker_to_talker_proj.bias', [config.hidden], `hidden_size ${config.hidden}`);
+      checkWeightShape(source, 'talker.model.embed_tokens.weight', [config.vocab, config.embeddingSize], `vocab_size ${config.vocab}, embedding_size ${config.embeddingSize}`);
       const proj = backend.weight(await source.readMatrix('talker.thinker_to_talker_proj.weight', format));
       loaded.push(proj);
       const projBias = backend.tensor(await source.readF32('talker.thinker_to_talker_proj.bias'), [config.hidden]);

@@ -12,22 +12,14 @@
  * `loadDecoderLayers`, `RunState` and `decoderLayers` with its own config.
  */
 import {
-  OmniError,
-  type Backend, type DecoderConfig, type HostMatrix, type RopeSpec, type Tensor, type ThinkerConfig, type Weight, type WeightFormat,
+  modelWeights, OmniError,
+  type Backend, type DecoderConfig, type RopeSpec, type Tensor, type ThinkerConfig, type Weight, type WeightFormat, type WeightSource,
 } from '@omniweb/core';
 import { mropeSpec } from '@omniweb/tmrope';
 import { KVCache, type CachePolicy } from './kvCache.js';
 import { mergeMedia, type MediaEmbeddings } from './merge.js';
 
-export type { ThinkerConfig } from '@omniweb/core';
-
-/** What the loader reads: a `Checkpoint` (core weights) fits. */
-export interface WeightSource {
-  has(name: string): boolean;
-  info(name: string): { shape: readonly number[] };
-  readF32(name: string): Promise<Float32Array>;
-  readMatrix(name: string, format: WeightFormat): Promise<HostMatrix>;
-}
+export type { ThinkerConfig, WeightSource } from '@omniweb/core';
 
 /** One Qwen2 decoder layer (Thinker and Talker alike, fact sheet §2.1, §2.4). */
 export interface DecoderLayerWeights {
@@ -55,36 +47,11 @@ export interface ThinkerWeights {
   tied: boolean;
 }
 
-const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
-
-/** Reads named tensors, checking each shape against what the config implies, and uploads them. */
-function weightReader(backend: Backend, source: WeightSource, format: WeightFormat) {
-  if (!FORMATS.includes(format)) throw new OmniError('BAD_INPUT', `weight format ${JSON.stringify(format)}; choose f32, f16, q8 or q4`);
-  const expect = (name: string, shape: number[], because: string) => {
-    const actual = source.info(name).shape;
-    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw new OmniError('SHAPE_MISMATCH', `${name} is [${actual.join(', ')}], but the config implies [${shape.join(', ')}] (${because})`);
-    }
-  };
-  return {
-    /** A matrix weight in the chosen format. */
-    async matrix(name: string, shape: [number, number], because: string): Promise<Weight> {
-      expect(name, shape, because);
-      return backend.weight(await source.readMatrix(name, format));
-    },
-    /** Norm weights and biases stay f32. */
-    async vector(name: string, length: number, because: string): Promise<Tensor> {
-      expect(name, [length], because);
-      return backend.tensor(await source.readF32(name), [length]);
-    },
-  };
-}
-
 /** The decoder layers under `prefix` (`thinker.model.layers.`, `talker.model.layers.`). */
 export async function loadDecoderLayers(
   backend: Backend, source: WeightSource, prefix: string, config: DecoderConfig, format: WeightFormat,
 ): Promise<DecoderLayerWeights[]> {
-  const { matrix, vector } = weightReader(backend, source, format);
+  const { matrix, vector } = modelWeights(backend, source, format);
   const t = config;
   const hidden = `hidden_size ${t.hidden}`;
   const qRows = t.heads * t.headDim;
@@ -117,7 +84,7 @@ export async function loadDecoderLayers(
 export async function loadThinkerWeights(
   backend: Backend, source: WeightSource, config: ThinkerConfig, format: WeightFormat,
 ): Promise<ThinkerWeights> {
-  const { matrix, vector } = weightReader(backend, source, format);
+  const { matrix, vector } = modelWeights(backend, source, format);
   const t = config.text;
   const because = `vocab_size ${t.vocab}, hidden_size ${t.hidden}`;
   const embedTokens = await matrix('thinker.model.embed_tokens.weight', [t.vocab, t.hidden], because);

@@ -9,15 +9,12 @@
  * raster order.
  */
 import {
-  OmniError,
-  type Backend, type RopeSpec, type Tensor, type TensorStore, type VisionEncoderConfig, type Weight, type WeightFormat,
+  modelWeights, OmniError,
+  type Backend, type RopeSpec, type Tensor, type VisionEncoderConfig, type Weight, type WeightFormat, type WeightSource,
 } from '@omniweb/core';
 import { visionRopeSpec } from '@omniweb/tmrope';
 
-export type { VisionEncoderConfig } from '@omniweb/core';
-
-/** What the loader reads: a `Checkpoint` from `openCheckpoint` fits. */
-export type WeightSource = Pick<TensorStore, 'has' | 'info' | 'readF32' | 'readMatrix'>;
+export type { VisionEncoderConfig, WeightSource } from '@omniweb/core';
 
 /** `grid_thw` of the reference: temporal patches, patch rows, patch columns. */
 export type GridTHW = readonly [t: number, h: number, w: number];
@@ -93,7 +90,6 @@ const PREFIX = 'thinker.visual.';
 const RMS_EPS = 1e-6;
 /** Base of the ViT's 2-D rotary frequencies (Qwen2.5-VL's vision rotary, fact sheet §4.3 step 2). */
 const ROPE_THETA = 10000;
-const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
 
 /**
  * (row, column) of every patch of one grid in the processor's order
@@ -195,23 +191,9 @@ export function windowLayout(grids: readonly GridTHW[], config: VisionEncoderCon
 export async function loadVisionEncoderWeights(
   backend: Backend, source: WeightSource, config: VisionEncoderConfig, format: WeightFormat,
 ): Promise<VisionEncoderWeights> {
-  if (!FORMATS.includes(format)) throw new OmniError('BAD_INPUT', `weight format ${JSON.stringify(format)}; choose f32, f16, q8 or q4`);
+  const { matrix, vector } = modelWeights(backend, source, format, { prefix: PREFIX, config: 'vision config' });
   const { hidden, intermediate, outHidden, inChannels, temporalPatchSize, patchSize } = config;
   const merged = hidden * config.spatialMergeSize ** 2;
-  const expect = (name: string, shape: number[], because: string) => {
-    const actual = source.info(name).shape;
-    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw new OmniError('SHAPE_MISMATCH', `${name} is [${actual.join(', ')}], but the vision config implies [${shape.join(', ')}] (${because})`);
-    }
-  };
-  const matrix = async (name: string, shape: number[], because: string) => {
-    expect(PREFIX + name, shape, because);
-    return backend.weight(await source.readMatrix(PREFIX + name, format));
-  };
-  const vector = async (name: string, length: number, because: string) => {
-    expect(PREFIX + name, [length], because);
-    return backend.tensor(await source.readF32(PREFIX + name), [length]);
-  };
   const h = `hidden_size ${hidden}`;
   const i = `intermediate_size ${intermediate}`;
   const blocks: VisionBlockWeights[] = [];

@@ -6,31 +6,27 @@
  * one list, so a model frees all it owns at once. `Scratch` does the same for one pass's temporaries.
  */
 import {
-  OmniError, quantize, toF16Array,
-  type Backend, type HostMatrix, type Tensor, type TensorStore, type Weight, type WeightFormat,
+  checkWeightFormat, checkWeightShape, quantize, toF16Array,
+  type Backend, type HostMatrix, type Tensor, type Weight, type WeightFormat, type WeightSource as ModelWeightSource,
 } from '@omniweb/core';
 
-/** What the loaders read: a `Checkpoint` (core weights) fits. */
-export type WeightSource = Pick<TensorStore, 'has' | 'info' | 'readF32'>;
-
-const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
+/**
+ * What the loaders read: a `Checkpoint` (core weights) fits. No `readMatrix`: values are
+ * rearranged on the host before they are converted, so they are always read as f32.
+ */
+export type WeightSource = Omit<ModelWeightSource, 'readMatrix'>;
 
 export class WeightLoader {
   /** Every tensor and weight uploaded, in order. */
   readonly held: (Tensor | Weight)[] = [];
 
   constructor(readonly backend: Backend, readonly source: WeightSource, readonly format: WeightFormat) {
-    if (!WEIGHT_FORMATS.includes(format)) {
-      throw new OmniError('BAD_INPUT', `weight format ${JSON.stringify(format)}; choose f32, f16, q8 or q4`);
-    }
+    checkWeightFormat(format);
   }
 
   /** The tensor's f32 values, after checking its shape against what the config implies. */
   async values(name: string, shape: readonly number[], because: string): Promise<Float32Array> {
-    const actual = this.source.info(name).shape;
-    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw new OmniError('SHAPE_MISMATCH', `${name} is [${actual.join(', ')}], but the config implies [${shape.join(', ')}] (${because})`);
-    }
+    checkWeightShape(this.source, name, shape, because);
     return this.source.readF32(name);
   }
 

@@ -35,6 +35,12 @@
  * Byte sources: `pathSource(path)` (Node file handle), `urlSource(url)` (HTTP Range), `blobSource(blob)`,
  * `bytesSource(bytes)`; folders: `directoryFiles`, `urlFiles`, `blobFiles`.
  *
+ * Model loaders
+ * - `modelWeights(backend, source, format, { prefix, config })` → `{ matrix(name, shape, because), vector(name, length, because) }`:
+ *   each tensor's shape is checked against what the config implies (SHAPE_MISMATCH naming the tensor) before it is
+ *   read and uploaded. `checkWeightShape` and `checkWeightFormat` for loaders that rearrange values on the host.
+ *   `WeightSource`: what they read (a `Checkpoint` fits).
+ *
  * Errors (OmniError): TRUNCATED, BAD_HEADER, BAD_OFFSETS, SHAPE_MISMATCH, UNSUPPORTED_DTYPE,
  * MISSING_TENSOR (with the file or shard index it was looked up in), WRONG_DTYPE, IO, ABORTED.
  * Speaker files: BAD_HEADER (zip or pickle not as torch.save writes them, refused globals), TRUNCATED,
@@ -49,6 +55,9 @@ export {
   type CheckpointFiles, type CheckpointInput, type OpenOptions, type SafetensorsInput,
 } from './checkpoint.js';
 export { readCase, writeSafetensors } from './caseFile.js';
+export {
+  checkWeightFormat, checkWeightShape, modelWeights, WEIGHT_FORMATS, type ModelWeightsOptions, type WeightSource,
+} from './modelWeights.js';
 export {
   fileSink, planSafetensors, streamSafetensors, type ByteSink, type PlannedTensor, type SafetensorsPlan, type TensorBytes, type TensorSpec,
 } from './safetensorsWriter.js';

@@ -4,6 +4,7 @@ import { paddedCols, QUANT_GROUP, quantize, toF16Array } from '../quant.js';
 import type { ByteSource } from './byteSource.js';
 import { decodeFloat, decodeInt32, DTYPE_BYTES, isReadableDtype, type SafetensorsDtype } from './dtypes.js';
 import type { TensorInfo } from './header.js';
+import { WEIGHT_FORMATS } from './modelWeights.js';
 
 /** A tensor in its stored element type: F32/F16/BF16 → f32, I64/I32 → i32, U8 → u8. */
 export interface HostArray {
@@ -34,7 +35,6 @@ export interface StoreOptions {
 }
 
 const DEFAULT_MATRIX_BLOCK_BYTES = 64 * 1024 * 1024;
-const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
 
 /** A typed array of `length` elements; a failed allocation (a too-big weight for this heap) becomes OUT_OF_MEMORY. */
 function allocate<T>(Type: new (length: number) => T, length: number, tensor: string): T {
