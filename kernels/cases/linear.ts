@@ -47,9 +47,10 @@ const perFormat: KernelCase[] = WEIGHT_VARIANTS.flatMap((variant) => [
   linearCase('33×65 → 67 + bias', variant, { leading: [33], K: 65, N: 67, bias: true }),
   linearCase('3×1 → 3', variant, { leading: [3], K: 1, N: 3, bias: false }),
   // The kernel follows the shape (webgpu tuning.matmulPlan): M ≤ 16 taken whole per thread,
-  // and a product large enough for the tiled kernel.
+  // short K over many outputs, and a product large enough for the tiled kernel.
   linearCase('9×40 → 70 + bias', variant, { leading: [9], K: 40, N: 70, bias: true }),
-  linearCase('40×64 → 521 + bias', variant, { leading: [40], K: 64, N: 521, bias: true }),
+  linearCase('37×32 → 2053 + bias', variant, { leading: [37], K: 32, N: 2053, bias: true }),
+  linearCase('40×72 → 521 + bias', variant, { leading: [40], K: 72, N: 521, bias: true }),
 ]);
 
 export const linearCases: KernelCase[] = [

@@ -28,4 +28,9 @@ export const matmulCases: KernelCase[] = [
   matmulCase(17, 4097, 3, false),
   matmulCase(65, 33, 129, true),
   matmulCase(64, 64, 64, false, true),
+  // Large enough for webgpu's tiled kernel (tuning.matmulPlan), both layouts of b.
+  matmulCase(67, 129, 131, false),
+  matmulCase(67, 129, 131, true),
+  // M ≤ 16 taken whole per thread.
+  matmulCase(13, 40, 70, true),
 ];

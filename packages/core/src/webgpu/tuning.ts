@@ -48,10 +48,19 @@ const GEMV_SHORT_K = 256;
  */
 const SKINNY = 16;
 /**
- * Below this many multiply-adds (≈ 1 µs of any GPU) a product is launch-bound on every GPU:
- * the tile loads and barriers are pure overhead, so the barrier-free kernel runs instead.
+ * Below this many multiply-adds (a fraction of a µs on any GPU) a product is launch-bound on
+ * every GPU: the tile loads and barriers are pure overhead, so the barrier-free kernel runs
+ * instead. Kept low because the direct kernel re-reads x ⌈N/4⌉ times, which costs when x is
+ * conv1d's implicit im2col (index arithmetic per element) and K is long.
  */
-const SMALL_PRODUCT = 1 << 20;
+const SMALL_PRODUCT = 1 << 18;
+/**
+ * Up to this K each output takes ≤ 64 multiply-adds per 4 bytes written: ≤ 32 FLOP/B, under the
+ * compute/bandwidth ridge of discrete and integrated GPUs alike, so the product is bound by
+ * writing y (e.g. prefill logits [T, 151936] at K = 32), not by re-reading operands; the tiled
+ * kernel's shared-memory reuse buys nothing there and its barriers still cost.
+ */
+const OUTPUT_BOUND_K = 64;
 /** Direct-kernel workgroup: a multiple of every SIMD width (32, 64); no workgroup memory. */
 const DIRECT_WG = 64;
 
@@ -62,7 +71,7 @@ function matmulPlan(M: number, N: number, K: number, rowInput: boolean): MatmulP
     return { kind: 'direct', wg: DIRECT_WG, blockM: M, blockN: 1 };
   }
   if (M <= SKINNY) return { kind: 'direct', wg: DIRECT_WG, blockM: M, blockN: 4 };
-  if (N <= SKINNY || M * N * K <= SMALL_PRODUCT) {
+  if (N <= SKINNY || K <= OUTPUT_BOUND_K || M * N * K <= SMALL_PRODUCT) {
     return { kind: 'direct', wg: DIRECT_WG, blockM: 4, blockN: Math.min(4, N) };
   }
   return { kind: 'tiled', wgM: 16, wgN: 16, tileK: 16 };
@@ -77,7 +86,9 @@ export function chooseTuning(limits: GPUSupportedLimits): Tuning {
   const rowWGMax = Math.min(256, maxThreads);
   return {
     elementWG: Math.min(256, maxThreads),
-    rowWG: (cols) => (cols <= 256 ? Math.min(64, rowWGMax) : rowWGMax),
+    // One or two elements per thread up to 128 columns: a workgroup of one warp (32) has a
+    // reduction tree one step shorter and no idle half; 64 up to 256, then 256.
+    rowWG: (cols) => Math.min(cols <= 128 ? 32 : cols <= 256 ? 64 : 256, rowWGMax),
     matmulPlan,
     decodeMaxQueries: 4,
     decodeWG: 64,
