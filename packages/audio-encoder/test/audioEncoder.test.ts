@@ -1,11 +1,11 @@
 // The audio encoder against the golden audio case (HF float32 run of the tiny checkpoint),
 // on every backend; streaming equals the whole clip; bad inputs fail with OmniError.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, Checkpoint, OmniConfig, Tensor, WeightFormat } from '@omniweb/core';
+import { relativeError, type Backend, type Checkpoint, type OmniConfig, type Tensor, type WeightFormat } from '@omniweb/core';
 import { MelStream, logMel } from '@omniweb/media';
 import { audioTokenCount } from '@omniweb/tmrope';
 import { AudioEncoder, type MelInput } from '../src/index.js';
-import { BACKENDS, expectGolden, expectOmniError, goldenCase, openTiny, relErr, transposed, type GoldenCase } from './golden.js';
+import { BACKENDS, expectGolden, expectOmniError, goldenCase, openTiny, transposed, type GoldenCase } from './golden.js';
 
 /** The f32 bar of the golden README; other formats are measured against bounds their rounding allows. */
 const BOUND: Record<WeightFormat, number> = { f32: 1e-4, f16: 2e-3, q8: 3e-2, q4: 0.3 };
@@ -116,7 +116,7 @@ describe.each(BACKENDS)('audio encoder on $name', ({ name, create }) => {
     expect(whole.shape[0]).toBe(audioTokenCount(frames));
     const { tokens, counts } = await stream(encoder, mel);
     expect(counts.reduce((a, b) => a + b, 0)).toBe(audioTokenCount(frames));
-    expect(relErr(tokens, await read(backend, whole))).toBeLessThanOrEqual(1e-6);
+    expect(relativeError(tokens, await read(backend, whole))).toBeLessThanOrEqual(1e-6);
     backend.dispose(whole);
   });
 

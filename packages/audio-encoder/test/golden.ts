@@ -1,9 +1,9 @@
 // Test plumbing shared by the audio and vision encoder tests: golden files, the tiny
-// checkpoint, the backends under test, the golden error measure and an error table.
+// checkpoint, the backends under test and a table of golden errors (core's relativeError).
 import { afterAll, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import {
-  createWebGPUBackend, isOmniError, loadOmniConfig, openCheckpoint, readCase,
+  createWebGPUBackend, isOmniError, loadOmniConfig, openCheckpoint, readCase, relativeError,
   type Backend, type Checkpoint, type HostArray, type OmniConfig, type OmniErrorCode,
 } from '@omniweb/core';
 import { createOracleBackend } from '@omniweb/kernels';
@@ -35,18 +35,6 @@ export async function goldenCase(file: 'audio' | 'image' | 'video'): Promise<Gol
   };
 }
 
-/** ‖got − want‖₂ / ‖want‖₂ in f64 (the golden README's measure). */
-export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length, 'element count').toBe(want.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 /** [rows, cols] → [cols, rows]. */
 export function transposed(data: ArrayLike<number>, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
@@ -64,7 +52,7 @@ afterAll(() => {
 
 /** Records the error of `got` against the golden `want` and checks it against `bound`. */
 export function expectGolden(key: string, got: ArrayLike<number>, want: ArrayLike<number>, bound: number): void {
-  const err = relErr(got, want);
+  const err = relativeError(got, want);
   table.set(key, Math.max(table.get(key) ?? 0, err));
   expect(err, `${key}: relative error ${err}`).toBeLessThanOrEqual(bound);
 }

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { readCase, writeSafetensors, type HostArray } from '@omniweb/core';
+import { readCase, relativeError, writeSafetensors, type HostArray } from '@omniweb/core';
 import { runCase, type RunCaseOptions } from '../src/runCase.js';
 
 const GOLDEN = fileURLToPath(new URL('../../../fixtures/golden/', import.meta.url));
@@ -15,16 +15,6 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 type Case = Map<string, HostArray>;
 const load = (name: string): Promise<Case> => readCase(`${GOLDEN}${name}.safetensors`);
-
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /** Runs run-case on `inputs` and checks every output named in `expected` against the reference. */
 async function check(
@@ -45,7 +35,7 @@ async function check(
     if (bound === 'exact') {
       expect(Array.from(ours!.data as ArrayLike<number>), `${label}: ${name}`).toEqual(Array.from(want.data as ArrayLike<number>));
     } else {
-      const err = relErr(ours!.data as ArrayLike<number>, want.data as ArrayLike<number>);
+      const err = relativeError(ours!.data as ArrayLike<number>, want.data as ArrayLike<number>);
       console.log(`run-case ${label} ${name}: relative error ${err.toExponential(2)}`);
       expect(err, `${label}: ${name}`).toBeLessThanOrEqual(bound);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isOmniError } from '@omniweb/core';
+import { isOmniError, relativeError } from '@omniweb/core';
 import { ComplexFft, RealFft } from '../src/fft.js';
 
 /** Seeded uniform values in [−1, 1). */
@@ -27,12 +27,6 @@ function naiveDft(re: Float64Array, im: Float64Array): [Float64Array, Float64Arr
   return [outRe, outIm];
 }
 
-function relError(a: Float64Array, b: Float64Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < b.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
-  return Math.sqrt(num / den);
-}
-
 describe('ComplexFft', () => {
   // 200 = 4·2·5·5 (the n_fft 400 half-size), 64 = 4³, 96 = 4²·2·3, 49 = 7², 13 prime, 1 trivial.
   for (const n of [200, 64, 96, 49, 13, 1]) {
@@ -41,7 +35,7 @@ describe('ComplexFft', () => {
       const [refRe, refIm] = naiveDft(re, im);
       const outRe = new Float64Array(n), outIm = new Float64Array(n);
       new ComplexFft(n).transform(re, im, outRe, outIm);
-      expect(relError(outRe, refRe) + relError(outIm, refIm)).toBeLessThan(1e-12);
+      expect(relativeError(outRe, refRe) + relativeError(outIm, refIm)).toBeLessThan(1e-12);
     });
   }
 
@@ -59,7 +53,7 @@ describe('RealFft', () => {
       const re = new Float64Array(fft.bins), im = new Float64Array(fft.bins);
       fft.forward(x, re, im);
       expect(fft.bins).toBe(n / 2 + 1);
-      expect(relError(re, refRe.subarray(0, n / 2 + 1)) + relError(im, refIm.subarray(0, n / 2 + 1))).toBeLessThan(1e-12);
+      expect(relativeError(re, refRe.subarray(0, n / 2 + 1)) + relativeError(im, refIm.subarray(0, n / 2 + 1))).toBeLessThan(1e-12);
     });
   }
 
@@ -70,7 +64,7 @@ describe('RealFft', () => {
     const x = noise(400, 2);
     fft.forward(x, re, im);
     const [refRe, refIm] = naiveDft(x, new Float64Array(400));
-    expect(relError(re, refRe.subarray(0, 201)) + relError(im, refIm.subarray(0, 201))).toBeLessThan(1e-12);
+    expect(relativeError(re, refRe.subarray(0, 201)) + relativeError(im, refIm.subarray(0, 201))).toBeLessThan(1e-12);
   });
 
   it('refuses odd sizes', () => {

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseOmniConfigText } from '@omniweb/core';
+import { parseOmniConfigText, relativeError } from '@omniweb/core';
 import { MelStream, logMel, reclampMel, type MelBlock } from '../src/mel.js';
-import { goldenArray, maxAbsDiff, relativeError } from './golden.js';
+import { goldenArray, maxAbsDiff } from './golden.js';
 
 const code = (c: string) => expect.objectContaining({ code: c });
 

@@ -3,10 +3,10 @@
 // call and the 24 greedy codes (repetition penalty 1.05). The Thinker reply comes from our f32 Thinker,
 // fed up front or, with `interleaved`, token by token while the Thinker runs on the same backend.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend } from '@omniweb/core';
+import { relativeError, type Backend } from '@omniweb/core';
 import type { TalkerStream } from '../src/index.js';
 import type { Models } from './helpers.js';
-import { collect, loadModels, readAll, relErr, runThinker, talkerCase, thinkerReply, type TalkerCase, type ThinkerReply } from './helpers.js';
+import { collect, loadModels, readAll, runThinker, talkerCase, thinkerReply, type TalkerCase, type ThinkerReply } from './helpers.js';
 
 /** f32 bar of the golden README. */
 export const F32_TOL = 1e-4;
@@ -77,14 +77,14 @@ export function goldenSuite(name: string, makeBackend: () => Backend | Promise<B
       expect(stream.ropeDeltas).toBe(golden.ropeDeltas);
       expect(Array.from(positions!)).toEqual(Array.from(golden.positions));
       const errors: [string, number][] = [
-        ['prefill_proj_in', relErr(projIn!, golden.projIn)],
-        ['prefill_proj_out', relErr(projOut!, golden.projOut)],
-        ['step1_proj_in', relErr(step1ProjIn!, golden.step1ProjIn)],
+        ['prefill_proj_in', relativeError(projIn!, golden.projIn)],
+        ['prefill_proj_out', relativeError(projOut!, golden.projOut)],
+        ['step1_proj_in', relativeError(step1ProjIn!, golden.step1ProjIn)],
       ];
       expect(logits.length).toBe(golden.calls);
       let worst = 0;
       for (let k = 0; k < golden.calls; k++) {
-        const err = relErr(logits[k], golden.stepLogits.subarray(k * vocab, (k + 1) * vocab));
+        const err = relativeError(logits[k], golden.stepLogits.subarray(k * vocab, (k + 1) * vocab));
         worst = Math.max(worst, err);
       }
       errors.push([`step_logits_last (worst of ${golden.calls})`, worst]);

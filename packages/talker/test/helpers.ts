@@ -1,5 +1,4 @@
 // Shared test plumbing: the tiny checkpoint, the golden talker case, the Thinker's reply that feeds the Talker.
-import { expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import {
   loadOmniConfig, openCheckpoint, readCase, readSpeakers, writeSpeakers,
@@ -162,17 +161,6 @@ export function thinkerReply(): Promise<ThinkerReply> {
     return { prompt: prompt!, tokens, ids };
   })();
   return cachedReply;
-}
-
-export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length).toBe(want.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 export async function readAll(backend: Backend, t: Tensor): Promise<Float32Array> {

@@ -2,9 +2,9 @@
 // every hidden state, the logits, per-position argmax and 8 greedy tokens, on both input paths.
 // One suite per backend and weight format; the *.test.ts files pick them.
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend, WeightFormat } from '@omniweb/core';
+import { relativeError, type Backend, type WeightFormat } from '@omniweb/core';
 import { ThinkerSession, type Thinker } from '../src/index.js';
-import { columns, loadCase, loadTiny, mediaFromGolden, readAll, relErr, type ThinkerCase } from './helpers.js';
+import { columns, loadCase, loadTiny, mediaFromGolden, readAll, type ThinkerCase } from './helpers.js';
 
 const CASES = ['thinker_p1', 'thinker_p2'] as const;
 /** f32 bar of the golden README; the other formats are measured and reported. */
@@ -98,12 +98,12 @@ export function goldenSuite(
         const c = await loadCase(name);
         const out = await embedsPass(backend, thinker, c);
         const vocab = thinker.config.text.vocab;
-        expect(relErr(out.inputs, c.hiddenStates[0])).toBe(0);
-        out.layers.slice(0, -1).forEach((h, l) => record(name, `hidden_states[${l + 1}]`, relErr(h, c.hiddenStates[l + 1])));
-        record(name, `hidden_states[${c.hiddenStates.length - 1}] (final norm)`, relErr(out.final, c.hiddenStates[c.hiddenStates.length - 1]));
-        record(name, 'logits_last', relErr(out.lastLogits, c.logitsLast));
-        record(name, 'logits[:, :256]', relErr(columns(out.logits, c.length, vocab, 0, 256), c.logitsHead));
-        record(name, 'logits[:, 151600:]', relErr(columns(out.logits, c.length, vocab, 151600, vocab - 151600), c.logitsTail));
+        expect(relativeError(out.inputs, c.hiddenStates[0])).toBe(0);
+        out.layers.slice(0, -1).forEach((h, l) => record(name, `hidden_states[${l + 1}]`, relativeError(h, c.hiddenStates[l + 1])));
+        record(name, `hidden_states[${c.hiddenStates.length - 1}] (final norm)`, relativeError(out.final, c.hiddenStates[c.hiddenStates.length - 1]));
+        record(name, 'logits_last', relativeError(out.lastLogits, c.logitsLast));
+        record(name, 'logits[:, :256]', relativeError(columns(out.logits, c.length, vocab, 0, 256), c.logitsHead));
+        record(name, 'logits[:, 151600:]', relativeError(columns(out.logits, c.length, vocab, 151600, vocab - 151600), c.logitsTail));
         const mismatched = Array.from(out.argmax).filter((id, t) => id !== c.logitsArgmax[t]).length;
         table.push({ backend: label, format, name, tensor: 'argmax mismatches', err: mismatched });
         if (format === 'f32') expect(Array.from(out.argmax)).toEqual(Array.from(c.logitsArgmax));
@@ -114,9 +114,9 @@ export function goldenSuite(
         const out = await idsGeneration(backend, thinker, c);
         const last = c.hiddenStates.length - 1;
         // Media rows pass through untouched; token rows are the table's rows in its format.
-        if (format === 'f32') expect(relErr(out.prefill.embeddings!, c.inputsEmbeds)).toBe(0);
-        else record(name, 'merged inputs_embeds', relErr(out.prefill.embeddings!, c.inputsEmbeds));
-        record(name, 'prefill hidden (final norm)', relErr(out.prefill.hidden!, c.hiddenStates[last]));
+        if (format === 'f32') expect(relativeError(out.prefill.embeddings!, c.inputsEmbeds)).toBe(0);
+        else record(name, 'merged inputs_embeds', relativeError(out.prefill.embeddings!, c.inputsEmbeds));
+        record(name, 'prefill hidden (final norm)', relativeError(out.prefill.hidden!, c.hiddenStates[last]));
         expect(out.ropeDeltas).toBe(c.ropeDeltas);
         // Step i's logits follow from ids 0…i−1: compare the steps whose inputs still match the reference.
         const vocab = thinker.config.text.vocab;
@@ -125,7 +125,7 @@ export function goldenSuite(
         while (steps < 8 && out.ids[steps - 1] === c.generatedIds[steps - 1]) steps++;
         const stepTails = new Float32Array(steps * width);
         out.stepLogits.slice(0, steps).forEach((l, i) => stepTails.set(l.subarray(151600), i * width));
-        record(name, `decode logits[151600:] ×${steps}`, relErr(stepTails, c.stepLogitsTail.subarray(0, steps * width)));
+        record(name, `decode logits[151600:] ×${steps}`, relativeError(stepTails, c.stepLogitsTail.subarray(0, steps * width)));
         const same = out.ids.every((id, i) => id === c.generatedIds[i]);
         table.push({ backend: label, format, name, tensor: `greedy ids ${same ? 'identical' : `differ: ${out.ids.join(',')}`}`, err: same ? 0 : 1 });
         if (format === 'f32') expect(out.ids).toEqual(c.generatedIds);

@@ -1,4 +1,4 @@
-// Shared test plumbing: golden files, the tiny checkpoint, a synthetic checkpoint builder, error measures.
+// Shared test plumbing: golden files, the tiny checkpoint, a synthetic checkpoint builder.
 import { expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import {
@@ -102,18 +102,6 @@ export function mediaFromGolden(backend: Backend, config: ThinkerConfig, c: Thin
     media[kind] = backend.tensor(data, [rows.length, hidden]);
   }
   return media;
-}
-
-/** ‖got − want‖₂ / ‖want‖₂ in f64. */
-export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length).toBe(want.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 /** Columns [from, from + count) of a row-major [rows, cols] array. */

@@ -1,9 +1,9 @@
 // The KV cache policies on the oracle: sink+window equals the full cache while nothing is evicted,
 // evicted caches keep constant memory and re-position keys exactly as fresh keys at the new positions.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, RopeSpec } from '@omniweb/core';
+import { relativeError, type Backend, type RopeSpec } from '@omniweb/core';
 import { KVCache, ThinkerSession, seededRandom, type Thinker, type TokenEvent } from '../src/index.js';
-import { ALL_BACKENDS, TINY_BACKENDS, expectOmniError, loadCase, loadSynthetic, loadTiny, readAll, relErr, syntheticCheckpoint, textPositions } from './helpers.js';
+import { ALL_BACKENDS, TINY_BACKENDS, expectOmniError, loadCase, loadSynthetic, loadTiny, readAll, syntheticCheckpoint, textPositions } from './helpers.js';
 
 async function collect(events: AsyncIterable<TokenEvent>): Promise<TokenEvent[]> {
   const out: TokenEvent[] = [];
@@ -57,12 +57,12 @@ describe.each(TINY_BACKENDS)('sink + window on the golden prompt (tiny checkpoin
     const sinkWindow = await run({ cache: { kind: 'sinkWindow', sink: 4, window: fed - 4 }, maxChunkRows: 512 });
     expect(full.events.map((e) => e.id)).toEqual(p1.generatedIds);
     expect(sinkWindow.events.map((e) => e.id)).toEqual(p1.generatedIds);
-    sinkWindow.events.forEach((e, i) => expect(relErr(e.logits!, full.events[i].logits!)).toBe(0));
+    sinkWindow.events.forEach((e, i) => expect(relativeError(e.logits!, full.events[i].logits!)).toBe(0));
     expect(sinkWindow.shift).toBe(0);
     // One row short: the last decode step evicts, and its logits move.
     const short = await run({ cache: { kind: 'sinkWindow', sink: 4, window: fed - 5, evictStep: 1 }, maxChunkRows: 512 });
-    short.events.slice(0, 7).forEach((e, i) => expect(relErr(e.logits!, full.events[i].logits!)).toBe(0));
-    expect(relErr(short.events[7].logits!, full.events[7].logits!)).toBeGreaterThan(1e-6);
+    short.events.slice(0, 7).forEach((e, i) => expect(relativeError(e.logits!, full.events[i].logits!)).toBe(0));
+    expect(relativeError(short.events[7].logits!, full.events[7].logits!)).toBeGreaterThan(1e-6);
     expect(short.shift).toBe(1);
     backend.dispose(embeddings);
   });
@@ -107,7 +107,7 @@ describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $
         max = Math.max(max, v);
       }
       expect(max - min).toBeGreaterThan(0.5);
-      if (previous) expect(relErr(logits, previous)).toBeGreaterThan(1e-3);
+      if (previous) expect(relativeError(logits, previous)).toBeGreaterThan(1e-3);
       previous = logits;
     }
     expect(session.length).toBe(6 + S + W - 6 + 10 * W - 1);
@@ -145,12 +145,12 @@ describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $
     const got = (await base.read(cache.keys[0], { offset: 0, count: rows })) as Float32Array;
     const want = (await base.read(fresh.cache.keys[0], { offset: 0, count: rows })) as Float32Array;
     // Moved keys carry one extra rotation's rounding; sinks and values are computed as fresh ones.
-    expect(relErr(got, want)).toBeLessThan(1e-6);
+    expect(relativeError(got, want)).toBeLessThan(1e-6);
     const sinkRows = S * cache.rowSize;
-    expect(relErr(got.subarray(0, sinkRows), want.subarray(0, sinkRows))).toBeLessThanOrEqual(tol);
+    expect(relativeError(got.subarray(0, sinkRows), want.subarray(0, sinkRows))).toBeLessThanOrEqual(tol);
     const gotV = (await base.read(cache.values[0], { offset: 0, count: rows })) as Float32Array;
     const wantV = (await base.read(fresh.cache.values[0], { offset: 0, count: rows })) as Float32Array;
-    expect(relErr(gotV, wantV)).toBeLessThanOrEqual(tol);
+    expect(relativeError(gotV, wantV)).toBeLessThanOrEqual(tol);
     // And the next step runs on the compacted cache.
     await session.prefill({ ids: [5] });
     session.dispose();
@@ -190,7 +190,7 @@ describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $
     const back = base.rotary(moved, base.tensor(Int32Array.of(-2, -2, -2, -2), [2, 2]), rope);
     const want = (await readAll(base, back)) as Float32Array;
     const got = (await base.read(cache.keys[0], { offset: 0, count: 7 * 4 })) as Float32Array;
-    expect(relErr(Float32Array.of(...got.subarray(8, 12), ...got.subarray(20, 24)), want)).toBeLessThan(1e-6);
+    expect(relativeError(Float32Array.of(...got.subarray(8, 12), ...got.subarray(20, 24)), want)).toBeLessThan(1e-6);
     expect(Array.from(got.subarray(0, 8))).toEqual([...keyRows[0], ...keyRows[1]]);
     cache.dispose();
   });

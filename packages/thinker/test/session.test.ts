@@ -1,11 +1,11 @@
 // The runtime on the oracle: chunked prefill, multi-turn, cancellation, overflow, NaN localisation,
 // input validation, and configs beyond the golden one against an independent f64 forward.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, Tensor } from '@omniweb/core';
+import { relativeError, type Backend, type Tensor } from '@omniweb/core';
 import { TmropeStream, thinkerTmropeConfig } from '@omniweb/tmrope';
 import { ThinkerSession, seededRandom, type PromptChunk, type Thinker, type TokenEvent } from '../src/index.js';
 import {
-  ALL_BACKENDS, TINY_BACKENDS, expectOmniError, loadCase, loadSynthetic, loadTiny, mediaFromGolden, relErr, syntheticCheckpoint, textPositions, type ThinkerCase,
+  ALL_BACKENDS, TINY_BACKENDS, expectOmniError, loadCase, loadSynthetic, loadTiny, mediaFromGolden, syntheticCheckpoint, textPositions, type ThinkerCase,
 } from './helpers.js';
 import { referenceLogits } from './reference.js';
 
@@ -55,7 +55,7 @@ describe.each(TINY_BACKENDS)('ThinkerSession on the tiny checkpoint ($label)', (
         hiddenRows.set(out.hidden!, first * hidden);
         first += count;
       }
-      expect(relErr(hiddenRows, whole.hidden!)).toBeLessThanOrEqual(tol);
+      expect(relativeError(hiddenRows, whole.hidden!)).toBeLessThanOrEqual(tol);
       expect(session.ropeDeltas).toBe(p1.ropeDeltas);
       const ids = (await collect(session.generate({ maxNewTokens: 8, stopIds: [] }))).map((e) => e.id);
       expect(ids).toEqual(p1.generatedIds);
@@ -107,7 +107,7 @@ describe.each(TINY_BACKENDS)('ThinkerSession on the tiny checkpoint ($label)', (
     const events = await collect(session.generate({ maxNewTokens: 3, hidden: true, embedding: true, stopIds: [], detokenize: (id) => `<${id}>` }));
     const last = p1.hiddenStates.length - 1;
     // First event: the last prompt row (golden); later events: the previously emitted token.
-    expect(relErr(events[0].hidden!, p1.hiddenStates[last].subarray((p1.length - 1) * hidden))).toBeLessThan(1e-6);
+    expect(relativeError(events[0].hidden!, p1.hiddenStates[last].subarray((p1.length - 1) * hidden))).toBeLessThan(1e-6);
     expect(Array.from(events[0].embedding!)).toEqual(Array.from(p1.inputsEmbeds.subarray((p1.length - 1) * hidden)));
     const table = thinker.weights.embedTokens;
     const row = backend.embedding(table, Int32Array.of(events[0].id));
@@ -135,7 +135,7 @@ describe.each(TINY_BACKENDS)('ThinkerSession on the tiny checkpoint ($label)', (
     await whole.prefill({ ids: tail, positions: textPositions(p1.length + p1.ropeDeltas, tail.length) });
     const reference = await collect(whole.generate({ maxNewTokens: 4, stopIds: [], logits: true }));
     expect(continued.map((e) => e.id)).toEqual(reference.map((e) => e.id));
-    expect(relErr(continued[0].logits!, reference[0].logits!)).toBeLessThanOrEqual(tol);
+    expect(relativeError(continued[0].logits!, reference[0].logits!)).toBeLessThanOrEqual(tol);
     expect(session.length).toBe(whole.length);
     session.dispose();
     whole.dispose();
@@ -275,7 +275,7 @@ describe.each(ALL_BACKENDS)('other configs ($label) against an independent f64 f
       const n = all.length;
       const flat = Int32Array.from(allPositions.flat());
       const logits = referenceLogits(synthetic, all, flat)[n - 1];
-      expect(relErr(events[step].logits!, logits)).toBeLessThan(1e-5);
+      expect(relativeError(events[step].logits!, logits)).toBeLessThan(1e-5);
       let best = 0;
       logits.forEach((v, i) => { if (v > logits[best]) best = i; });
       expect(events[step].id).toBe(best);

@@ -2,9 +2,9 @@
 // one DiT forward with CFG and its intermediates, BigVGAN and its intermediates, and the talker_p1
 // case end to end (codes + noise + speaker → ODE mel → waveform). One suite per backend and format.
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend, Tensor, WeightFormat } from '@omniweb/core';
+import { relativeError, type Backend, type Tensor, type WeightFormat } from '@omniweb/core';
 import type { Token2Wav } from '../src/index.js';
-import { branchMajor, goldenCase, loadTiny, relErr, transposed } from './helpers.js';
+import { branchMajor, goldenCase, loadTiny, transposed } from './helpers.js';
 
 /** f32 bar of the golden README; other formats are measured and reported. */
 export const F32_TOL = 1e-4;
@@ -43,21 +43,21 @@ export function goldenSuite(label: string, makeBackend: () => Promise<Backend> |
       const x = backend.tensor(x0.data as Float32Array, [frames, melDim]);
       try {
         const speaker = [...(await read(condition.speaker[0])), ...(await read(condition.speaker[1]))];
-        record('ecapa_out', relErr(speaker, g('ecapa_out').data as Float32Array));
+        record('ecapa_out', relativeError(speaker, g('ecapa_out').data as Float32Array));
         dit.prepare(run, condition, g('dit_codes').data as Int32Array);
         // The file's code_embed_out is the codec embedding's last call in that forward: the
         // unconditional branch (id 0 on every frame), though its description says conditioned.
         // The conditional branch's embedding is checked through input_embed_out.
         const unconditional = branchMajor(await read(run.codeEmbed), frames, embDim).subarray(frames * embDim);
-        record('code_embed_out (unconditional branch)', relErr(unconditional, g('code_embed_out').data as Float32Array));
+        record('code_embed_out (unconditional branch)', relativeError(unconditional, g('code_embed_out').data as Float32Array));
         const seen = new Map<string, Float32Array>();
         await dit.forward(run, x, (g('dit_time_step').data as Float32Array)[0], async (point, value) => {
           seen.set(point, await read(value));
         });
-        record('time_embed_out', relErr(seen.get('timeEmbedding')!, g('time_embed_out').data as Float32Array));
-        record('input_embed_out', relErr(branchMajor(seen.get('inputEmbedding')!, frames, hidden), g('input_embed_out').data as Float32Array));
-        record('dit_block0_out', relErr(branchMajor(seen.get('block0')!, frames, hidden), g('dit_block0_out').data as Float32Array));
-        record('dit_out_cfg', relErr(branchMajor(await read(run.branches), frames, melDim), g('dit_out_cfg').data as Float32Array));
+        record('time_embed_out', relativeError(seen.get('timeEmbedding')!, g('time_embed_out').data as Float32Array));
+        record('input_embed_out', relativeError(branchMajor(seen.get('inputEmbedding')!, frames, hidden), g('input_embed_out').data as Float32Array));
+        record('dit_block0_out', relativeError(branchMajor(seen.get('block0')!, frames, hidden), g('dit_block0_out').data as Float32Array));
+        record('dit_out_cfg', relativeError(branchMajor(await read(run.branches), frames, melDim), g('dit_out_cfg').data as Float32Array));
       } finally {
         backend.dispose(x);
         run.dispose();
@@ -79,11 +79,11 @@ export function goldenSuite(label: string, makeBackend: () => Promise<Backend> |
           const { values, shape } = seen.get(point)!;
           return transposed(values, shape[0], shape[1]);
         };
-        record('bigvgan_conv_pre_out', relErr(channelMajor('convPre'), g('bigvgan_conv_pre_out').data as Float32Array));
-        record('bigvgan_up0_out', relErr(channelMajor('upsample0'), g('bigvgan_up0_out').data as Float32Array));
-        record('bigvgan_resblock0_out', relErr(channelMajor('resblock0'), g('bigvgan_resblock0_out').data as Float32Array));
+        record('bigvgan_conv_pre_out', relativeError(channelMajor('convPre'), g('bigvgan_conv_pre_out').data as Float32Array));
+        record('bigvgan_up0_out', relativeError(channelMajor('upsample0'), g('bigvgan_up0_out').data as Float32Array));
+        record('bigvgan_resblock0_out', relativeError(channelMajor('resblock0'), g('bigvgan_resblock0_out').data as Float32Array));
         expect(wave.shape).toEqual([frames * bigvgan.hop, 1]);
-        record('bigvgan_wav', relErr(await read(wave), g('bigvgan_wav').data as Float32Array));
+        record('bigvgan_wav', relativeError(await read(wave), g('bigvgan_wav').data as Float32Array));
         backend.dispose(wave);
       } finally {
         backend.dispose(mel);
@@ -99,10 +99,10 @@ export function goldenSuite(label: string, makeBackend: () => Promise<Backend> |
       const mel = await token2wav.mel(codes, voice, { noise });
       const frames = mel.length / melDim;
       expect(frames).toBe(2 * codes.length);
-      record('talker_p1 dit_mel', relErr(transposed(mel, frames, melDim), g('dit_mel').data as Float32Array));
+      record('talker_p1 dit_mel', relativeError(transposed(mel, frames, melDim), g('dit_mel').data as Float32Array));
       const wave = await token2wav.synthesize(codes, voice, { noise });
       expect(wave.length).toBe(codes.length * token2wav.samplesPerCode);
-      record('talker_p1 waveform', relErr(wave, g('waveform').data as Float32Array));
+      record('talker_p1 waveform', relativeError(wave, g('waveform').data as Float32Array));
     });
 
     it('frees everything', () => {

@@ -1,4 +1,4 @@
-// Shared test plumbing: the tiny checkpoint, golden arrays, layouts and the error measure.
+// Shared test plumbing: the tiny checkpoint, golden arrays and layouts.
 import { expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { isOmniError, loadOmniConfig, openCheckpoint, readCase, type Backend, type HostArray, type OmniErrorCode, type WeightFormat } from '@omniweb/core';
@@ -26,18 +26,6 @@ export async function goldenCase(file: 'token2wav' | 'talker_p1'): Promise<Golde
     if (!a) throw new Error(`${file} lacks ${name}`);
     return a;
   };
-}
-
-/** ‖got − want‖₂ / ‖want‖₂ in f64. */
-export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length).toBe(want.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 /** [rows, cols] → [cols, rows] (torch's channel-major [C, T] against our time-major [T, C]). */
