@@ -6,6 +6,7 @@ import type { AttentionMask, HostMatrix, RopeSpec, Tensor, WeightFormat } from '
 import { isOmniError, type OmniErrorCode } from '../src/errors.js';
 import { dequantize, f16ToF32, quantize, toF16Array } from '../src/quant.js';
 import { createWebGPUBackend, type WebGPUBackend } from '../src/webgpu/index.js';
+import { chooseTuning } from '../src/webgpu/tuning.js';
 
 /** Max relative error per check, printed at the end for the report. */
 const worst = new Map<string, number>();
@@ -148,6 +149,25 @@ describe('webgpu backend: memory', () => {
   });
 });
 
+describe('webgpu tuning: the kernel for each matmul shape', () => {
+  const limits = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits;
+  const plan = chooseTuning(limits).matmulPlan;
+  it('decode rows: barrier-free per output for short K, the reducing GEMV for long K (not conv1d)', () => {
+    expect(plan(1, 151936, 32, true)).toMatchObject({ kind: 'direct', blockM: 1, blockN: 1 });
+    expect(plan(4, 896, 256, true)).toMatchObject({ kind: 'direct', blockM: 4, blockN: 1 });
+    expect(plan(1, 896, 257, true)).toMatchObject({ kind: 'gemv' });
+    expect(plan(2, 896, 4096, false)).toMatchObject({ kind: 'direct', blockM: 2, blockN: 1 });
+  });
+  it('skinny, short-K and small products avoid the 64 × 64 tile; large ones keep it', () => {
+    expect(plan(16, 151936, 896, true)).toMatchObject({ kind: 'direct', blockM: 16, blockN: 4 });
+    expect(plan(11520, 1, 224, false)).toMatchObject({ kind: 'direct', blockM: 4, blockN: 1 });
+    expect(plan(152, 151936, 32, true)).toMatchObject({ kind: 'direct', blockM: 4, blockN: 4 });
+    expect(plan(96, 32, 32, true)).toMatchObject({ kind: 'direct' });
+    expect(plan(240, 32, 352, false)).toMatchObject({ kind: 'tiled' });
+    expect(plan(512, 896, 896, true)).toMatchObject({ kind: 'tiled' });
+  });
+});
+
 describe('webgpu backend: linear and matmul', () => {
   const K = 37;
   const N = 19;
@@ -162,7 +182,7 @@ describe('webgpu backend: linear and matmul', () => {
         const y = be.linear(be.tensor(x, [M, K]), w, M === 3 ? null : be.tensor(bias, [N]));
         expect(y.shape).toEqual([M, N]);
         const want = refLinear(x, hostValues(host), M, N, K, M === 3 ? undefined : bias);
-        expectClose(`linear ${format}${f16Scales ? '/f16 scales' : ''} ${M === 1 ? 'gemv' : M === 3 ? 'gemv×3' : 'tiled'}`, await values(y), want);
+        expectClose(`linear ${format}${f16Scales ? '/f16 scales' : ''} ${M === 1 ? 'gemv' : M === 3 ? 'gemv×3' : 'M=70'}`, await values(y), want);
       });
     }
   }
