@@ -71,9 +71,13 @@ function matmulPlan(M: number, N: number, K: number, rowInput: boolean): MatmulP
     return { kind: 'direct', wg: DIRECT_WG, blockM: M, blockN: 1 };
   }
   if (M <= SKINNY) return { kind: 'direct', wg: DIRECT_WG, blockM: M, blockN: 4 };
-  if (N <= SKINNY || K <= OUTPUT_BOUND_K || M * N * K <= SMALL_PRODUCT) {
+  if (N <= SKINNY || M * N * K <= SMALL_PRODUCT) {
     return { kind: 'direct', wg: DIRECT_WG, blockM: 4, blockN: Math.min(4, N) };
   }
+  // 16 rows per thread: each weight block loaded feeds 16 rows (4× fewer weight re-reads than
+  // 4 × 4); 64 f32 accumulators stay in registers on every GPU. Measured 1.7× faster than 4 × 4
+  // for [152, 32] · [151936, 32]ᵀ on SwiftShader.
+  if (K <= OUTPUT_BOUND_K) return { kind: 'direct', wg: DIRECT_WG, blockM: 16, blockN: 4 };
   return { kind: 'tiled', wgM: 16, wgN: 16, tileK: 16 };
 }
 
