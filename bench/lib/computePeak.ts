@@ -1,0 +1,50 @@
+/**
+ * Compute peaks measured with bench/thinker/peak.c (see there): f32x4 multiply/add without
+ * register spills, and the integer dot (i32x4.dot_i16x8_s + add), per thread count.
+ */
+export interface ComputePeaks {
+  /** f32 SIMD multiply and add, GFLOP/s (one FLOP per lane per instruction). */
+  f32Gflops: Record<number, number>;
+  /** 16-bit integer dot products, G multiply-adds/s × 2 (so comparable with FLOPs). */
+  dotGops: Record<number, number>;
+}
+
+interface PeakModule {
+  _peak_f32(iters: number, threads: number): number;
+  _peak_dot(iters: number, threads: number): number;
+}
+
+export async function measureComputePeaks(
+  load: () => Promise<PeakModule>, threads: number[], now: () => number = () => performance.now(),
+): Promise<ComputePeaks> {
+  const m = await load();
+  const best = (run: () => void) => {
+    let ms = Infinity;
+    // Many short runs, the fastest kept: on shared cores that is the run least disturbed.
+    for (let r = 0; r < 7; r++) {
+      const t0 = now();
+      run();
+      ms = Math.min(ms, now() - t0);
+    }
+    return ms;
+  };
+  const iters = 2_000_000;
+  const f32Gflops: Record<number, number> = {};
+  const dotGops: Record<number, number> = {};
+  for (const t of threads) {
+    f32Gflops[t] = (iters * 48 * t) / best(() => m._peak_f32(iters, t)) / 1e6;
+    dotGops[t] = (iters * 128 * t) / best(() => m._peak_dot(iters, t)) / 1e6;
+  }
+  return { f32Gflops, dotGops };
+}
+
+/** Keeps, per entry, the larger of two measurements of the same floors (e.g. the start and the end of a run). */
+export function bestOf<T extends { [K in keyof T]: Record<number, number> }>(a: T, b: T): T {
+  const out = {} as { [K in keyof T]: Record<number, number> };
+  for (const key of Object.keys(a) as (keyof T)[]) {
+    const entry: Record<number, number> = {};
+    for (const t of Object.keys(a[key]).map(Number)) entry[t] = Math.max(a[key][t], b[key]?.[t] ?? 0);
+    out[key] = entry;
+  }
+  return out as T;
+}

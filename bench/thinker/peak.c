@@ -1,0 +1,77 @@
+// Compute peaks for the Thinker benchmark's floors, per thread count, built only for bench/.
+// - peak_f32: independent f32x4 multiply and add chains, 6 + 6 accumulators plus 2 constants,
+//   so that all live vectors fit the 16 SIMD registers V8 allocates on x64 (more would spill
+//   to the stack and measure loads and stores instead).
+// - peak_dot: i32x4.dot_i16x8_s + i32x4.add chains, the instruction pair an integer-dot
+//   GEMV (q8/q4 weights times 16-bit activations) spends per 8 multiply-adds.
+#include <pthread.h>
+#include <stdint.h>
+#include <wasm_simd128.h>
+#include <emscripten.h>
+
+typedef struct { int iters; int kind; float result; } Job;
+
+static void* f32_job(Job* j) {
+  v128_t m = wasm_f32x4_splat(0.9999999f), c = wasm_f32x4_splat(1e-7f);
+  v128_t p0 = wasm_f32x4_splat(1), p1 = wasm_f32x4_splat(2), p2 = wasm_f32x4_splat(3);
+  v128_t p3 = wasm_f32x4_splat(4), p4 = wasm_f32x4_splat(5), p5 = wasm_f32x4_splat(6);
+  v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0;
+  for (int it = 0; it < j->iters; it++) {
+    p0 = wasm_f32x4_mul(p0, m); s0 = wasm_f32x4_add(s0, c);
+    p1 = wasm_f32x4_mul(p1, m); s1 = wasm_f32x4_add(s1, c);
+    p2 = wasm_f32x4_mul(p2, m); s2 = wasm_f32x4_add(s2, c);
+    p3 = wasm_f32x4_mul(p3, m); s3 = wasm_f32x4_add(s3, c);
+    p4 = wasm_f32x4_mul(p4, m); s4 = wasm_f32x4_add(s4, c);
+    p5 = wasm_f32x4_mul(p5, m); s5 = wasm_f32x4_add(s5, c);
+  }
+  v128_t s = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(p0, p1), wasm_f32x4_add(p2, p3)), wasm_f32x4_add(p4, p5));
+  s = wasm_f32x4_add(s, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3)), wasm_f32x4_add(s4, s5)));
+  j->result = wasm_f32x4_extract_lane(s, 0);
+  return 0;
+}
+
+static v128_t dot_inputs[4];
+
+static void* dot_job(Job* j) {
+  v128_t s0 = wasm_i32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+  volatile v128_t* in = dot_inputs;
+  for (int it = 0; it < j->iters; it++) {
+    // Loaded every iteration (volatile) so the compiler cannot hoist the products.
+    v128_t a = in[0], b = in[1], c = in[2], d = in[3];
+    s0 = wasm_i32x4_add(s0, wasm_i32x4_dot_i16x8(a, b));
+    s1 = wasm_i32x4_add(s1, wasm_i32x4_dot_i16x8(c, d));
+    s2 = wasm_i32x4_add(s2, wasm_i32x4_dot_i16x8(a, c));
+    s3 = wasm_i32x4_add(s3, wasm_i32x4_dot_i16x8(b, d));
+    s4 = wasm_i32x4_add(s4, wasm_i32x4_dot_i16x8(a, d));
+    s5 = wasm_i32x4_add(s5, wasm_i32x4_dot_i16x8(b, c));
+    s6 = wasm_i32x4_add(s6, wasm_i32x4_dot_i16x8(a, a));
+    s7 = wasm_i32x4_add(s7, wasm_i32x4_dot_i16x8(d, d));
+  }
+  v128_t s = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_add(s0, s1), wasm_i32x4_add(s2, s3)), wasm_i32x4_add(wasm_i32x4_add(s4, s5), wasm_i32x4_add(s6, s7)));
+  j->result = (float)wasm_i32x4_extract_lane(s, 0);
+  return 0;
+}
+
+static void* run_job(void* arg) {
+  Job* j = (Job*)arg;
+  return j->kind ? dot_job(j) : f32_job(j);
+}
+
+static float run(int kind, int iters, int threads) {
+  pthread_t tid[16];
+  Job jobs[16];
+  if (threads > 16) threads = 16;
+  for (int t = 0; t < threads; t++) {
+    jobs[t] = (Job){ iters, kind, 0 };
+    if (t > 0) pthread_create(&tid[t], 0, run_job, &jobs[t]);
+  }
+  run_job(&jobs[0]);
+  float r = jobs[0].result;
+  for (int t = 1; t < threads; t++) { pthread_join(tid[t], 0); r += jobs[t].result; }
+  return r;
+}
+
+/** 12 f32x4 ops per iteration per thread: 48 FLOPs. */
+EMSCRIPTEN_KEEPALIVE float peak_f32(int iters, int threads) { return run(0, iters, threads); }
+/** 8 dot_i16x8 (+ 8 adds) per iteration per thread: 64 multiply-adds = 128 integer ops. */
+EMSCRIPTEN_KEEPALIVE float peak_dot(int iters, int threads) { return run(1, iters, threads); }
