@@ -5,8 +5,8 @@ import type {
 import { OmniError } from '../errors.js';
 import { paddedCols } from '../quant.js';
 import {
-  checkDtype, checkFinite, checkHostIndices, checkInt, checkRank, checkShape, fmt, lastDim, sameShape, shapeSize,
-} from '../webgpu/checks.js';
+  checkDtype, checkFinite, checkHostIndices, checkInt, checkRank, checkShape, fmt, lastDim, sameShape, shapeSize, unaryParams,
+} from '../checks.js';
 import type { KernelExports } from './module.js';
 
 /** Heap storage of a tensor; reshape views share it. */
@@ -49,7 +49,6 @@ export class WasmWeight implements Weight {
 
 const MASK_CODES = { none: 0, causal: 1, segments: 2, blockWindow: 3 } as const;
 /** Function numbers of omni_unary (kernels/wasm/elementwise.c). */
-const UNARY_CODES = { relu: 0, sigmoid: 1, tanh: 2, silu: 3, sqrt: 4, clamp: 5, affine: 6 } as const;
 /** The wasm32 heap's ceiling: 4 GiB less one page. */
 const HEAP_LIMIT = 2 ** 32 - 65536;
 /** One allocation must stay under 2 GiB: emscripten's sbrk takes a signed 32-bit increment. */
@@ -616,20 +615,6 @@ function refuseNonFiniteHalves(data: Uint16Array, rows: number, cols: number): v
   }
 }
 
-/** omni_unary's function number and parameters for `fn`, checked. */
-function unaryParams(op: string, fn: UnaryFunction): { kind: number; p0: number; p1: number } {
-  const kind = fn !== null && typeof fn === 'object' && Object.hasOwn(UNARY_CODES, fn.kind) ? UNARY_CODES[fn.kind] : undefined;
-  if (kind === undefined) throw new OmniError('BAD_INPUT', `${op}: unknown function ${JSON.stringify((fn as { kind?: unknown } | null)?.kind)}`);
-  if (fn.kind === 'clamp') {
-    const { min, max } = fn;
-    if (typeof min !== 'number' || typeof max !== 'number' || Number.isNaN(min) || Number.isNaN(max) || min > max) {
-      throw new OmniError('BAD_INPUT', `${op}: clamp bounds [${String(min)}, ${String(max)}] must be numbers with min ≤ max`);
-    }
-    return { kind, p0: min, p1: max };
-  }
-  if (fn.kind === 'affine') return { kind, p0: checkFinite(op, 'scale', fn.scale), p1: checkFinite(op, 'shift', fn.shift) };
-  return { kind, p0: 0, p1: 0 };
-}
 
 function rowCount(t: WasmTensor): number {
   const cols = lastDim(t);

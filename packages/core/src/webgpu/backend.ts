@@ -5,8 +5,8 @@ import type {
 } from '../backend.js';
 import { OmniError } from '../errors.js';
 import {
-  checkDtype, checkFinite, checkHostIndices, checkInt, checkRank, checkShape, fmt, lastDim, sameShape, shapeSize,
-} from './checks.js';
+  checkDtype, checkFinite, checkHostIndices, checkInt, checkRank, checkShape, fmt, lastDim, sameShape, shapeSize, unaryParams,
+} from '../checks.js';
 import { f32, GpuRuntime, type F32 } from './runtime.js';
 import { tfTensorOnDevice } from './tf.js';
 import type { Tuning } from './tuning.js';
@@ -50,24 +50,9 @@ export interface WebGPUBackend extends Backend {
 type RowsInput = Int32Array | Tensor;
 
 const ROPE_STYLES = ['half', 'interleaved'];
-const UNARY_KINDS = { relu: 0, sigmoid: 1, tanh: 2, silu: 3, sqrt: 4, clamp: 5, affine: 6 } as const;
 /** Largest finite f32: clamp bounds stand in for ±Infinity, which WGSL code may assume absent. */
 const F32_MAX = 3.4028234663852886e38;
 
-/** unary_wgsl's KIND and parameters for `fn`, checked. */
-function unaryParams(op: string, fn: UnaryFunction): { kind: number; p0: number; p1: number } {
-  const kind = fn !== null && typeof fn === 'object' && Object.hasOwn(UNARY_KINDS, fn.kind) ? UNARY_KINDS[fn.kind] : undefined;
-  if (kind === undefined) throw new OmniError('BAD_INPUT', `${op}: unknown function ${JSON.stringify((fn as { kind?: unknown } | null)?.kind)}`);
-  if (fn.kind === 'clamp') {
-    const { min, max } = fn;
-    if (typeof min !== 'number' || typeof max !== 'number' || Number.isNaN(min) || Number.isNaN(max) || min > max) {
-      throw new OmniError('BAD_INPUT', `${op}: clamp bounds [${String(min)}, ${String(max)}] must be numbers with min ≤ max`);
-    }
-    return { kind, p0: Math.max(min, -F32_MAX), p1: Math.min(max, F32_MAX) };
-  }
-  if (fn.kind === 'affine') return { kind, p0: checkFinite(op, 'scale', fn.scale), p1: checkFinite(op, 'shift', fn.shift) };
-  return { kind, p0: 0, p1: 0 };
-}
 const MASK_KINDS = { none: 0, causal: 1, segments: 2, blockWindow: 3 } as const;
 
 export class WebGPUBackendImpl implements WebGPUBackend {
@@ -498,7 +483,10 @@ export class WebGPUBackendImpl implements WebGPUBackend {
   unary(x: Tensor, fn: UnaryFunction, out?: Tensor): Tensor {
     const op = 'unary';
     const input = this.f32(op, 'x', x);
-    const { kind, p0, p1 } = unaryParams(op, fn);
+    const params = unaryParams(op, fn);
+    // WGSL may assume infinities absent: open clamp bounds become the largest finite f32.
+    const { kind } = params;
+    const [p0, p1] = fn.kind === 'clamp' ? [Math.max(params.p0, -F32_MAX), Math.min(params.p1, F32_MAX)] : [params.p0, params.p1];
     const y = this.output(op, out, input.shape, 'f32', [input]);
     if (input.size > 0) {
       const wg = this.tuning.elementWG;

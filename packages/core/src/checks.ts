@@ -1,5 +1,5 @@
-import type { ElementType, Tensor } from '../backend.js';
-import { OmniError } from '../errors.js';
+import type { ElementType, Tensor, UnaryFunction } from './backend.js';
+import { OmniError } from './errors.js';
 
 /** Argument checks that run before any work is queued; messages name the op and the values. */
 
@@ -59,4 +59,22 @@ export function checkHostIndices(op: string, name: string, ids: Int32Array, limi
       throw new OmniError('BAD_INPUT', `${op}: ${name}[${i}] = ${ids[i]} is outside [0, ${limit})`);
     }
   }
+}
+
+/** Kernel numbering of the unary functions, shared by unary.wgsl and omni_unary (kernels/wasm). */
+const UNARY_CODES = { relu: 0, sigmoid: 1, tanh: 2, silu: 3, sqrt: 4, clamp: 5, affine: 6 } as const;
+
+/** The unary kernels' function number and two parameters for `fn`, checked (clamp bounds may be ±Infinity). */
+export function unaryParams(op: string, fn: UnaryFunction): { kind: number; p0: number; p1: number } {
+  const kind = fn !== null && typeof fn === 'object' && Object.hasOwn(UNARY_CODES, fn.kind) ? UNARY_CODES[fn.kind] : undefined;
+  if (kind === undefined) throw new OmniError('BAD_INPUT', `${op}: unknown function ${JSON.stringify((fn as { kind?: unknown } | null)?.kind)}`);
+  if (fn.kind === 'clamp') {
+    const { min, max } = fn;
+    if (typeof min !== 'number' || typeof max !== 'number' || Number.isNaN(min) || Number.isNaN(max) || min > max) {
+      throw new OmniError('BAD_INPUT', `${op}: clamp bounds [${String(min)}, ${String(max)}] must be numbers with min ≤ max`);
+    }
+    return { kind, p0: min, p1: max };
+  }
+  if (fn.kind === 'affine') return { kind, p0: checkFinite(op, 'scale', fn.scale), p1: checkFinite(op, 'shift', fn.shift) };
+  return { kind, p0: 0, p1: 0 };
 }
