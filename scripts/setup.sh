@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: Chromium (headless browser tests, and its SwiftShader Vulkan driver gives
-# WebGPU to Node's Dawn), the Vulkan loader Dawn links, and emscripten for the wasm kernels.
-apt_pkgs=(chromium libvulkan1 emscripten)
+# WebGPU to Node's Dawn), the Vulkan loader Dawn links, emscripten for the wasm kernels, and
+# espeak-ng (real speech for the voice-activity tests).
+apt_pkgs=(chromium libvulkan1 emscripten espeak-ng)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

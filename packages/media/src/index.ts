@@ -23,6 +23,10 @@
  * - Live: `FrameRateSampler`, `VideoPatchStream` (one temporal patch per 2 frames),
  *   `liveVideoPatches(timedFrames)`, and in a browser `cameraFrames(track)`.
  *
+ * Live turns
+ * - `SpeechDetector` (16 kHz PCM → speech `start` / `end` with audio times) and its default
+ *   `EnergyVad` (energy over an adaptive noise floor, zero-crossing rate, hangover, minimum length).
+ *
  * Settings: `parsePreprocessorConfig(json)` or the `DEFAULT_*` objects; every entry point
  * throws `OmniError` (BAD_INPUT, NUMERIC, TRUNCATED, UNSUPPORTED_DTYPE, BAD_CONFIG, ABORTED).
  */
@@ -49,3 +53,4 @@ export {
 } from './video.js';
 export { parseY4m, type Y4mVideo } from './y4m.js';
 export { cameraFrames, type CameraFramesOptions } from './camera.js';
+export { EnergyVad, type EnergyVadOptions, type SpeechDetector, type SpeechEvent } from './vad.js';
