@@ -26,6 +26,7 @@
  * Live turns
  * - `SpeechDetector` (16 kHz PCM → speech `start` / `end` with audio times) and its default
  *   `EnergyVad` (energy over an adaptive noise floor, zero-crossing rate, hangover, minimum length).
+ * - In a browser `microphonePcm(stream)`: a MediaStream's audio as 16 kHz mono chunks (AudioWorklet).
  *
  * Settings: `parsePreprocessorConfig(json)` or the `DEFAULT_*` objects; every entry point
  * throws `OmniError` (BAD_INPUT, NUMERIC, TRUNCATED, UNSUPPORTED_DTYPE, BAD_CONFIG, ABORTED).
@@ -54,3 +55,4 @@ export {
 export { parseY4m, type Y4mVideo } from './y4m.js';
 export { cameraFrames, type CameraFramesOptions } from './camera.js';
 export { EnergyVad, type EnergyVadOptions, type SpeechDetector, type SpeechEvent } from './vad.js';
+export { microphonePcm, type MicrophoneOptions } from './microphone.js';
