@@ -5,11 +5,10 @@
  * activations come on top (small next to the weights at the sizes a session uses).
  */
 import { OmniError, paddedCols, QUANT_GROUP, type BackendInfo, type TensorStore, type WeightFormat } from '@omniweb/core';
+// The modules whose matrix precision a caller chooses; token2wav always runs in float32 (fact sheet §1).
+import type { ModuleName, ModuleWeights, WeightedModule } from '@omniweb/orchestrator';
 
-/** The modules whose matrix precision a caller chooses; token2wav always runs in float32 (fact sheet §1). */
-export type WeightedModule = 'thinker' | 'audio' | 'vision' | 'talker';
-export type ModuleName = WeightedModule | 'token2wav';
-export type ModuleWeights = Record<WeightedModule, WeightFormat>;
+export type { ModuleName, ModuleWeights, WeightedModule };
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
 const WEIGHTED: readonly WeightedModule[] = ['thinker', 'audio', 'vision', 'talker'];

@@ -16,6 +16,6 @@
 export { Omni, type CheckOptions, type LoadOptions, type LoadProgress, type SessionOptions } from './omni.js';
 export { OmniSession, type TurnResult } from './session.js';
 export type { OmniEvent, TurnStats } from './events.js';
-export type { AudioSamples, SendInput, VideoFrames } from './inputs.js';
+export type { AudioSamples, SendInput, VideoFrames } from '@omniweb/orchestrator';
 export type { CheckReport, ModuleName, ModuleSize, ModuleWeights, WeightedModule } from './check.js';
-export type { Conversation, TurnOutcome, TurnSink } from './conversation.js';
+export type { Conversation, TurnOutcome, TurnSink } from '@omniweb/orchestrator';

@@ -9,10 +9,8 @@ import {
 import { TALKER_SAMPLING } from '@omniweb/talker';
 import { Sampler, type CachePolicy, type SamplingOptions } from '@omniweb/thinker';
 import { SAMPLE_RATE } from '@omniweb/vocoder';
+import { InThreadPipeline, loadCheckpointInfo, systemText, TurnDriver, type Pipeline } from '@omniweb/orchestrator';
 import { checkFit, resolveWeights, type CheckReport, type ModuleName, type ModuleWeights } from './check.js';
-import { InThreadConversation } from './conversation.js';
-import { disposeModels, loadModels, type OmniModels } from './models.js';
-import { systemText } from './prompt.js';
 import { OmniSession, type TurnScheduler } from './session.js';
 
 export interface LoadProgress {
@@ -77,15 +75,15 @@ function positiveInteger(value: unknown, what: string): number {
 
 export class Omni {
   readonly config: OmniConfig;
-  readonly #models: OmniModels;
+  readonly #pipeline: Pipeline;
   readonly #sessions = new Set<OmniSession>();
   /** Turns of all sessions take the device one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
-  private constructor(models: OmniModels) {
-    this.#models = models;
-    this.config = models.config;
+  private constructor(pipeline: Pipeline) {
+    this.#pipeline = pipeline;
+    this.config = pipeline.info.config;
   }
 
   /**
@@ -125,11 +123,13 @@ export class Omni {
       backend = await createBackend({ device });
       const fit = await checkFit(checkpoint, backend.info, formats);
       if (!fit.fits) throw new OmniError('OUT_OF_MEMORY', `the model does not fit ${backend.info.name}: ${fit.problems.join('; ')}`);
-      const models = await loadModels(backend, checkpoint, config, formats, (next) => {
+      const started = (next: LoadProgress['module']) => {
         if (signal?.aborted) throw new OmniError('ABORTED', `loading was aborted before the ${next}`);
         module = next;
-      });
-      return new Omni(models);
+      };
+      started('tokenizer');
+      const info = await loadCheckpointInfo(checkpoint, config);
+      return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started));
     } catch (e) {
       backend?.destroy();
       throw e;
@@ -140,16 +140,16 @@ export class Omni {
 
   /** The device the model runs on. */
   get device(): BackendInfo {
-    return this.#models.backend.info;
+    return this.#pipeline.device;
   }
 
   /** The voices of spk_dict.pt, in file order; empty when the model cannot speak. */
   get voices(): string[] {
-    return [...(this.#models.speech?.speakers.keys() ?? [])];
+    return [...(this.#pipeline.info.speakers?.keys() ?? [])];
   }
 
   get canSpeak(): boolean {
-    return this.#models.speech !== null;
+    return this.#pipeline.info.speakers !== null;
   }
 
   /** Opens a conversation; options are checked here, so a bad one fails before any turn. */
@@ -157,19 +157,19 @@ export class Omni {
     if (this.#closed) throw new OmniError('BAD_INPUT', 'this Omni was closed; load the model again');
     if (options === null || typeof options !== 'object') throw new OmniError('BAD_INPUT', 'session takes an options object');
     checkKeys(options, SESSION_KEYS, 'omni.session');
-    const { speech: speechModels, config } = this.#models;
-    const speech = options.speech ?? speechModels !== null;
+    const { speakers, config } = this.#pipeline.info;
+    const speech = options.speech ?? speakers !== null;
     if (typeof speech !== 'boolean') throw new OmniError('BAD_INPUT', `speech must be true or false, got ${JSON.stringify(options.speech)}`);
-    if (speech && !speechModels) {
+    if (speech && !speakers) {
       throw new OmniError('BAD_INPUT', 'speech: this checkpoint cannot speak (it lacks the talker, token2wav or spk_dict.pt, or disables audio output); pass speech: false');
     }
     let speaker = null;
     if (options.voice !== undefined) {
       if (!speech) throw new OmniError('BAD_INPUT', `voice ${JSON.stringify(options.voice)} was given but speech is off`);
-      speaker = speechModels!.speakers.get(options.voice) ?? null;
+      speaker = speakers!.get(options.voice) ?? null;
       if (!speaker) throw new OmniError('BAD_INPUT', `voice ${JSON.stringify(options.voice)} is not in spk_dict.pt; choose one of ${this.voices.join(', ')}`);
     } else if (speech) {
-      speaker = speechModels!.speakers.values().next().value!;
+      speaker = speakers!.values().next().value!;
     }
     // Built now so that a bad sampling option fails here rather than after a prompt was fed.
     new Sampler(config.thinker.text.vocab, options.sampling);
@@ -178,7 +178,7 @@ export class Omni {
     checkKeys(talker, new Set(['sampling', 'maxNewTokens']), 'omni.session talker');
     if (config.talker) new Sampler(config.talker.vocab, { ...TALKER_SAMPLING, ...talker.sampling });
     if (talker.maxNewTokens !== undefined) positiveInteger(talker.maxNewTokens, 'talker.maxNewTokens');
-    const conversation = new InThreadConversation(this.#models, {
+    const conversation = new TurnDriver(this.#pipeline, {
       systemText: systemText(speech, options.systemPrompt),
       speaker,
       sampling: options.sampling ?? {},
@@ -196,8 +196,7 @@ export class Omni {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#sessions].map((s) => s.close()));
-    disposeModels(this.#models);
-    this.#models.backend.destroy();
+    await this.#pipeline.close();
   }
 
   readonly #schedule: TurnScheduler = (task) => {

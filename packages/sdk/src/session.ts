@@ -4,9 +4,8 @@
  * short, `close()` ends the conversation. The stages behind it are a `Conversation`.
  */
 import { OmniError } from '@omniweb/core';
-import type { Conversation, TurnSink } from './conversation.js';
+import type { Conversation, SendInput, TurnSink } from '@omniweb/orchestrator';
 import { EventQueue, type OmniEvent, type TurnStats } from './events.js';
-import type { SendInput } from './inputs.js';
 
 export interface TurnResult {
   /** The reply's text (empty without a tokenizer). */

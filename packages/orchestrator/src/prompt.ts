@@ -6,7 +6,7 @@
 import { OmniError, type ThinkerConfig } from '@omniweb/core';
 import { expandPlaceholders, OMNI_DEFAULT_SYSTEM_PROMPT, OMNI_SPEECH_SYSTEM_PROMPT, type ChatContentItem, type ChatMessage, type OmniTokenizer } from '@omniweb/tokenizer';
 import { thinkerTmropeConfig, tmropePositions, type TmropeConfig, type TmropeInputs } from '@omniweb/tmrope';
-import type { SendInput, TurnMedia } from './inputs.js';
+import type { MediaLayout, SendInput } from './inputs.js';
 
 /** Where the conversation stands in the Thinker (`ThinkerSession`'s counters). */
 export interface ConversationState {
@@ -66,29 +66,29 @@ export class PromptBuilder {
   }
 
   /** The turn's prompt chunk (BAD_INPUT when the ids and the media disagree). */
-  build(input: SendInput, media: TurnMedia, state: ConversationState, stopIds: ReadonlySet<number>): TurnPrompt {
-    const ids = input.ids !== undefined ? Array.from(input.ids) : this.#render(input, media, state.length === 0);
+  build(input: SendInput, layout: MediaLayout, state: ConversationState, stopIds: ReadonlySet<number>): TurnPrompt {
+    const ids = input.ids !== undefined ? Array.from(input.ids) : this.#render(input, layout, state.length === 0);
     const prefix: number[] = [];
     if (state.length > 0) {
       // The last reply stays in the conversation: its unfed last token, then the end of the message.
       if (state.pending !== null && !stopIds.has(state.pending)) prefix.push(state.pending);
       if (input.ids === undefined) prefix.push(...this.#closeIds);
     }
-    const expanded = expandPlaceholders({ inputIds: [...prefix, ...ids], ...media.layout }, this.#tmrope);
-    const talkerInputs: TmropeInputs = { inputIds: expanded, ...media.layout };
+    const expanded = expandPlaceholders({ inputIds: [...prefix, ...ids], ...layout }, this.#tmrope);
+    const talkerInputs: TmropeInputs = { inputIds: expanded, ...layout };
     const { positionIds } = tmropePositions(talkerInputs, this.#tmrope);
     // get_rope_index starts each piece at the largest position before it, plus one (§5.2).
     for (let i = 0; i < positionIds.length; i++) positionIds[i] += state.nextPosition;
     return { ids: expanded, positions: positionIds, talkerInputs };
   }
 
-  #render(input: SendInput, media: TurnMedia, first: boolean): number[] {
+  #render(input: SendInput, layout: MediaLayout, first: boolean): number[] {
     const tokenizer = this.#tokenizer;
     if (!tokenizer) throw new OmniError('BAD_INPUT', 'this checkpoint has no tokenizer files (tokenizer.json, or vocab.json + merges.txt): send the prompt as ids');
     const content: ChatContentItem[] = [];
-    if (media.audio) content.push({ type: 'audio' });
-    if (media.image) content.push({ type: 'image' });
-    if (media.video) content.push({ type: 'video' });
+    if (layout.audioFeatureLengths?.length) content.push({ type: 'audio' });
+    if (layout.imageGrids?.length) content.push({ type: 'image' });
+    if (layout.videoGrids?.length) content.push({ type: 'video' });
     if (input.text) content.push({ type: 'text', text: input.text });
     const rendered = tokenizer.applyChatTemplate([this.#system, { role: 'user', content }], { speech: this.#speech });
     if (first) return Array.from(tokenizer.encode(rendered));

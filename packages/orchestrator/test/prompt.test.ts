@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directoryFiles, loadOmniConfig, openCheckpoint, type OmniConfig } from '@omniweb/core';
 import { OMNI_SPEECH_SYSTEM_PROMPT, loadTokenizer, type OmniTokenizer } from '@omniweb/tokenizer';
 import { thinkerTmropeConfig, tmropePositions } from '@omniweb/tmrope';
-import type { TurnMedia } from '../src/inputs.js';
+import type { MediaLayout } from '../src/inputs.js';
 import { PromptBuilder, systemText } from '../src/prompt.js';
-import { makeTiny, throws } from './helpers.js';
+import { makeTiny, throws } from '../../sdk/test/helpers.js';
 
 let tiny: Awaited<ReturnType<typeof makeTiny>>;
 let tokenizer: OmniTokenizer;
@@ -20,7 +20,7 @@ beforeAll(async () => {
 });
 afterAll(() => tiny?.remove());
 
-const noMedia: TurnMedia = { audio: null, image: null, video: null, layout: { audioFeatureLengths: [], imageGrids: [], videoGrids: [], secondPerGrids: [] } };
+const noMedia: MediaLayout = { audioFeatureLengths: [], imageGrids: [], videoGrids: [], secondPerGrids: [] };
 const STOPS = () => new Set([tokenizer.tokenId('<|im_end|>'), tokenizer.tokenId('<|endoftext|>')]);
 
 describe('PromptBuilder', () => {
@@ -45,13 +45,13 @@ describe('PromptBuilder', () => {
 
   it('media: placeholders expanded, TMRoPE positions shifted past the conversation\'s largest', () => {
     const builder = new PromptBuilder(tokenizer, config.thinker, systemText(false, undefined), false);
-    const media: TurnMedia = { ...noMedia, layout: { ...noMedia.layout, imageGrids: [[1, 4, 6]], audioFeatureLengths: [100] } };
-    const prompt = builder.build({ text: 'What is this?' }, { ...media, image: { pixelValues: new Float32Array(0), gridThw: [1, 4, 6] }, audio: { features: new Float32Array(0), frames: 100, melBins: 128 } }, { length: 30, nextPosition: 57, pending: null }, STOPS());
+    const layout: MediaLayout = { ...noMedia, imageGrids: [[1, 4, 6]], audioFeatureLengths: [100] };
+    const prompt = builder.build({ text: 'What is this?' }, layout, { length: 30, nextPosition: 57, pending: null }, STOPS());
     const image = tokenizer.tokenId('<|IMAGE|>');
     const audio = tokenizer.tokenId('<|AUDIO|>');
     expect(prompt.ids.filter((id) => id === image)).toHaveLength(6);
     expect(prompt.ids.filter((id) => id === audio)).toHaveLength(25);
-    const alone = tmropePositions({ inputIds: prompt.ids, ...media.layout }, thinkerTmropeConfig(config.thinker)).positionIds;
+    const alone = tmropePositions({ inputIds: prompt.ids, ...layout }, thinkerTmropeConfig(config.thinker)).positionIds;
     expect(Array.from(prompt.positions)).toEqual(Array.from(alone, (p) => p + 57));
   });
 

@@ -53,12 +53,15 @@ export interface VisualPatches {
   gridThw: GridThw;
 }
 
-/** A turn's media, ready for the encoders, and the sizes placeholder expansion and TMRoPE need. */
+/** The media sizes placeholder expansion and TMRoPE need (one entry per item given). */
+export type MediaLayout = Omit<TmropeInputs, 'inputIds'>;
+
+/** A turn's media, ready for the encoders, and its layout. */
 export interface TurnMedia {
   audio: AudioFeatures | null;
   image: VisualPatches | null;
   video: (VisualPatches & { secondPerGrid: number }) | null;
-  layout: Omit<TmropeInputs, 'inputIds'>;
+  layout: MediaLayout;
 }
 
 function badInput(message: string): OmniError {

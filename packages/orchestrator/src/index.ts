@@ -1,0 +1,29 @@
+/**
+ * @omniweb/orchestrator — a conversation's turns through the pipeline's stages (perception,
+ * Thinker, Talker, token2wav), in this thread or one worker per stage.
+ *
+ * - `TurnDriver` (a `Conversation`) runs turns over a `StageSet`: `perceive`, `prefillChunk`
+ *   and `reply` are its steps.
+ * - `InThreadPipeline` loads every stage onto one backend here.
+ * - The stage contracts (`stages.ts`) carry host arrays only, so any stage can sit behind a
+ *   worker's message port.
+ */
+export {
+  TurnDriver,
+  type Conversation, type ConversationOptions, type Recovery, type StageSet, type TurnOutcome, type TurnSink,
+} from './driver.js';
+export { InThreadPipeline, pipelineModules, type Pipeline } from './inThread.js';
+export {
+  checkSendInput, prepareMedia,
+  type AudioFeatures, type AudioSamples, type MediaLayout, type SendInput, type TurnMedia, type VideoFrames, type VisualPatches,
+} from './inputs.js';
+export {
+  disposeModules, loadCheckpointInfo, loadModules,
+  type CheckpointInfo, type LoadedModules, type ModuleName, type ModuleWeights, type WeightedModule,
+} from './models.js';
+export { PromptBuilder, systemText, type ConversationState, type TurnPrompt } from './prompt.js';
+export type * from './stages.js';
+export { LocalPerception } from './perceptionStage.js';
+export { LocalThinker } from './thinkerStage.js';
+export { LocalTalker } from './talkerStage.js';
+export { LocalSpeech } from './speechStage.js';
