@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const sourceDir = `${root}kernels/wasm/`;
-const outDir = `${root}packages/core/assets/`;
+// OMNI_WASM_OUT_DIR builds elsewhere (a scratch folder to try kernel changes without
+// replacing the modules that running tests load).
+const outDir = process.env.OMNI_WASM_OUT_DIR ? `${process.env.OMNI_WASM_OUT_DIR.replace(/\/$/, '')}/` : `${root}packages/core/assets/`;
 
 const sources = readdirSync(sourceDir).filter((f) => f.endsWith('.c')).sort().map((f) => sourceDir + f);
 if (sources.length === 0) throw new Error(`build-wasm: no .c files in ${sourceDir}`);

@@ -77,8 +77,9 @@ void dequantize_row(const weight_t *w, int row, int k0, int count, float *out) {
 
 typedef struct {
   const float *x;       /* [K] */
-  const int16_t *xq;    /* q8/q4: x as two int16 parts per group (quantize_activations) */
+  const int16_t *xq;    /* q8/q4: x as two int16 parts per group (quantize_activations), or one (quantize_activations_int16) */
   const float *xscale;  /* q8/q4: one scale per group */
+  const v128_t *xoffset; /* q4 with int16 activations: per group {−8·Σq, 0, 0, 0} */
   weight_t w;
   const float *bias;
   float *y;
@@ -233,18 +234,18 @@ static inline void load_group(int format, const uint8_t *row, int g, v128_t *lo,
 #define SCALE_BLOCK 256
 
 /* out[j] = (weight scale of row n, group g0 + j) · (x scale of that group), j < count. */
-static void combined_scales(const gemv_ctx *c, int groups, int n, int g0, int count, float *out) {
+static void combined_scales(const weight_t *w, const float *xscale, int groups, int n, int g0, int count, float *out) {
   size_t base = (size_t)n * groups + g0;
-  const float *xs = c->xscale + g0;
+  const float *xs = xscale + g0;
   int j = 0;
-  if (c->w.scale_f16) {
-    const uint16_t *ws = (const uint16_t *)c->w.scales + base;
+  if (w->scale_f16) {
+    const uint16_t *ws = (const uint16_t *)w->scales + base;
     for (; j + 4 <= count; j += 4) {
       wasm_v128_store(out + j, wasm_f32x4_mul(f16x4_to_f32x4(wasm_u32x4_load16x4(ws + j)), wasm_v128_load(xs + j)));
     }
     for (; j < count; j++) out[j] = f16_to_f32(ws[j]) * xs[j];
   } else {
-    const float *ws = (const float *)c->w.scales + base;
+    const float *ws = (const float *)w->scales + base;
     for (; j + 4 <= count; j += 4) wasm_v128_store(out + j, wasm_f32x4_mul(wasm_v128_load(ws + j), wasm_v128_load(xs + j)));
     for (; j < count; j++) out[j] = ws[j] * xs[j];
   }
@@ -265,7 +266,7 @@ static void gemv_quantized(void *p, int begin, int end, int thread) {
     v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
       int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
-      for (int r = 0; r < 4; r++) combined_scales(c, groups, n + r, g0, count, scales[r]);
+      for (int r = 0; r < 4; r++) combined_scales(&c->w, c->xscale, groups, n + r, g0, count, scales[r]);
       for (int j = 0; j < count; j++) {
         int g = g0 + j;
         const int16_t *xq = c->xq + g * 2 * QUANT_GROUP;
@@ -287,7 +288,7 @@ static void gemv_quantized(void *p, int begin, int end, int thread) {
     v128_t acc0 = wasm_f32x4_splat(0);
     for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
       int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
-      combined_scales(c, groups, n, g0, count, scales[0]);
+      combined_scales(&c->w, c->xscale, groups, n, g0, count, scales[0]);
       for (int j = 0; j < count; j++) {
         v128_t lo, hi;
         load_group(format, r0, g0 + j, &lo, &hi);
@@ -296,6 +297,25 @@ static void gemv_quantized(void *p, int begin, int end, int thread) {
     }
     gemv_store1(c, n, hsum(acc0));
   }
+}
+
+/* Group k0 of x (zeros past K) into v[8]; returns its largest |x|, NaN if it holds one. */
+static float load_activation_group(const float *x, int K, int k0, v128_t v[8]) {
+  float padded[QUANT_GROUP];
+  const float *values = x + k0;
+  if (k0 + QUANT_GROUP > K) {
+    for (int j = 0; j < QUANT_GROUP; j++) padded[j] = k0 + j < K ? x[k0 + j] : 0.0f;
+    values = padded;
+  }
+  v128_t m = wasm_f32x4_splat(0);
+  for (int i = 0; i < 8; i++) {
+    v[i] = wasm_v128_load(values + 4 * i);
+    m = wasm_f32x4_max(m, wasm_f32x4_abs(v[i]));
+  }
+  /* f32x4.max, unlike pmax, keeps a NaN. */
+  m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 2, 3, 0, 1));
+  m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(m, 0);
 }
 
 /*
@@ -309,21 +329,8 @@ static void gemv_quantized(void *p, int begin, int end, int thread) {
 static void quantize_activations(const float *x, int K, int groups, int even_odd, int16_t *xq, float *xscale) {
   for (int g = 0; g < groups; g++) {
     int k0 = g * QUANT_GROUP;
-    float padded[QUANT_GROUP];
-    const float *values = x + k0;
-    if (k0 + QUANT_GROUP > K) {
-      for (int j = 0; j < QUANT_GROUP; j++) padded[j] = k0 + j < K ? x[k0 + j] : 0.0f;
-      values = padded;
-    }
     v128_t v[8];
-    v128_t m = wasm_f32x4_splat(0);
-    for (int i = 0; i < 8; i++) {
-      v[i] = wasm_v128_load(values + 4 * i);
-      m = wasm_f32x4_max(m, wasm_f32x4_abs(v[i]));
-    }
-    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 2, 3, 0, 1));
-    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2));
-    float amax = wasm_f32x4_extract_lane(m, 0);
+    float amax = load_activation_group(x, K, k0, v);
     xscale[g] = amax <= 3.4028234663852886e38f ? amax / 32767.0f : NAN;
     v128_t inv = wasm_f32x4_splat(amax > 0 && amax <= 3.4028234663852886e38f ? 32767.0f / amax : 0.0f);
     v128_t hi[8], lo[8];
@@ -355,6 +362,134 @@ static void quantize_activations(const float *x, int K, int groups, int even_odd
   }
 }
 
+/*
+ * Int16-activation mode (omni_set_gemv_activations): each group of 32 elements of x is
+ * rounded once per product to one int16 part, x̃ = s·q with s = max|x|/32767 and
+ * q = round(x/s). The weights are widened straight from memory (v128.load8x8) and every
+ * 8 of them cost one i32x4.dot_i16x8, half the work of the exact mode. The result is the
+ * f32 dot product of the dequantized weights with x̃: each output moves from the exact
+ * one by at most (1/65534)·Σ_g max_g|x|·Σ_{i∈g}|w_i| (half a step of each group's
+ * largest |x| against that group's weights), 2^-8 of what the 8-bit weights already carry.
+ * (Int8 activations, as llama.cpp's q8_0, would cost the same here — wasm SIMD has no
+ * 8-bit dot product without relaxed SIMD — and changed greedy tokens of the golden tests.)
+ */
+enum { ACTIVATIONS_EXACT = 0, ACTIVATIONS_INT16 = 1 };
+static int gemv_activations = ACTIVATIONS_EXACT;
+
+/* 0: exact (two int16 parts), 1: one int16 part per element; returns 0, or −1 for an unknown mode. */
+OMNI_EXPORT int omni_set_gemv_activations(int mode) {
+  if (mode != ACTIVATIONS_EXACT && mode != ACTIVATIONS_INT16) return -1;
+  gemv_activations = mode;
+  return 0;
+}
+
+/*
+ * Int16 activations of one product, laid out as the weights are read:
+ * per group, q8 keeps element order; q4 lists elements 0,2,…,14 | 1,3,…,15 | 16,18,…,30 |
+ * 17,…,31 (the low and high nibbles of bytes 0–7, then of bytes 8–15). `xoffset` holds per
+ * group {−8·Σq, 0, 0, 0}: q4 nibbles are stored as value + 8, and this takes the 8 back out.
+ * A group holding Inf or NaN gets a NaN scale, so the result is NaN as an f32 product's is.
+ */
+static void quantize_activations_int16(const float *x, int K, int groups, int nibbles, int16_t *xq, float *xscale, v128_t *xoffset) {
+  for (int g = 0; g < groups; g++) {
+    int k0 = g * QUANT_GROUP;
+    v128_t v[8];
+    float amax = load_activation_group(x, K, k0, v);
+    int finite = amax <= 3.4028234663852886e38f;
+    xscale[g] = finite ? amax / 32767.0f : NAN;
+    v128_t inv = wasm_f32x4_splat(finite && amax > 0 ? 32767.0f / amax : 0.0f);
+    v128_t q[8];
+    for (int i = 0; i < 8; i++) q[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[i], inv)));
+    /* Elements 8j … 8j + 7 as int16. */
+    v128_t e0 = wasm_i16x8_narrow_i32x4(q[0], q[1]), e1 = wasm_i16x8_narrow_i32x4(q[2], q[3]);
+    v128_t e2 = wasm_i16x8_narrow_i32x4(q[4], q[5]), e3 = wasm_i16x8_narrow_i32x4(q[6], q[7]);
+    int16_t *out = xq + k0;
+    if (nibbles) {
+      wasm_v128_store(out, wasm_i16x8_shuffle(e0, e1, 0, 2, 4, 6, 8, 10, 12, 14));
+      wasm_v128_store(out + 8, wasm_i16x8_shuffle(e0, e1, 1, 3, 5, 7, 9, 11, 13, 15));
+      wasm_v128_store(out + 16, wasm_i16x8_shuffle(e2, e3, 0, 2, 4, 6, 8, 10, 12, 14));
+      wasm_v128_store(out + 24, wasm_i16x8_shuffle(e2, e3, 1, 3, 5, 7, 9, 11, 13, 15));
+      v128_t sum = wasm_i32x4_add(wasm_i32x4_add(q[0], q[1]), wasm_i32x4_add(q[2], q[3]));
+      sum = wasm_i32x4_add(sum, wasm_i32x4_add(wasm_i32x4_add(q[4], q[5]), wasm_i32x4_add(q[6], q[7])));
+      int total = wasm_i32x4_extract_lane(sum, 0) + wasm_i32x4_extract_lane(sum, 1) + wasm_i32x4_extract_lane(sum, 2) +
+                  wasm_i32x4_extract_lane(sum, 3);
+      xoffset[g] = wasm_i32x4_make(-8 * total, 0, 0, 0);
+    } else {
+      wasm_v128_store(out, e0);
+      wasm_v128_store(out + 8, e1);
+      wasm_v128_store(out + 16, e2);
+      wasm_v128_store(out + 24, e3);
+    }
+  }
+}
+
+/* Σ over one group of int16 activations × q8 weights, as four i32 lanes → f32 (|Σ| < 2^25). */
+static inline v128_t dot_q8_int16(const int8_t *w, const int16_t *xq) {
+  v128_t d = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w), wasm_v128_load(xq)),
+                            wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 8), wasm_v128_load(xq + 8)));
+  d = wasm_i32x4_add(d, wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 16), wasm_v128_load(xq + 16)),
+                                       wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 24), wasm_v128_load(xq + 24))));
+  return wasm_f32x4_convert_i32x4(d);
+}
+
+/* The same for q4: nibbles n (value + 8) of 16 bytes, Σ n·q − 8·Σq. */
+static inline v128_t dot_q4_int16(const uint8_t *w, const int16_t *xq, v128_t offset) {
+  v128_t b0 = wasm_u16x8_load8x8(w), b1 = wasm_u16x8_load8x8(w + 8);
+  v128_t low = wasm_i16x8_const_splat(15);
+  v128_t d = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(b0, low), wasm_v128_load(xq)),
+                            wasm_i32x4_dot_i16x8(wasm_u16x8_shr(b0, 4), wasm_v128_load(xq + 8)));
+  d = wasm_i32x4_add(d, wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(b1, low), wasm_v128_load(xq + 16)),
+                                       wasm_i32x4_dot_i16x8(wasm_u16x8_shr(b1, 4), wasm_v128_load(xq + 24))));
+  return wasm_f32x4_convert_i32x4(wasm_i32x4_add(d, offset));
+}
+
+static inline v128_t int16_group(int q4, const uint8_t *row, int g, const int16_t *xq, const v128_t *offset) {
+  return q4 ? dot_q4_int16(row + g * 16, xq, offset[g]) : dot_q8_int16((const int8_t *)row + g * 32, xq);
+}
+
+static void gemv_int16(void *p, int begin, int end, int thread) {
+  (void)thread;
+  const gemv_ctx *c = p;
+  const int groups = padded_cols(c->w.cols) / QUANT_GROUP;
+  const int q4 = c->w.format == FORMAT_Q4;
+  const size_t row_bytes = (size_t)groups * (q4 ? 16 : 32);
+  const uint8_t *data = c->w.data;
+  const v128_t *offset = c->xoffset;
+  float scales[4][SCALE_BLOCK];
+  int n = begin;
+  for (; n + 4 <= end; n += 4) {
+    const uint8_t *r0 = data + (size_t)n * row_bytes;
+    const uint8_t *r1 = r0 + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
+    v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
+      int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
+      for (int r = 0; r < 4; r++) combined_scales(&c->w, c->xscale, groups, n + r, g0, count, scales[r]);
+      for (int j = 0; j < count; j++) {
+        int g = g0 + j;
+        const int16_t *xq = c->xq + g * QUANT_GROUP;
+        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(int16_group(q4, r0, g, xq, offset), wasm_v128_load32_splat(&scales[0][j])));
+        acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(int16_group(q4, r1, g, xq, offset), wasm_v128_load32_splat(&scales[1][j])));
+        acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(int16_group(q4, r2, g, xq, offset), wasm_v128_load32_splat(&scales[2][j])));
+        acc3 = wasm_f32x4_add(acc3, wasm_f32x4_mul(int16_group(q4, r3, g, xq, offset), wasm_v128_load32_splat(&scales[3][j])));
+      }
+    }
+    gemv_store4(c, n, hsum4(acc0, acc1, acc2, acc3));
+  }
+  for (; n < end; n++) {
+    const uint8_t *r0 = data + (size_t)n * row_bytes;
+    v128_t acc0 = wasm_f32x4_splat(0);
+    for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
+      int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
+      combined_scales(&c->w, c->xscale, groups, n, g0, count, scales[0]);
+      for (int j = 0; j < count; j++) {
+        int g = g0 + j;
+        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(int16_group(q4, r0, g, c->xq + g * QUANT_GROUP, offset), wasm_v128_load32_splat(&scales[0][j])));
+      }
+    }
+    gemv_store1(c, n, hsum(acc0));
+  }
+}
+
 /* Rows per parallel chunk: 64 rows of a few KB each amortize the pool's hand-off. */
 #define GEMV_GRAIN 64
 
@@ -364,6 +499,19 @@ static int gemv(const float *x, const weight_t *w, const float *bias, float *y) 
     omni_parallel_for(w->rows, GEMV_GRAIN, gemv_f32, &c);
   } else if (w->format == FORMAT_F16) {
     omni_parallel_for(w->rows, GEMV_GRAIN, gemv_f16, &c);
+  } else if (gemv_activations == ACTIVATIONS_INT16) {
+    int groups = padded_cols(w->cols) / QUANT_GROUP;
+    /* One allocation: the int16 values, then the q4 offsets (16-byte aligned), then the scales. */
+    uint8_t *scratch = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * (2 * QUANT_GROUP + 16 + 4));
+    if (!scratch) return -1;
+    int16_t *xq = (int16_t *)scratch;
+    v128_t *xoffset = (v128_t *)(scratch + (size_t)groups * 2 * QUANT_GROUP);
+    float *xscale = (float *)(scratch + (size_t)groups * (2 * QUANT_GROUP + 16));
+    quantize_activations_int16(x, w->cols, groups, w->format == FORMAT_Q4, xq, xscale, xoffset);
+    c.xq = xq;
+    c.xscale = xscale;
+    c.xoffset = xoffset;
+    omni_parallel_for(w->rows, GEMV_GRAIN, gemv_int16, &c);
   } else {
     int groups = padded_cols(w->cols) / QUANT_GROUP;
     int16_t *xq = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * 2 * QUANT_GROUP * 2);

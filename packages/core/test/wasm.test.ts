@@ -89,7 +89,8 @@ describe('createWasmBackend', () => {
 for (const threads of [1, 2]) {
   describe(`wasm backend, ${threads} thread(s)`, () => {
     let started: Promise<Backend> | undefined;
-    const backend = () => (started ??= createWasmBackend({ threads }));
+    // The exact GEMV mode: these checks hold every product to f32 accuracy (kernels/test/gemvActivations.test.ts covers int16).
+    const backend = () => (started ??= createWasmBackend({ threads, quantizedActivations: 'exact' }));
     afterAll(async () => (await started)?.destroy());
 
     it('reports its kind and threads', async () => {

@@ -5,4 +5,5 @@ import { F32_TOL, goldenSuite } from './goldenSuite.js';
 goldenSuite('wasm', () => createWasmBackend(), 'f32', F32_TOL);
 goldenSuite('wasm', () => createWasmBackend(), 'f16', 2e-3);
 goldenSuite('wasm', () => createWasmBackend(), 'q8', 5e-2);
+goldenSuite('wasm exact GEMV', () => createWasmBackend({ quantizedActivations: 'exact' }), 'q8', 5e-2);
 goldenSuite('wasm', () => createWasmBackend(), 'q4', 0.6);

@@ -8,6 +8,7 @@ import {
   checkDtype, checkFinite, checkHostIndices, checkInt, checkRank, checkShape, fmt, lastDim, sameShape, shapeSize, unaryParams,
 } from '../checks.js';
 import type { KernelExports } from './module.js';
+import type { QuantizedActivations } from './index.js';
 
 /** Heap storage of a tensor; reshape views share it. */
 interface Storage {
@@ -74,9 +75,10 @@ export class WasmBackendImpl implements Backend {
   /** Reused heap space for small per-call host arrays (ids, rope tables, segment bounds). */
   private staging = { ptr: 0, bytes: 0 };
 
-  constructor(kernels: KernelExports, threads: number) {
+  constructor(kernels: KernelExports, threads: number, quantizedActivations: QuantizedActivations) {
     this.kernels = kernels;
-    this.info = { kind: 'wasm', name: `wasm simd128 (${threads} thread${threads === 1 ? '' : 's'})`, shaderF16: false, maxBufferBytes: ALLOCATION_LIMIT, threads };
+    const name = `wasm simd128 (${threads} thread${threads === 1 ? '' : 's'}, ${quantizedActivations} q8/q4 GEMV activations)`;
+    this.info = { kind: 'wasm', name, shaderF16: false, maxBufferBytes: ALLOCATION_LIMIT, threads };
   }
 
   // ---- memory

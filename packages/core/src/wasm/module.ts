@@ -10,6 +10,8 @@ export interface KernelExports {
   _omni_pool_stop(): void;
   _omni_linear(x: number, M: number, data: number, scales: number, format: number, scaleF16: number,
     rows: number, cols: number, bias: number, y: number): number;
+  /** Activations of the GEMV against q8/q4 weights, 0: exact, 1: one int16 part; −1 for another mode. */
+  _omni_set_gemv_activations(mode: number): number;
   _omni_matmul(a: number, b: number, M: number, K: number, N: number, transposeB: number, y: number): number;
   _omni_rmsnorm(x: number, w: number, y: number, rows: number, cols: number, eps: number): void;
   _omni_layernorm(x: number, w: number, b: number, y: number, rows: number, cols: number, eps: number): void;
