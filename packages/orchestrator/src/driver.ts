@@ -139,7 +139,8 @@ export class TurnDriver implements Conversation {
   async prefillChunk(chunk: PrefillChunk, signal: AbortSignal): Promise<PrefillRows> {
     const thinker = await this.#conversation();
     const { media } = chunk;
-    const sent = handOver(chunk, [chunk.ids, chunk.positions, media.audio?.data, media.image?.data, media.video?.data]);
+    // The ids and positions are copied: the Talker's prompt reads them too.
+    const sent = handOver(chunk, [media.audio?.data, media.image?.data, media.video?.data]);
     return this.#cut(signal, () => void thinker.abort(), () => thinker.prefill(sent));
   }
 

@@ -4,7 +4,9 @@
  *
  * - `TurnDriver` (a `Conversation`) runs turns over a `StageSet`: `perceive`, `prefillChunk`
  *   and `reply` are its steps.
- * - `InThreadPipeline` loads every stage onto one backend here.
+ * - `InThreadPipeline` loads every stage onto one backend here; `WorkerPipeline` runs each
+ *   stage in its own worker (`@omniweb/orchestrator/worker` is the worker's entry) and
+ *   restarts a worker that fails.
  * - The stage contracts (`stages.ts`) carry host arrays only, so any stage can sit behind a
  *   worker's message port.
  */
@@ -13,6 +15,9 @@ export {
   type Conversation, type ConversationOptions, type Recovery, type StageSet, type TurnOutcome, type TurnSink,
 } from './driver.js';
 export { InThreadPipeline, pipelineModules, type Pipeline } from './inThread.js';
+export { WorkerPipeline, type WorkerPipelineOptions } from './workers.js';
+export { StageWorker } from './stageWorker.js';
+export { StageHost, serveStageHost, STAGE_MODULES, type StageKind, type StageLoad } from './workerHost.js';
 export {
   checkSendInput, prepareMedia,
   type AudioFeatures, type AudioSamples, type MediaLayout, type SendInput, type TurnMedia, type VideoFrames, type VisualPatches,

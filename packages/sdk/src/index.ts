@@ -13,7 +13,7 @@
  * Errors are `OmniError`s (BAD_INPUT for a wrong call, OUT_OF_MEMORY when the model does not fit,
  * the packages' own codes for bad files); a failed send leaves the session usable.
  */
-export { Omni, type CheckOptions, type LoadOptions, type LoadProgress, type SessionOptions } from './omni.js';
+export { Omni, type CheckOptions, type LoadOptions, type LoadProgress, type PipelineKind, type SessionOptions } from './omni.js';
 export { OmniSession, type TurnResult } from './session.js';
 export type { OmniEvent, TurnStats } from './events.js';
 export type { AudioSamples, SendInput, VideoFrames } from '@omniweb/orchestrator';

@@ -9,7 +9,7 @@ import {
 import { TALKER_SAMPLING } from '@omniweb/talker';
 import { Sampler, type CachePolicy, type SamplingOptions } from '@omniweb/thinker';
 import { SAMPLE_RATE } from '@omniweb/vocoder';
-import { InThreadPipeline, loadCheckpointInfo, systemText, TurnDriver, type Pipeline } from '@omniweb/orchestrator';
+import { InThreadPipeline, loadCheckpointInfo, systemText, TurnDriver, WorkerPipeline, type Pipeline } from '@omniweb/orchestrator';
 import { checkFit, resolveWeights, type CheckReport, type ModuleName, type ModuleWeights } from './check.js';
 import { OmniSession, type TurnScheduler } from './session.js';
 
@@ -33,7 +33,26 @@ export interface CheckOptions {
 export interface LoadOptions extends CheckOptions {
   onProgress?: (progress: LoadProgress) => void;
   signal?: AbortSignal;
+  /**
+   * 'in-thread' (default): every stage in the calling thread on one backend. 'workers': one
+   * worker per stage (perception, Thinker, Talker, token2wav), each with its own backend, so
+   * the stages overlap and the calling thread stays free; the Talker's worker holds its own
+   * copy of the Thinker's weights (it reads the Thinker's token table), and `model` must be a
+   * path or URL string. A failed worker is restarted with its weights reloaded.
+   */
+  pipeline?: PipelineKind;
+  /**
+   * With pipeline 'workers': the URL of the stage worker script, `@omniweb/orchestrator/worker`
+   * as the app's bundler emitted it. Default: the script next to the orchestrator module
+   * (right in Node and for unbundled ES modules).
+   */
+  workerUrl?: string | URL;
 }
+
+export type PipelineKind = 'in-thread' | 'workers';
+
+/** LoadProgress.module of each stage worker as it starts loading. */
+const STAGE_MODULE = { perception: 'audio', thinker: 'thinker', talker: 'talker', speech: 'token2wav' } as const;
 
 export interface SessionOptions {
   /** A speaker name from the checkpoint's spk_dict.pt (default: its first). */
@@ -52,7 +71,7 @@ export interface SessionOptions {
   cache?: CachePolicy;
 }
 
-const LOAD_KEYS = new Set(['model', 'device', 'weights', 'onProgress', 'signal']);
+const LOAD_KEYS = new Set(['model', 'device', 'weights', 'onProgress', 'signal', 'pipeline', 'workerUrl']);
 const SESSION_KEYS = new Set(['voice', 'systemPrompt', 'speech', 'sampling', 'maxNewTokens', 'talker', 'cache']);
 const DEFAULT_MAX_NEW_TOKENS = 512;
 
@@ -109,8 +128,14 @@ export class Omni {
 
   /** Opens the checkpoint, checks that it fits (OUT_OF_MEMORY otherwise) and loads every module. */
   static async load(options: LoadOptions): Promise<Omni> {
-    const { model, device, weights, onProgress, signal } = checkOptions(options, LOAD_KEYS, 'Omni.load');
+    const { model, device, weights, onProgress, signal, pipeline = 'in-thread', workerUrl } = checkOptions(options, LOAD_KEYS, 'Omni.load');
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new OmniError('BAD_INPUT', 'Omni.load: onProgress must be a function');
+    if (pipeline !== 'in-thread' && pipeline !== 'workers') throw new OmniError('BAD_INPUT', `Omni.load: pipeline must be 'in-thread' or 'workers', got ${JSON.stringify(pipeline)}`);
+    if (workerUrl !== undefined && pipeline !== 'workers') throw new OmniError('BAD_INPUT', "Omni.load: workerUrl goes with pipeline: 'workers'");
+    if (workerUrl !== undefined && typeof workerUrl !== 'string' && !(workerUrl instanceof URL)) throw new OmniError('BAD_INPUT', 'Omni.load: workerUrl must be a string or URL');
+    if (pipeline === 'workers' && typeof model !== 'string' && !(model instanceof URL)) {
+      throw new OmniError('BAD_INPUT', "Omni.load: pipeline 'workers' needs model as a path or URL that each worker opens itself; picked files load with pipeline 'in-thread'");
+    }
     const formats = resolveWeights(weights);
     let module: LoadProgress['module'] = 'tokenizer';
     const checkpoint = await openCheckpoint(model, {
@@ -129,7 +154,13 @@ export class Omni {
       };
       started('tokenizer');
       const info = await loadCheckpointInfo(checkpoint, config);
-      return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started));
+      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started));
+      // The workers bring their own backends; this one only answered the fit check.
+      backend.destroy();
+      backend = null;
+      return new Omni(await WorkerPipeline.load(info, {
+        model: model as string | URL, device: device ?? 'auto', formats, workerUrl, started: (kind) => started(STAGE_MODULE[kind]),
+      }));
     } catch (e) {
       backend?.destroy();
       throw e;

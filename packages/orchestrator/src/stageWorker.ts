@@ -1,0 +1,132 @@
+/**
+ * One stage in its own worker, as the driver's thread holds it. Every call races the worker's
+ * death, so a crashed or terminated worker fails the call (INTERNAL) instead of leaving it
+ * pending forever; such a failure, or a DEVICE_LOST or INTERNAL error from the stage, marks
+ * the worker broken, and `restart()` replaces it with a fresh one that reloads its weights.
+ */
+import { OmniError, isOmniError, type BackendInfo } from '@omniweb/core';
+import { releaseProxy, wrap, type Remote } from 'comlink';
+import './errors.js';
+import { spawnWorker, type SpawnedWorker } from './spawn.js';
+import type { StageHost, StageKind, StageLoad } from './workerHost.js';
+
+/** Calls whose end frees the worker-side object: its port is released after them. */
+const FINAL_CALLS = new Set<PropertyKey>(['stop', 'close']);
+
+function breaks(e: unknown): boolean {
+  return !(e instanceof OmniError) || e.code === 'INTERNAL' || e.code === 'DEVICE_LOST';
+}
+
+export class StageWorker<Stage extends object> {
+  readonly kind: StageKind;
+  readonly #url: string | URL;
+  readonly #load: StageLoad;
+  #worker: SpawnedWorker | null = null;
+  #host: Remote<StageHost> | null = null;
+  #stage: Stage | null = null;
+  #info: BackendInfo | null = null;
+  /** Why the worker can no longer be trusted; null while it is healthy. */
+  #broken: OmniError | null = null;
+
+  private constructor(url: string | URL, load: StageLoad) {
+    this.kind = load.kind;
+    this.#url = url;
+    this.#load = load;
+  }
+
+  /** Spawns the worker and has it load its stage. */
+  static async start<Stage extends object>(url: string | URL, load: StageLoad): Promise<StageWorker<Stage>> {
+    const worker = new StageWorker<Stage>(url, load);
+    await worker.#start();
+    return worker;
+  }
+
+  /** The stage; a new object after every restart (conversations of the old one are gone). */
+  get stage(): Stage {
+    if (!this.#stage) throw new OmniError('INTERNAL', `the ${this.kind} worker is not running`);
+    return this.#stage;
+  }
+
+  get info(): BackendInfo {
+    return this.#info!;
+  }
+
+  get broken(): OmniError | null {
+    return this.#broken;
+  }
+
+  /** The worker's host object, unguarded: for tests and benchmarks. */
+  get host(): Remote<StageHost> {
+    if (!this.#host) throw new OmniError('INTERNAL', `the ${this.kind} worker is not running`);
+    return this.#host;
+  }
+
+  /** Replaces the worker: a fresh one loads the stage again (on wasm when the device choice now finds no GPU). */
+  async restart(): Promise<void> {
+    this.terminate();
+    try {
+      await this.#start();
+    } catch (e) {
+      if (!(isOmniError(e, 'NO_ADAPTER') && this.#load.device !== 'wasm')) throw e;
+      this.terminate();
+      this.#load.device = 'wasm';
+      await this.#start();
+    }
+  }
+
+  terminate(): void {
+    this.#worker?.terminate();
+    this.#worker = null;
+    this.#host = null;
+    this.#stage = null;
+  }
+
+  async #start(): Promise<void> {
+    let died!: (why: string) => void;
+    const death = new Promise<never>((_, reject) => {
+      died = (why) => reject(new OmniError('INTERNAL', `the ${this.kind} worker stopped: ${why}`));
+    });
+    death.catch((e: OmniError) => this.#fail(e));
+    const worker = await spawnWorker(this.#url, `omniweb-${this.kind}`, (why) => died(why));
+    this.#worker = worker;
+    this.#broken = null;
+    const host = wrap<StageHost>(worker.endpoint);
+    try {
+      this.#info = await Promise.race([host.load(this.#load), death]);
+    } catch (e) {
+      worker.terminate();
+      this.#worker = null;
+      throw e;
+    }
+    this.#host = host;
+    this.#stage = this.#guard(host.stage, death, false) as Stage;
+  }
+
+  #fail(e: OmniError): void {
+    this.#broken ??= e;
+  }
+
+  /**
+   * A view of a remote object whose calls race the worker's death; remote objects a call
+   * returns (a conversation, a reply) are guarded the same way and released after their last call.
+   */
+  #guard(remote: unknown, death: Promise<never>, owned: boolean): object {
+    const target = remote as Record<PropertyKey, (...args: unknown[]) => Promise<unknown>> & { [releaseProxy](): void };
+    return new Proxy({}, {
+      get: (_, prop) => {
+        if (prop === 'then') return undefined; // not a thenable: it may be awaited as a value
+        return async (...args: unknown[]) => {
+          try {
+            const result = await Promise.race([target[prop](...args), death]);
+            return typeof result === 'function' ? this.#guard(result, death, true) : result;
+          } catch (e) {
+            if (breaks(e)) this.#fail(e instanceof OmniError ? e : new OmniError('INTERNAL', String(e)));
+            throw e;
+          } finally {
+            if (owned && FINAL_CALLS.has(prop)) target[releaseProxy]();
+          }
+        };
+      },
+    });
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * The stage worker's entry (`@omniweb/orchestrator/worker`): an app bundles this module as
+ * its own input and passes its URL as `workerUrl`. The driver's thread tells it which stage to
+ * load.
+ */
+import { serveStageHost } from './workerHost.js';
+
+void serveStageHost();

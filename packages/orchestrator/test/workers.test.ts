@@ -1,0 +1,66 @@
+// The worker pipeline against the in-thread one on the embedded tiny checkpoint (wasm, f32,
+// greedy Thinker and Talker): the same reply ids, codec codes and PCM, turn after turn.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CheckpointInfo, InThreadPipeline, WorkerPipeline } from '../src/index.js';
+import { inThread, inWorkers, recordingCodes, speakingDriver, tinyModel, turn, type TurnOutput } from './pipelines.js';
+
+let model: string;
+let info: CheckpointInfo;
+let local: InThreadPipeline;
+let workers: WorkerPipeline;
+beforeAll(async () => {
+  ({ model, info } = await tinyModel());
+  [local, workers] = await Promise.all([inThread(model, info), inWorkers(model, info)]);
+});
+afterAll(async () => {
+  await local?.close();
+  await workers?.close();
+});
+
+async function twoTurns(pipeline: InThreadPipeline | WorkerPipeline): Promise<{ turns: TurnOutput[]; codes: number[] }> {
+  const codes: number[] = [];
+  const driver = speakingDriver(recordingCodes(pipeline, codes));
+  const turns = [await turn(driver, { text: 'Hello!' }), await turn(driver, { text: 'And then?' })];
+  driver.dispose();
+  return { turns, codes };
+}
+
+describe('worker pipeline', () => {
+  it('loads each stage on its own wasm backend', () => {
+    expect(workers.device.kind).toBe('wasm');
+    for (const kind of ['perception', 'thinker', 'talker', 'speech'] as const) expect(workers.worker(kind)!.info.kind).toBe('wasm');
+  });
+
+  it('gives the in-thread ids, codes and PCM, bit for bit, over two turns', async () => {
+    const want = await twoTurns(local);
+    const got = await twoTurns(workers);
+    expect(want.codes.length).toBeGreaterThan(0);
+    for (const [i, t] of want.turns.entries()) {
+      expect(t.ids.length).toBe(6);
+      expect(t.pcm.length).toBe(t.codes * 480);
+      expect(got.turns[i].ids).toEqual(t.ids);
+      expect(got.turns[i].codes).toBe(t.codes);
+      expect(got.turns[i].text).toBe(t.text);
+      expect(Buffer.from(got.turns[i].pcm.buffer).equals(Buffer.from(t.pcm.buffer))).toBe(true);
+    }
+    expect(got.codes).toEqual(want.codes);
+  });
+
+  it('encodes media in the perception worker like in-thread (audio + image prompt)', async () => {
+    const samples = new Float32Array(16_000).map((_, i) => 0.3 * Math.sin(i / 9));
+    const image = { width: 56, height: 56, data: new Uint8Array(56 * 56 * 3).map((_, i) => (i * 37) % 251) };
+    const input = { text: 'What do you hear and see?', audio: { samples, sampleRate: 16_000 }, image };
+    const run = async (pipeline: InThreadPipeline | WorkerPipeline) => {
+      const driver = speakingDriver(pipeline, 4, 12);
+      try {
+        return await turn(driver, input);
+      } finally {
+        driver.dispose();
+      }
+    };
+    const want = await run(local);
+    const got = await run(workers);
+    expect(got.ids).toEqual(want.ids);
+    expect(Buffer.from(got.pcm.buffer).equals(Buffer.from(want.pcm.buffer))).toBe(true);
+  });
+});
