@@ -1,10 +1,12 @@
 /**
- * A static file server for browser tests, on 127.0.0.1 at a free port. Every response is
- * cross-origin isolated (COOP + COEP + CORP), which is what makes SharedArrayBuffer and
- * so the threaded wasm build available to the page.
+ * A static file server for browser tests and the demo, on 127.0.0.1 (a free port unless one
+ * is given). Every response is cross-origin isolated (COOP + COEP + CORP), which is what makes
+ * SharedArrayBuffer and so the threaded wasm build available to the page. Single byte ranges
+ * are served (206), so checkpoints are read a tensor range at a time as from any web host.
  */
+import { createReadStream } from 'node:fs';
 import { createServer } from 'node:http';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
 import type { AddressInfo } from 'node:net';
 
@@ -16,6 +18,9 @@ const CONTENT_TYPES: Record<string, string> = {
   '.json': 'application/json',
   '.wasm': 'application/wasm',
   '.wgsl': 'text/plain; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
 };
 
 const ISOLATION_HEADERS = {
@@ -31,8 +36,23 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
+export interface StaticServerOptions {
+  /** Default 0: any free port. */
+  port?: number;
+}
+
+/** `bytes=a-b`, `bytes=a-` or `bytes=-n` within a file of `size` bytes → [start, end] inclusive; null when unsatisfiable or not one range. */
+function byteRange(header: string, size: number): [number, number] | null {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return null;
+  const [start, end] = match[1] === ''
+    ? [Math.max(0, size - Number(match[2])), size - 1]
+    : [Number(match[1]), match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1)];
+  return start <= end && start < size ? [start, end] : null;
+}
+
 /** Serves each URL prefix (e.g. '/assets/') from a folder; '/' maps to `routes['/']`. */
-export async function startStaticServer(routes: Record<string, string>): Promise<StaticServer> {
+export async function startStaticServer(routes: Record<string, string>, options: StaticServerOptions = {}): Promise<StaticServer> {
   const prefixes = Object.keys(routes).sort((a, b) => b.length - a.length);
   const server = createServer(async (request, response) => {
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://localhost').pathname);
@@ -46,20 +66,32 @@ export async function startStaticServer(routes: Record<string, string>): Promise
     }
     try {
       const target = (await stat(file)).isDirectory() ? join(file, 'index.html') : file;
-      const body = await readFile(target);
-      response.writeHead(200, {
-        ...ISOLATION_HEADERS,
-        'Content-Type': CONTENT_TYPES[extname(target)] ?? 'application/octet-stream',
-        'Content-Length': body.length,
+      const { size } = await stat(target);
+      const headers = { ...ISOLATION_HEADERS, 'Content-Type': CONTENT_TYPES[extname(target)] ?? 'application/octet-stream', 'Accept-Ranges': 'bytes' };
+      const rangeHeader = request.headers.range;
+      const range = rangeHeader === undefined ? [0, size - 1] as const : byteRange(rangeHeader, size);
+      if (range === null) {
+        response.writeHead(416, { ...headers, 'Content-Range': `bytes */${size}` }).end();
+        return;
+      }
+      const [start, end] = range;
+      response.writeHead(rangeHeader === undefined ? 200 : 206, {
+        ...headers,
+        'Content-Length': Math.max(0, end - start + 1),
+        ...(rangeHeader === undefined ? {} : { 'Content-Range': `bytes ${start}-${end}/${size}` }),
       });
-      response.end(body);
+      if (size === 0 || request.method === 'HEAD') {
+        response.end();
+        return;
+      }
+      createReadStream(target, { start, end }).on('error', () => response.destroy()).pipe(response);
     } catch {
       response.writeHead(404, ISOLATION_HEADERS).end();
     }
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(options.port ?? 0, '127.0.0.1', resolve);
   });
   const { port } = server.address() as AddressInfo;
   return {

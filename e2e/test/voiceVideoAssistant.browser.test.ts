@@ -1,0 +1,150 @@
+// The product demo (examples/voice-video-assistant) in headless Chromium with a fake camera
+// (a y4m clip) and a fake microphone (espeak-ng speech): real turns on the embedded tiny
+// checkpoint on wasm, read back through the page's `window.omniDemo` and its panels.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { launchChromium } from '../chromium.js';
+import { writeSpeechWav, writeY4m, type SpeechWav } from '../fakeMedia.js';
+import { serveDemo } from '../../examples/voice-video-assistant/src/demoServer.js';
+import type { DemoState } from '../../examples/voice-video-assistant/src/demoState.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const SAMPLES_PER_CODE = 480;
+/** Short replies keep a turn within seconds on two shared cores; 160 codes are 3.2 s of speech. */
+const QUERY = '?device=wasm&maxTokens=12&maxCodes=160';
+
+interface Demo { page: Page; speech: SpeechWav; pageErrors: string[]; notFound: string[] }
+const closers: (() => Promise<void> | void)[] = [];
+
+async function startDemo(): Promise<Demo> {
+  const rollupBin = createRequire(import.meta.url).resolve('rollup/dist/bin/rollup');
+  execFileSync(process.execPath, [rollupBin, '-c', `${root}examples/voice-video-assistant/rollup.config.mjs`, '--silent'], { cwd: root, stdio: 'inherit' });
+  const scratch = mkdtempSync(join(tmpdir(), 'omniweb-demo-e2e-'));
+  closers.push(() => rmSync(scratch, { recursive: true, force: true }));
+  const speech = writeSpeechWav(join(scratch, 'speech.wav'), 'Hello there. What do you see in front of the camera right now?', 2);
+  const camera = join(scratch, 'camera.y4m');
+  writeY4m(camera, { width: 160, height: 120, fps: 10, frames: 30 });
+  const server = await serveDemo(0, () => undefined);
+  closers.push(() => server.close());
+  const browser = await launchChromium([
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${speech.path}`, `--use-file-for-fake-video-capture=${camera}`,
+    '--autoplay-policy=no-user-gesture-required',
+  ]);
+  closers.push(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  const notFound: string[] = [];
+  // A missing resource is reported by its response; the console's copy of it names no URL.
+  page.on('response', (r) => { if (r.status() === 404) notFound.push(new URL(r.url()).pathname); });
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('status of 404')) pageErrors.push(m.text()); });
+  await page.goto(`${server.url}${QUERY}`);
+  await page.waitForFunction(() => window.omniDemo?.state === 'ready' || window.omniDemo?.state === 'error', null, { timeout: 180_000 });
+  return { page, speech, pageErrors, notFound };
+}
+
+let demo: Promise<Demo> | undefined;
+const ready = () => (demo ??= startDemo());
+
+afterAll(async () => {
+  for (const close of closers.reverse()) await close();
+});
+
+const demoState = (page: Page) => page.evaluate(() => structuredClone(window.omniDemo));
+
+/** Holds the talk button for `seconds` (pointer events, as a finger or mouse gives them). */
+async function holdTalk(page: Page, seconds: number): Promise<void> {
+  await page.locator('#talk').dispatchEvent('pointerdown');
+  await page.waitForFunction(() => window.omniDemo.state === 'recording', null, { timeout: 10_000 });
+  await page.waitForTimeout(seconds * 1000);
+  await page.locator('#talk').dispatchEvent('pointerup');
+}
+
+/** Until `turns` turns have ended and the player has played or dropped everything it was given. */
+async function waitForTurns(page: Page, turns: number): Promise<DemoState> {
+  await page.waitForFunction((n) => window.omniDemo.turns.length >= n && !window.omniDemo.playing, turns, { timeout: 240_000, polling: 100 });
+  return demoState(page);
+}
+
+describe('voice & video assistant page', () => {
+  it('loads the tiny checkpoint on the device asked for, cross-origin isolated, camera and voices shown', async () => {
+    const { page, pageErrors, notFound } = await ready();
+    const state = await demoState(page);
+    expect(state.errors).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    // The checkpoint loader probes optional files (an index, tokenizer variants); everything else must exist.
+    expect(notFound.filter((path) => !path.startsWith('/models/'))).toEqual([]);
+    expect(state.state).toBe('ready');
+    expect(state.device).toBe('wasm');
+    expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+    expect(state.deviceName).toMatch(/^wasm /);
+    expect(await page.locator('#device-used').textContent()).toBe(`wasm (${state.deviceName})`);
+    expect(await page.locator('#voice option').allTextContents()).toEqual(expect.arrayContaining(['Chelsie', 'Ethan']));
+    expect(await page.locator('#tiny-notice').isVisible()).toBe(true);
+    // The fake camera plays in the preview.
+    await page.waitForFunction(() => (document.getElementById('camera') as HTMLVideoElement).videoWidth === 160, null, { timeout: 20_000 });
+  });
+
+  it('push-to-talk: the spoken clip and camera frames make a turn; text streams, 24 kHz speech plays, latencies are shown', async () => {
+    const { page, speech } = await ready();
+    await holdTalk(page, speech.speechSeconds);
+    const state = await waitForTurns(page, 1);
+    expect(state.errors).toEqual([]);
+    const [turn] = state.turns;
+    // What was sent: about the time the button was held, with the fake microphone's speech in it, and frames at 2 fps.
+    expect(state.sent.audioSeconds).toBeGreaterThan(speech.speechSeconds - 0.5);
+    expect(state.sent.audioPeak).toBeGreaterThan(0.05);
+    expect(state.sent.videoFrames).toBeGreaterThanOrEqual(2);
+    // The reply: text tokens, then speech at 24 kHz, 480 samples per codec code, all of it played and not silent.
+    expect(turn.textTokens).toBeGreaterThan(0);
+    expect(state.textTokens).toBe(turn.textTokens);
+    expect((await page.locator('#answer').textContent())?.length).toBeGreaterThan(0);
+    expect(turn.codes).toBeGreaterThan(0);
+    expect(turn.sampleRates).toEqual([24_000]);
+    expect(turn.audioSamples).toBe(turn.codes * SAMPLES_PER_CODE);
+    expect(state.audioSamplesPlayed).toBe(state.audioSamplesReceived);
+    expect(state.audioSamplesReceived).toBe(turn.audioSamples);
+    expect(state.audioPeakPlayed).toBeGreaterThan(1e-3);
+    expect(turn.interrupted).toBe(false);
+    // Latency: end of speech → first text → first audio, in the panel as numbers.
+    expect(turn.latencyMs.firstText).toBeGreaterThan(0);
+    expect(turn.latencyMs.firstAudio).toBeGreaterThanOrEqual(turn.latencyMs.firstText!);
+    expect(await page.locator('#latency-first-text').textContent()).toBe(`${turn.latencyMs.firstText} ms`);
+    expect(await page.locator('#latency-first-audio').textContent()).toBe(`${turn.latencyMs.firstAudio} ms`);
+    mkdirSync(`${root}test-results`, { recursive: true });
+    await page.screenshot({ path: `${root}test-results/voice-video-assistant-push-to-talk.png`, fullPage: true });
+  });
+
+  it('barge-in: talking during playback stops the voice within one block, and the next turn answers', async () => {
+    const { page, speech } = await ready();
+    const before = await demoState(page);
+    await holdTalk(page, 1);
+    // This first turn is what gets cut: wait until its voice is playing, then talk over it.
+    await page.waitForFunction((played) => window.omniDemo.playing && window.omniDemo.audioSamplesPlayed > played, before.audioSamplesPlayed, { timeout: 240_000, polling: 20 });
+    const atBargeIn = await demoState(page);
+    await page.locator('#talk').dispatchEvent('pointerdown');
+    await page.waitForFunction(() => !window.omniDemo.playing, null, { timeout: 5_000, polling: 20 });
+    await page.waitForTimeout(500);
+    const afterStop = await demoState(page);
+    expect(afterStop.bargeIns).toBe(before.bargeIns + 1);
+    expect(afterStop.audioSamplesPlayed - atBargeIn.audioSamplesPlayed).toBeLessThanOrEqual(afterStop.largestAudioChunk);
+    await page.waitForTimeout(speech.speechSeconds * 1000);
+    await page.locator('#talk').dispatchEvent('pointerup');
+    const state = await waitForTurns(page, before.turns.length + 2);
+    expect(state.errors).toEqual([]);
+    const [cut, next] = state.turns.slice(before.turns.length);
+    // Cut in the model (interrupted) or in the player (less of it played than was made).
+    expect(cut.interrupted || afterStop.audioSamplesPlayed - before.audioSamplesPlayed < cut.audioSamples).toBe(true);
+    expect(next.interrupted).toBe(false);
+    expect(next.textTokens).toBeGreaterThan(0);
+    expect(next.audioSamples).toBe(next.codes * SAMPLES_PER_CODE);
+    expect(state.audioSamplesPlayed - afterStop.audioSamplesPlayed).toBe(next.audioSamples);
+  });
+});

@@ -1,0 +1,253 @@
+/**
+ * The conversation behind the page: loads a model, keeps one session, turns the talk button
+ * into `session.send({ audio, video })` turns, and routes the session's events to the
+ * captions, the PCM player, the latency clock and `window.omniDemo`.
+ */
+import { OmniError, type CheckpointInput, type DeviceChoice, type WeightFormat } from '@omniweb/core';
+import { Omni, type OmniEvent, type OmniSession } from '@omniweb/sdk';
+import type { DemoState, TurnRecord } from './demoState.js';
+import { FrameRecorder } from './frameRecorder.js';
+import { LatencyClock } from './latency.js';
+import { MicRecorder } from './micRecorder.js';
+import type { PcmPlayer } from './pcmPlayer.js';
+import type { View } from './view.js';
+
+export interface ModelChoice {
+  model: CheckpointInput;
+  device: DeviceChoice;
+  weights: WeightFormat;
+  voice: string | null;
+}
+
+export interface ReplyLimits {
+  maxTokens: number;
+  maxCodes: number;
+}
+
+const message = (e: unknown) => (e instanceof OmniError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e));
+
+export class Assistant {
+  readonly #state: DemoState;
+  readonly #view: View;
+  readonly #player: PcmPlayer;
+  readonly #limits: ReplyLimits;
+  readonly #latency = new LatencyClock();
+  readonly #frames = new FrameRecorder();
+  #media: MediaStream | null = null;
+  #mic: MicRecorder | null = null;
+  #omni: Omni | null = null;
+  #session: OmniSession | null = null;
+  #loading: AbortController | null = null;
+  #turn: TurnRecord | null = null;
+  #answer = '';
+  /** Replies still to come: sent turns whose `turn end` has not arrived. */
+  #pendingTurns = 0;
+  /** Set by a barge-in until the next turn starts: audio of the cut reply already queued in the session's events stays silent. */
+  #muted = false;
+
+  constructor(state: DemoState, view: View, player: PcmPlayer, limits: ReplyLimits) {
+    this.#state = state;
+    this.#view = view;
+    this.#player = player;
+    this.#limits = limits;
+  }
+
+  /** Opens the microphone and camera (the camera is optional: turns then carry audio only). */
+  async openMedia(): Promise<void> {
+    const audio = { echoCancellation: true, noiseSuppression: false, autoGainControl: false, channelCount: 1 };
+    try {
+      this.#media = await navigator.mediaDevices.getUserMedia({ audio, video: { width: 320, height: 240 } });
+    } catch (e) {
+      this.reportError(`camera: ${message(e)}; continuing with the microphone only`);
+      this.#media = await navigator.mediaDevices.getUserMedia({ audio });
+    }
+    this.#view.camera.srcObject = this.#media;
+    this.#mic = new MicRecorder(this.#media);
+  }
+
+  /** Loads a model (closing the one before) and opens a session with the chosen voice. */
+  async load(choice: ModelChoice): Promise<void> {
+    this.#loading?.abort();
+    const loading = new AbortController();
+    this.#loading = loading;
+    await this.#unload();
+    this.#setPhase('loading');
+    Object.assign(this.#state, { device: null, deviceName: null, voice: null });
+    this.#view.showVoices([], null);
+    this.#view.showDeviceNotice(choice.device !== 'wasm' && !('gpu' in navigator)
+      ? 'This browser has no WebGPU: the model runs on WebAssembly (CPU), which is slower.'
+      : null);
+    try {
+      const omni = await Omni.load({
+        model: choice.model, device: choice.device, weights: choice.weights, signal: loading.signal,
+        onProgress: ({ module, bytesDone, bytesTotal }) => {
+          this.#view.showProgress(bytesTotal > 0 ? bytesDone / bytesTotal : 0, `${module}: ${(bytesDone / 2 ** 20).toFixed(1)} of ${(bytesTotal / 2 ** 20).toFixed(1)} MiB`);
+        },
+      });
+      if (loading.signal.aborted) {
+        await omni.close();
+        return;
+      }
+      this.#omni = omni;
+      this.#state.device = omni.device.kind;
+      this.#state.deviceName = omni.device.name;
+      if (choice.device === 'auto' && omni.device.kind === 'wasm' && 'gpu' in navigator) {
+        this.#view.showDeviceNotice('WebGPU is present but gave no adapter: the model runs on WebAssembly (CPU), which is slower.');
+      }
+      const voice = choice.voice ?? omni.voices[0] ?? null;
+      this.#view.showVoices(omni.voices, voice);
+      this.useVoice(voice);
+      this.#view.showProgress(1, 'loaded');
+    } catch (e) {
+      if (loading.signal.aborted) return;
+      this.reportError(`loading failed: ${message(e)}`);
+      this.#setPhase('error');
+    } finally {
+      if (this.#loading === loading) this.#loading = null;
+    }
+  }
+
+  /** A new session with this voice (null: a text-only session, for models that cannot speak). */
+  useVoice(voice: string | null): void {
+    const omni = this.#omni;
+    if (!omni) return;
+    this.#closeSession();
+    const speech = voice !== null && omni.canSpeak;
+    const session = omni.session({
+      ...(speech ? { voice } : { speech: false }),
+      maxNewTokens: this.#limits.maxTokens,
+      talker: { maxNewTokens: this.#limits.maxCodes },
+    });
+    this.#session = session;
+    this.#state.voice = speech ? voice : null;
+    this.#pendingTurns = 0;
+    this.#setPhase('ready');
+    void this.#readEvents(session);
+  }
+
+  /** Talk button down: cut any reply still speaking (barge-in) and start recording. */
+  startTalking(): void {
+    if (!this.#session || !this.#mic || this.#mic.recording) return;
+    if (this.#pendingTurns > 0 || this.#state.playing) this.#bargeIn();
+    void this.#player.resume();
+    this.#mic.start();
+    const camera = this.#media?.getVideoTracks()[0];
+    if (camera) this.#frames.start(camera);
+    this.#setPhase('recording');
+  }
+
+  /** Talk button up: the recorded clip (and the camera frames) become one turn. */
+  async stopTalking(): Promise<void> {
+    const session = this.#session;
+    if (!session || !this.#mic?.recording) return;
+    this.#latency.speechEnded();
+    const audio = await this.#mic.stop().catch((e: unknown) => {
+      this.reportError(`microphone: ${message(e)}`);
+      return null;
+    });
+    const video = await this.#frames.stop().catch((e: unknown) => {
+      this.reportError(`camera frames: ${message(e)}`);
+      return null;
+    });
+    if (!audio) {
+      this.#setPhase('ready');
+      return;
+    }
+    this.#state.sent.audioSeconds += audio.samples.length / audio.sampleRate;
+    this.#state.sent.audioPeak = audio.samples.reduce((peak, x) => Math.max(peak, Math.abs(x)), this.#state.sent.audioPeak);
+    this.#state.sent.videoFrames += video?.frames.length ?? 0;
+    this.#pendingTurns++;
+    this.#setPhase('thinking');
+    // A failed turn arrives as an `error` event; the session stays usable.
+    session.send(video ? { audio, video } : { audio }).catch(() => undefined);
+  }
+
+  reportError(text: string): void {
+    this.#state.errors.push(text);
+    this.#view.addError(text);
+  }
+
+  /** Stops the voice at once and the reply behind it. */
+  #bargeIn(): void {
+    this.#muted = true;
+    this.#player.stop();
+    this.#session?.interrupt();
+    this.#state.bargeIns++;
+  }
+
+  async #readEvents(session: OmniSession): Promise<void> {
+    try {
+      for await (const event of session.events()) {
+        if (session !== this.#session) continue;
+        this.#onEvent(event);
+      }
+    } catch (e) {
+      this.reportError(`session events: ${message(e)}`);
+    }
+  }
+
+  #onEvent(event: OmniEvent): void {
+    const state = this.#state;
+    switch (event.type) {
+      case 'turn':
+        if (event.phase === 'start') {
+          this.#turn = { turn: event.turn, textTokens: 0, codes: 0, audioSamples: 0, sampleRates: [], interrupted: false, latencyMs: { firstText: null, firstAudio: null } };
+          this.#answer = '';
+          this.#muted = false;
+          this.#view.showAnswer('');
+        } else if (this.#turn) {
+          this.#turn.codes = event.stats.codes;
+          this.#turn.interrupted = event.interrupted;
+          this.#turn.latencyMs = this.#latency.latency;
+          state.turns.push(this.#turn);
+          this.#turn = null;
+          this.#pendingTurns = Math.max(0, this.#pendingTurns - 1);
+          if (state.state !== 'recording') this.#setPhase(this.#pendingTurns > 0 ? 'thinking' : 'ready');
+        }
+        break;
+      case 'text':
+        state.textTokens++;
+        if (this.#turn) this.#turn.textTokens++;
+        this.#answer += event.text;
+        this.#view.showAnswer(this.#answer);
+        if (this.#latency.text()) state.latencyMs = this.#latency.latency;
+        if (state.state === 'thinking') this.#setPhase('answering');
+        break;
+      case 'audio':
+        if (this.#muted) break;
+        this.#player.enqueue(event.pcm, event.sampleRate);
+        state.audioSamplesReceived += event.pcm.length;
+        state.largestAudioChunk = Math.max(state.largestAudioChunk, event.pcm.length);
+        state.playing = true;
+        if (this.#turn) {
+          this.#turn.audioSamples += event.pcm.length;
+          if (!this.#turn.sampleRates.includes(event.sampleRate)) this.#turn.sampleRates.push(event.sampleRate);
+        }
+        if (this.#latency.audio()) state.latencyMs = this.#latency.latency;
+        break;
+      case 'error':
+        this.reportError(message(event.error));
+        break;
+    }
+    this.#view.render(state);
+  }
+
+  #setPhase(phase: DemoState['state']): void {
+    this.#state.state = phase;
+    this.#view.render(this.#state);
+  }
+
+  #closeSession(): void {
+    const session = this.#session;
+    this.#session = null;
+    this.#player.stop();
+    if (session) void session.close();
+  }
+
+  async #unload(): Promise<void> {
+    this.#closeSession();
+    const omni = this.#omni;
+    this.#omni = null;
+    await omni?.close();
+  }
+}

@@ -1,0 +1,88 @@
+/** The page's elements (public/index.html) and how the state is shown in them. */
+import type { DemoState } from './demoState.js';
+
+function element<T extends HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`the page lacks #${id}`);
+  return found as T;
+}
+
+const ms = (value: number | null) => (value === null ? '—' : `${value} ms`);
+
+export class View {
+  readonly camera = element<HTMLVideoElement>('camera');
+  readonly talk = element<HTMLButtonElement>('talk');
+  readonly handsFree = element<HTMLInputElement>('hands-free');
+  readonly modelForm = element<HTMLFormElement>('model-form');
+  readonly modelUrl = element<HTMLInputElement>('model-url');
+  readonly modelFolder = element<HTMLInputElement>('model-folder');
+  readonly device = element<HTMLSelectElement>('device');
+  readonly weights = element<HTMLSelectElement>('weights');
+  readonly voice = element<HTMLSelectElement>('voice');
+  readonly #state = element('state');
+  readonly #userCaption = element('user-caption');
+  readonly #answer = element('answer');
+  readonly #progress = element<HTMLProgressElement>('load-progress');
+  readonly #progressLabel = element('load-label');
+  readonly #deviceUsed = element('device-used');
+  readonly #deviceNotice = element('device-notice');
+  readonly #tinyNotice = element('tiny-notice');
+  readonly #firstText = element('latency-first-text');
+  readonly #firstAudio = element('latency-first-audio');
+  readonly #turnStats = element('turn-stats');
+  readonly #played = element('played');
+  readonly #errors = element('errors');
+
+  /** Everything derived from the state alone. */
+  render(state: DemoState): void {
+    this.#state.textContent = state.state;
+    this.talk.disabled = !['ready', 'listening', 'recording', 'thinking', 'answering'].includes(state.state);
+    this.talk.classList.toggle('active', state.state === 'recording');
+    this.#userCaption.textContent = {
+      loading: 'loading the model…',
+      ready: 'hold the button (or switch on hands-free) and speak',
+      listening: 'listening — just speak',
+      recording: 'you are speaking…',
+      thinking: 'thinking…',
+      answering: 'answering',
+      error: 'the model is not loaded',
+    }[state.state];
+    this.#deviceUsed.textContent = state.device === null ? '—' : `${state.device} (${state.deviceName})`;
+    this.#firstText.textContent = ms(state.latencyMs.firstText);
+    this.#firstAudio.textContent = ms(state.latencyMs.firstAudio);
+    const last = state.turns.at(-1);
+    this.#turnStats.textContent = last
+      ? `${last.textTokens} tokens, ${last.codes} codes → ${(last.audioSamples / 24_000).toFixed(2)} s of speech${last.interrupted ? ' (interrupted)' : ''}`
+      : '—';
+    this.#played.textContent = `${state.audioSamplesPlayed} samples${state.playing ? ' (playing)' : ''}`;
+  }
+
+  showAnswer(text: string): void {
+    this.#answer.textContent = text;
+  }
+
+  showProgress(fraction: number, label: string): void {
+    this.#progress.value = fraction;
+    this.#progressLabel.textContent = label;
+  }
+
+  showDeviceNotice(text: string | null): void {
+    this.#deviceNotice.hidden = text === null;
+    this.#deviceNotice.textContent = text ?? '';
+  }
+
+  showTinyNotice(visible: boolean): void {
+    this.#tinyNotice.hidden = !visible;
+  }
+
+  showVoices(voices: readonly string[], selected: string | null): void {
+    this.voice.replaceChildren(...voices.map((name) => new Option(name, name, false, name === selected)));
+    this.voice.disabled = voices.length === 0;
+  }
+
+  addError(message: string): void {
+    const item = document.createElement('li');
+    item.textContent = message;
+    this.#errors.append(item);
+  }
+}
