@@ -8,6 +8,7 @@
 import { OmniError, type Speaker } from '@omniweb/core';
 import { createEvictionPolicy, type CachePolicy, type SamplingOptions } from '@omniweb/thinker';
 import { checkSendInput, type SendInput } from './inputs.js';
+import { LiveTurn, type LiveProgress, type LiveTurnInput } from './liveTurn.js';
 import type { CheckpointInfo } from './models.js';
 import { PromptBuilder, type TurnPrompt } from './prompt.js';
 import type { PerceivedMedia, PrefillChunk, PrefillRows, SpeechReply, Stages, TalkerReply, ThinkerConversation, ThinkerStage } from './stages.js';
@@ -32,6 +33,8 @@ export interface TurnOutcome {
 export interface Conversation {
   /** Runs one turn; rejects with OmniError, leaving the conversation able to take the next turn. */
   runTurn(input: SendInput, sink: TurnSink, signal: AbortSignal): Promise<TurnOutcome>;
+  /** Runs one live turn: its input is encoded and prefilled as it arrives (`LiveTurn`), then the reply. */
+  runLiveTurn(input: LiveTurnInput, sink: TurnSink, signal: AbortSignal, onProgress: (progress: LiveProgress) => void): Promise<TurnOutcome>;
   dispose(): void;
 }
 
@@ -112,6 +115,23 @@ export class TurnDriver implements Conversation {
         outcome.interrupted = true;
       }
       return outcome;
+    } catch (e) {
+      throw await this.#recover(e);
+    }
+  }
+
+  async runLiveTurn(input: LiveTurnInput, sink: TurnSink, signal: AbortSignal, onProgress: (progress: LiveProgress) => void): Promise<TurnOutcome> {
+    if (this.#disposed) throw new OmniError('BAD_INPUT', 'this conversation was disposed');
+    try {
+      const { config, preprocessor } = this.#pipeline.info;
+      const live = new LiveTurn({
+        thinkerConfig: config.thinker, preprocessor, perception: this.#pipeline.stages().perception,
+        prompts: this.#prompts, stops: this.#stops, speech: this.#options.speaker !== null,
+        state: async () => (await this.#conversation()).state(),
+        prefillChunk: (chunk, s) => this.prefillChunk(chunk, s),
+        reply: (prompt, rows, out, s, outcome) => this.reply(prompt, rows, out, s, outcome),
+      }, input, onProgress);
+      return await live.run(sink, signal);
     } catch (e) {
       throw await this.#recover(e);
     }

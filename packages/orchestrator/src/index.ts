@@ -4,6 +4,8 @@
  *
  * - `TurnDriver` (a `Conversation`) runs turns over a `StageSet`: `perceive`, `prefillChunk`
  *   and `reply` are its steps.
+ *   `runLiveTurn` runs a `LiveTurn`: audio blocks and video patches encoded and prefilled
+ *   chunk by chunk while the user speaks.
  * - `InThreadPipeline` loads every stage onto one backend here; `WorkerPipeline` runs each
  *   stage in its own worker (`@omniweb/orchestrator/worker` is the worker's entry) and
  *   restarts a worker that fails.
@@ -14,6 +16,7 @@ export {
   TurnDriver,
   type Conversation, type ConversationOptions, type Recovery, type StageSet, type TurnOutcome, type TurnSink,
 } from './driver.js';
+export { LiveTurn, type LiveFrame, type LiveProgress, type LiveTurnInput, type LiveTurnSteps } from './liveTurn.js';
 export { InThreadPipeline, pipelineModules, type Pipeline } from './inThread.js';
 export { WorkerPipeline, type WorkerPipelineOptions } from './workers.js';
 export { StageWorker } from './stageWorker.js';

@@ -68,18 +68,43 @@ export class PromptBuilder {
   /** The turn's prompt chunk (BAD_INPUT when the ids and the media disagree). */
   build(input: SendInput, layout: MediaLayout, state: ConversationState, stopIds: ReadonlySet<number>): TurnPrompt {
     const ids = input.ids !== undefined ? Array.from(input.ids) : this.#render(input, layout, state.length === 0);
-    const prefix: number[] = [];
-    if (state.length > 0) {
-      // The last reply stays in the conversation: its unfed last token, then the end of the message.
-      if (state.pending !== null && !stopIds.has(state.pending)) prefix.push(state.pending);
-      if (input.ids === undefined) prefix.push(...this.#closeIds);
-    }
+    // The last reply stays in the conversation: its unfed last token, then the end of the message.
+    const prefix = this.#prefix(state, stopIds, input.ids !== undefined);
     const expanded = expandPlaceholders({ inputIds: [...prefix, ...ids], ...layout }, this.#tmrope);
     const talkerInputs: TmropeInputs = { inputIds: expanded, ...layout };
     const { positionIds } = tmropePositions(talkerInputs, this.#tmrope);
     // get_rope_index starts each piece at the largest position before it, plus one (§5.2).
     for (let i = 0; i < positionIds.length; i++) positionIds[i] += state.nextPosition;
     return { ids: expanded, positions: positionIds, talkerInputs };
+  }
+
+  /**
+   * A live turn's prompt around its one media block, whose tokens are fed chunk by chunk as
+   * they are encoded: `head` runs up to the block's first wrapper token (the previous reply's
+   * close included), `tail` from after its last one. `video` is a camera with the
+   * microphone's audio interleaved (use_audio_in_video, §9); without it the block is audio.
+   */
+  liveFrame(video: boolean, state: ConversationState, stopIds: ReadonlySet<number>): { head: Int32Array; tail: Int32Array } {
+    // Only the kind of media matters to the template; the sizes come with the chunks.
+    const layout: MediaLayout = video ? { videoGrids: [[1, 1, 1]] } : { audioFeatureLengths: [1] };
+    const { tokens } = this.#tmrope;
+    const ids = [...this.#prefix(state, stopIds, false), ...this.#render({}, layout, state.length === 0)];
+    const [open, placeholder, close] = video ? [tokens.visionStart, tokens.video, tokens.visionEnd] : [tokens.audioStart, tokens.audio, tokens.audioEnd];
+    const at = ids.indexOf(open);
+    if (at < 0 || ids[at + 1] !== placeholder || ids[at + 2] !== close || ids.indexOf(open, at + 1) >= 0) {
+      throw new OmniError('UNSUPPORTED_CONFIG', `the chat template does not render one ${video ? 'video' : 'audio'} item as its three wrapper and placeholder tokens; a live turn cannot be fed piece by piece`);
+    }
+    return { head: Int32Array.from(ids.slice(0, at)), tail: Int32Array.from(ids.slice(at + 3)) };
+  }
+
+  /** What goes before a turn's own messages: the last reply's unfed token and the end of its message. */
+  #prefix(state: ConversationState, stopIds: ReadonlySet<number>, rawIds: boolean): number[] {
+    const prefix: number[] = [];
+    if (state.length > 0) {
+      if (state.pending !== null && !stopIds.has(state.pending)) prefix.push(state.pending);
+      if (!rawIds) prefix.push(...this.#closeIds);
+    }
+    return prefix;
   }
 
   #render(input: SendInput, layout: MediaLayout, first: boolean): number[] {

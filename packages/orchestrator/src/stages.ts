@@ -8,7 +8,7 @@
 import type { Speaker } from '@omniweb/core';
 import type { CachePolicy, SamplingOptions } from '@omniweb/thinker';
 import type { TmropeInputs } from '@omniweb/tmrope';
-import type { MediaLayout, SendInput } from './inputs.js';
+import type { MediaLayout, SendInput, VisualPatches } from './inputs.js';
 import type { ConversationState } from './prompt.js';
 
 /** Encoder output rows of one media item, row-major [rows, hidden]. */
@@ -33,6 +33,10 @@ export interface PerceivedMedia {
 export interface PerceptionStage {
   /** Decodes, preprocesses and encodes a checked input's media (BAD_INPUT on bad media data). */
   perceive(input: SendInput): Promise<PerceivedMedia>;
+  /** Live audio: one mel block (at most 2·n_window frames; attention stays inside it) → its rows, null for a tail too short for a token. */
+  encodeAudioBlock(block: { features: Float32Array; frames: number }): Promise<EmbeddingRows | null>;
+  /** Live video: one temporal patch (`VideoPatchStream`'s pixels, grid [1, h, w]) → its rows. */
+  encodeVideoPatch(patch: VisualPatches): Promise<EmbeddingRows>;
 }
 
 export interface PrefillChunk {

@@ -2,6 +2,7 @@
  * What a session reports, and the queue that carries it to `session.events()`.
  */
 import { OmniError } from '@omniweb/core';
+import type { LiveProgress } from '@omniweb/orchestrator';
 
 /** Timings and counts of one turn; times are milliseconds from the moment the turn began running. */
 export interface TurnStats {
@@ -28,7 +29,11 @@ export type OmniEvent =
   /** `interrupted`: `interrupt()` or `close()` cut the reply short; the conversation keeps what was said. */
   | { type: 'turn'; phase: 'end'; turn: number; stats: TurnStats; interrupted: boolean }
   /** A send that failed; the session stays usable. */
-  | { type: 'error'; error: OmniError };
+  | { type: 'error'; error: OmniError }
+  /** The speech detector of an attached input heard speech begin or end (`atMs`: audio time since attach). */
+  | { type: 'speech'; phase: 'start' | 'end'; atMs: number }
+  /** A live turn encoded or prefilled another piece of its input, while the user may still be speaking. */
+  | ({ type: 'stats'; turn: number } & LiveProgress);
 
 /**
  * Events in order, kept until read. One reader at a time: `read()` throws while another

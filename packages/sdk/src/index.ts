@@ -9,12 +9,17 @@
  *   `send({ text, audio, image, video } | { ids, … })` runs one turn and resolves with its `TurnResult`;
  *   `events()` streams `text`, `audio` (24 kHz PCM), `turn` start/end (with `TurnStats`) and `error`
  *   events; `interrupt()` stops the reply at once; `close()`. Turns continue from the Thinker's cache.
+ *   `attach({ audio, video?, turnTaking?, detector? })` feeds live turns from a microphone and camera
+ *   (or PCM chunks and timed frames), encoded and prefilled while the user speaks; `endTurn()` ends
+ *   one (push-to-talk); `speech` and `stats` events report the detector and the encoding.
  *
  * Errors are `OmniError`s (BAD_INPUT for a wrong call, OUT_OF_MEMORY when the model does not fit,
  * the packages' own codes for bad files); a failed send leaves the session usable.
  */
 export { Omni, type CheckOptions, type LoadOptions, type LoadProgress, type PipelineKind, type SessionOptions } from './omni.js';
 export { OmniSession, type TurnResult } from './session.js';
+export type { AttachOptions, Attachment, PcmSource } from './attachment.js';
+export type { LiveProgress } from '@omniweb/orchestrator';
 export type { OmniEvent, TurnStats } from './events.js';
 export type { AudioSamples, SendInput, VideoFrames } from '@omniweb/orchestrator';
 export type { CheckReport, ModuleName, ModuleSize, ModuleWeights, WeightedModule } from './check.js';

@@ -1,10 +1,12 @@
 /**
  * A conversation as the public API shows it: `send` runs one turn (turns run one after
- * another), `events()` streams what the turns produce, `interrupt()` cuts the current reply
- * short, `close()` ends the conversation. The stages behind it are a `Conversation`.
+ * another), `attach` feeds live turns from a microphone and camera, `events()` streams what
+ * the turns produce, `interrupt()` cuts the current reply short, `close()` ends the
+ * conversation. The stages behind it are a `Conversation`.
  */
 import { OmniError } from '@omniweb/core';
-import type { Conversation, SendInput, TurnSink } from '@omniweb/orchestrator';
+import type { Conversation, LiveTurnInput, SendInput, TurnOutcome, TurnSink } from '@omniweb/orchestrator';
+import { LiveAttachment, type AttachOptions, type Attachment } from './attachment.js';
 import { EventQueue, type OmniEvent, type TurnStats } from './events.js';
 
 export interface TurnResult {
@@ -35,6 +37,9 @@ export class OmniSession {
   #closed = false;
   /** Settles when the last send given has run. */
   #tail: Promise<unknown> = Promise.resolve();
+  #attachment: LiveAttachment | null = null;
+  /** Speech starting interrupts the reply (barge-in): hands-free turn-taking. */
+  #bargeIn = false;
 
   /** @internal Sessions come from `omni.session()`. */
   constructor(conversation: Conversation, schedule: TurnScheduler, sampleRate: number, onClose: () => void) {
@@ -55,9 +60,43 @@ export class OmniSession {
    */
   send(input: SendInput): Promise<TurnResult> {
     if (this.#closed) return Promise.reject(new OmniError('BAD_INPUT', 'this session is closed; open a new one with omni.session()'));
-    const run = this.#tail.then(() => this.#schedule(() => this.#run(input)));
-    this.#tail = run.catch(() => undefined);
-    return run;
+    if (this.#attachment?.turnOpen) {
+      return Promise.reject(new OmniError('BAD_INPUT', 'a live turn is open (the user is speaking); send after it ends, or call endTurn() first'));
+    }
+    return this.#enqueue((sink, signal) => this.#conversation.runTurn(input, sink, signal));
+  }
+
+  /**
+   * Feeds live turns from `audio` (a microphone MediaStream, or `{ sampleRate, chunks }`) and
+   * optionally `video` (a camera MediaStream, or timed frames): each turn is encoded and
+   * prefilled while the user speaks, and replied to when the turn ends — by the speech
+   * detector (`turnTaking: 'vad'`, the default; speech starting during a reply interrupts
+   * it) or by `endTurn()` ('manual'). Live turns queue with sends; `send()` is refused while
+   * a live turn's input is still arriving. One attachment per session at a time.
+   * Events: `speech` start/end, `stats` while a turn is encoded and prefilled, then the turn's.
+   */
+  attach(options: AttachOptions): Attachment {
+    if (this.#closed) throw new OmniError('BAD_INPUT', 'this session is closed; open a new one with omni.session()');
+    if (this.#attachment) throw new OmniError('BAD_INPUT', 'this session already has live inputs attached; detach() them first');
+    this.#bargeIn = (options?.turnTaking ?? 'vad') === 'vad';
+    const attachment = new LiveAttachment(options, {
+      startTurn: (input) => this.#startLive(input),
+      speech: (event) => {
+        this.#events.push({ type: 'speech', phase: event.phase, atMs: event.atMs });
+        if (event.phase === 'start' && this.#bargeIn) this.interrupt();
+      },
+      failed: (error) => this.#events.push({ type: 'error', error }),
+      detached: () => {
+        if (this.#attachment === attachment) this.#attachment = null;
+      },
+    });
+    this.#attachment = attachment;
+    return attachment;
+  }
+
+  /** Ends the open live turn now (push-to-talk release): the reply follows. BAD_INPUT when no turn is open. */
+  endTurn(): void {
+    if (!this.#attachment?.endTurn()) throw new OmniError('BAD_INPUT', 'no live turn is open: attach inputs first, and end a turn while it is open');
   }
 
   /**
@@ -77,6 +116,7 @@ export class OmniSession {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#attachment?.detach();
     this.interrupt();
     await this.#tail;
     this.#conversation.dispose();
@@ -84,7 +124,21 @@ export class OmniSession {
     this.#onClose();
   }
 
-  async #run(input: SendInput): Promise<TurnResult> {
+  /** Runs `body` as the next turn once every earlier one has run. */
+  #enqueue(body: (sink: TurnSink, signal: AbortSignal, turn: number) => Promise<TurnOutcome>): Promise<TurnResult> {
+    const run = this.#tail.then(() => this.#schedule(() => this.#run(body)));
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Queues a live turn; its failure is reported as the turn's error event. */
+  #startLive(input: LiveTurnInput): void {
+    void this.#enqueue((sink, signal, turn) => this.#conversation.runLiveTurn(input, sink, signal, (progress) => {
+      this.#events.push({ type: 'stats', turn, ...progress });
+    })).catch(() => undefined);
+  }
+
+  async #run(body: (sink: TurnSink, signal: AbortSignal, turn: number) => Promise<TurnOutcome>): Promise<TurnResult> {
     if (this.#closed) throw new OmniError('BAD_INPUT', 'the session was closed before this send ran');
     const turn = ++this.#turns;
     const abort = new AbortController();
@@ -107,7 +161,7 @@ export class OmniSession {
     };
     this.#events.push({ type: 'turn', phase: 'start', turn });
     try {
-      const outcome = await this.#conversation.runTurn(input, sink, abort.signal);
+      const outcome = await body(sink, abort.signal, turn);
       Object.assign(stats, { promptTokens: outcome.promptTokens, tokens: outcome.ids.length, codes: outcome.codes, totalMs: since() });
       this.#events.push({ type: 'turn', phase: 'end', turn, stats, interrupted: outcome.interrupted });
       return { text, ids: outcome.ids, stats, interrupted: outcome.interrupted };

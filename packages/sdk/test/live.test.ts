@@ -1,0 +1,171 @@
+// Live sessions on the tiny synthetic checkpoint (wasm, f32, greedy): PCM attached at accelerated
+// speed with voice-activity turn-taking, push-to-talk, barge-in, and a 10-minute session.
+// Speech is real (espeak-ng, scripts/setup.sh installs it).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeWav, logMel, MelStream, resample } from '@omniweb/media';
+import { Omni, type OmniEvent, type OmniSession } from '../src/index.js';
+import { collect, makeTiny, throws } from './helpers.js';
+
+const RATE = 16_000;
+/** The audio a live turn takes around the detector's speech boundaries (attachment.ts). */
+const PRE_ROLL = 0.2 * RATE;
+const TAIL = 0.2 * RATE;
+
+let tiny: Awaited<ReturnType<typeof makeTiny>>;
+let omni: Omni;
+let scratch: string;
+
+beforeAll(async () => {
+  tiny = await makeTiny();
+  omni = await Omni.load({ model: tiny.dir, device: 'wasm' });
+  scratch = mkdtempSync(join(tmpdir(), 'omniweb-live-'));
+});
+afterAll(async () => {
+  await omni?.close();
+  tiny?.remove();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+type Of<T extends OmniEvent['type']> = Extract<OmniEvent, { type: T }>;
+const ofType = <T extends OmniEvent['type']>(events: OmniEvent[], type: T) => events.filter((e): e is Of<T> => e.type === type);
+
+/** Speech of `text` by espeak-ng at 16 kHz, with a gain falling from 1 to `endGain` over it. */
+function say(text: string, endGain = 1): Float32Array {
+  const file = join(scratch, 'say.wav');
+  execFileSync('espeak-ng', ['-w', file, '-s', '140', text]);
+  const wav = decodeWav(readFileSync(file));
+  const pcm = resample(wav.samples, wav.sampleRate, RATE);
+  for (let i = 0; i < pcm.length; i++) pcm[i] *= 1 - ((1 - endGain) * i) / pcm.length;
+  return pcm;
+}
+
+/** Quiet room noise (deterministic). */
+function silence(seconds: number, seed = 1): Float32Array {
+  const out = new Float32Array(Math.round(seconds * RATE));
+  let s = seed;
+  for (let i = 0; i < out.length; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    out[i] = 3e-4 * (s / 2 ** 31 - 1);
+  }
+  return out;
+}
+
+function join32(...parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** 100 ms chunks, `speedup` times faster than real time; `before(i)` may hold chunk i back. */
+async function* paced(pcm: Float32Array, speedup: number, before: (sample: number) => Promise<void> = async () => {}): AsyncGenerator<Float32Array> {
+  const step = RATE / 10;
+  for (let at = 0; at < pcm.length; at += step) {
+    await before(at);
+    await pause(100 / speedup);
+    yield pcm.slice(at, Math.min(at + step, pcm.length));
+  }
+}
+
+/** Resolves when `predicate` holds for an event the collector has seen (checked on every event). */
+function waitFor(reader: ReturnType<typeof collect>, predicate: (events: OmniEvent[]) => boolean, what: string, timeoutMs = 120_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = () => {
+      if (predicate(reader.events)) return resolve();
+      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(poll, 5);
+    };
+    poll();
+  });
+}
+
+const turnEnded = (n: number) => (events: OmniEvent[]) => events.some((e) => e.type === 'turn' && e.phase === 'end' && e.turn === n);
+
+describe('session.attach with voice-activity turns', () => {
+  it('encodes and prefills audio blocks while the user speaks, then replies; the reply equals a one-shot send of the same audio', async () => {
+    // The loudest frame falls in the first 2 s, so every streamed block is clamped as the whole clip is (see below).
+    const speech = say('Hello there. Could you tell me what the weather will be like tomorrow afternoon?', 0.6);
+    expect(speech.length / RATE).toBeGreaterThan(3);
+    const pcm = join32(silence(1), speech, silence(1.5, 2));
+    const session = omni.session({ speech: false, maxNewTokens: 6 });
+    const reader = collect(session);
+    const attachment = session.attach({ audio: { sampleRate: RATE, chunks: paced(pcm, 5) } });
+    await attachment.ended;
+    await waitFor(reader, turnEnded(1), 'the live turn to end');
+    await session.close();
+    await reader.done;
+
+    const speechEvents = ofType(reader.events, 'speech');
+    expect(speechEvents.map((e) => e.phase)).toEqual(['start', 'end']);
+    const endIndex = reader.events.indexOf(speechEvents[1]);
+    const before = ofType(reader.events.slice(0, endIndex), 'stats');
+    // At least one whole 2-second block was encoded and prefilled before the detector heard the end.
+    expect(before.at(-1)!.audioBlocks).toBeGreaterThanOrEqual(1);
+    expect(before.at(-1)!.prefilledTokens).toBeGreaterThan(50);
+    const turn = reader.turn(1);
+    const end = turn.at(-1) as Of<'turn'> & { phase: 'end' };
+    console.log(`before speech end: ${before.at(-1)!.audioBlocks} block(s) encoded, ${before.at(-1)!.prefilledTokens} of ${end.stats.promptTokens} prompt tokens prefilled`);
+    expect(end.interrupted).toBe(false);
+    expect(end.stats.tokens).toBeGreaterThan(0);
+    const stats = ofType(turn, 'stats');
+    expect(stats.at(-1)!.audioBlocks).toBe(Math.ceil(stats.at(-1)!.audioMs / 2000));
+    expect(stats.at(-1)!.prefilledTokens).toBe(end.stats.promptTokens);
+    expect(ofType(reader.events, 'error')).toEqual([]);
+
+    // The turn's audio: from 200 ms before the detected start to 200 ms after the detected end.
+    const start = Math.max(0, Math.round((speechEvents[0].atMs * RATE) / 1000) - PRE_ROLL);
+    const stop = Math.min(pcm.length, Math.round((speechEvents[1].atMs * RATE) / 1000) + TAIL);
+    const clip = pcm.slice(start, stop);
+    expect(stats.at(-1)!.audioMs).toBeCloseTo((1000 * clip.length) / RATE, 6);
+    // What makes the features exact: each block's running clamp already is the clip's (loudest frame in block 0).
+    const whole = logMel(clip);
+    const mel = new MelStream();
+    const streamed = [...mel.push(clip), ...mel.finish()];
+    expect(streamed[0].clampMax).toBe(whole.clampMax);
+    expect(Float32Array.from(streamed.flatMap((b) => Array.from(b.features)))).toEqual(whole.features);
+
+    const oneShot = omni.session({ speech: false, maxNewTokens: 6 });
+    const oneShotReader = collect(oneShot);
+    const expected = await oneShot.send({ audio: { samples: clip, sampleRate: RATE } });
+    await oneShot.close();
+    await oneShotReader.done;
+    expect(ofType(turn, 'text').map((e) => e.id)).toEqual(ofType(oneShotReader.events, 'text').map((e) => e.id));
+    expect(end.stats.promptTokens).toBe(expected.stats.promptTokens);
+    expect(end.stats.tokens).toBe(expected.ids.length);
+    expect(ofType(turn, 'text').map((e) => e.text).join('')).toBe(expected.text);
+  });
+
+  it('refuses a second attachment, send() during an open turn, endTurn() without one, and bad options; the session stays usable', async () => {
+    const session = omni.session({ speech: false, maxNewTokens: 2 });
+    throws(() => session.endTurn(), 'BAD_INPUT', /no live turn is open/);
+    throws(() => session.attach({} as never), 'BAD_INPUT', /audio is required/);
+    throws(() => session.attach({ audio: { sampleRate: 44_100.5, chunks: [] } }), 'BAD_INPUT', /sampleRate/);
+    throws(() => session.attach({ audio: { sampleRate: RATE, chunks: [] }, turnTaking: 'auto' as never }), 'BAD_INPUT', /turnTaking/);
+    throws(() => session.attach({ audio: { sampleRate: RATE, chunks: [] }, mic: true } as never), 'BAD_INPUT', /unknown option mic/);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    async function* source() {
+      yield silence(0.3);
+      await held;
+    }
+    const attachment = session.attach({ audio: { sampleRate: RATE, chunks: source() }, turnTaking: 'manual' });
+    throws(() => session.attach({ audio: { sampleRate: RATE, chunks: [] } }), 'BAD_INPUT', /already has live inputs attached/);
+    await pause(50);
+    await expect(session.send({ text: 'hi' })).rejects.toThrow(/a live turn is open/);
+    session.endTurn();
+    const after = await session.send({ text: 'hi' });
+    expect(after.ids.length).toBeGreaterThan(0);
+    await attachment.detach();
+    release();
+    const again = session.attach({ audio: { sampleRate: RATE, chunks: [] } });
+    await again.ended;
+    await session.close();
+  });
+});
