@@ -5,11 +5,14 @@
  * the same weights converted to GGUF. Prints a table and writes bench/results/thinker-*.json.
  *
  * Flags: --quick (fewer tokens and contexts), --formats q4,q8,f32, --threads 1,2,
- * --no-browser, --no-peer, --webgpu (our Thinker on SwiftShader WebGPU too: minutes per token).
+ * --activations int16,exact (the wasm GEMV modes to run q8/q4 with, default the backend's
+ * default int16; more than one gives before/after rows from one run), --no-browser,
+ * --no-peer, --webgpu (our Thinker on SwiftShader WebGPU too: minutes per token), --decode-only
+ * (no prefill measurement in Node).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createWasmBackend, loadOmniConfig, openCheckpoint, type Backend, type WeightFormat } from '@omniweb/core';
+import { createWasmBackend, loadOmniConfig, openCheckpoint, type Backend, type QuantizedActivations, type WeightFormat } from '@omniweb/core';
 import { Thinker, ThinkerSession } from '@omniweb/thinker';
 import { formatTable, type Row } from '../lib/report.js';
 import { bestOf, measureComputePeaks, type ComputePeaks } from '../lib/computePeak.js';
@@ -30,6 +33,7 @@ const list = (name: string, fallback: string) => {
 const quick = flag('quick');
 const formats = list('formats', 'q4,q8,f32') as WeightFormat[];
 const threadCounts = list('threads', '1,2').map(Number);
+const activationModes = list('activations', 'int16') as QuantizedActivations[];
 const log = (line: string) => console.error(line);
 
 const nodeOptions: ThinkerBenchOptions = {
@@ -37,6 +41,7 @@ const nodeOptions: ThinkerBenchOptions = {
   contexts: quick ? [0, 1024] : [0, 1024, 4096],
   decodeTokens: quick ? 6 : 10,
   warmupTokens: 2,
+  skipPrefill: flag('decode-only'),
 };
 /** ThinkerSession's default pass size, which the prefill runs with. */
 const PASS_ROWS = 256;
@@ -102,29 +107,30 @@ async function profileDecode(thinker: Thinker, prof: OpProfiler, context: number
   }
 }
 
-for (const format of formats) {
-  for (const threads of threadCounts) {
-    const target = `wasm Node`;
-    const backend: Backend = await createWasmBackend({ threads });
-    if (backend.info.threads !== threads) throw new Error(`asked for ${threads} threads, the wasm backend runs ${backend.info.threads}`);
-    const prof = threads === Math.max(...threadCounts) && format !== 'f16' ? profileOps(backend, names) : null;
-    const t0 = performance.now();
-    const thinker = await Thinker.load(prof?.backend ?? backend, source, config, { format });
-    log(`${target} ${format} ${threads}T: loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    try {
-      const result = await benchThinker(thinker, nodeOptions, () => performance.now(), log);
-      results.push({ target, weights: format, threads, result, work: tokenWork(thinker), roofline, peaks, prefillPassRows: PASS_ROWS });
-      if (prof) {
-        const context = 1024;
-        const ops = await profileDecode(thinker, prof, context, quick ? 4 : 8);
-        profiles.push({ target: `${target} ${threads}T`, weights: format, context, stepMs: ops.stepMs!, ops: [...ops] });
-      }
-    } finally {
-      thinker.dispose();
-      backend.destroy();
+const runs = formats.flatMap((format) => threadCounts.flatMap((threads) =>
+  (format === 'q8' || format === 'q4' ? activationModes : activationModes.slice(0, 1)).map((activations) => ({ format, threads, activations }))));
+for (const [i, { format, threads, activations }] of runs.entries()) {
+  // The GEMV mode only changes q8/q4 products; it is named where a run compares modes.
+  const target = activationModes.length > 1 && (format === 'q8' || format === 'q4') ? `wasm Node ${activations}` : 'wasm Node';
+  const backend: Backend = await createWasmBackend({ threads, quantizedActivations: activations });
+  if (backend.info.threads !== threads) throw new Error(`asked for ${threads} threads, the wasm backend runs ${backend.info.threads}`);
+  const prof = threads === Math.max(...threadCounts) && format !== 'f16' ? profileOps(backend, names) : null;
+  const t0 = performance.now();
+  const thinker = await Thinker.load(prof?.backend ?? backend, source, config, { format });
+  log(`${target} ${format} ${threads}T: loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  try {
+    const result = await benchThinker(thinker, nodeOptions, () => performance.now(), log);
+    results.push({ target, weights: format, threads, result, work: tokenWork(thinker), roofline, peaks, prefillPassRows: PASS_ROWS });
+    if (prof) {
+      const context = 1024;
+      const ops = await profileDecode(thinker, prof, context, quick ? 4 : 8);
+      profiles.push({ target: `${target} ${threads}T`, weights: format, context, stepMs: ops.stepMs!, ops: [...ops] });
     }
+  } finally {
+    thinker.dispose();
+    backend.destroy();
   }
-  source.forget();
+  if (runs[i + 1]?.format !== format) source.forget();
 }
 await checkpoint.close();
 {
