@@ -57,7 +57,7 @@ function recorded(): { set: StageSet; chunks: PrefillChunk[] } {
     },
   };
   const stages: Stages = { ...inner, thinker };
-  return { set: { info: pipeline.info, stages: () => stages, recover: (e) => pipeline.recover(e) }, chunks };
+  return { set: { info: pipeline.info, stages: () => stages, recover: () => pipeline.recover() }, chunks };
 }
 
 function tone(seconds: number): Float32Array {
