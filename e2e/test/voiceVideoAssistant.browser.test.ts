@@ -85,7 +85,7 @@ describe('voice & video assistant page', () => {
     expect(state.device).toBe('wasm');
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
     expect(state.deviceName).toMatch(/^wasm /);
-    expect(await page.locator('#device-used').textContent()).toBe(`wasm (${state.deviceName})`);
+    expect(await page.locator('#device-used').textContent()).toBe(`wasm (${state.deviceName}), ${state.pipeline}`);
     expect(await page.locator('#voice option').allTextContents()).toEqual(expect.arrayContaining(['Chelsie', 'Ethan']));
     expect(await page.locator('#tiny-notice').isVisible()).toBe(true);
     // The fake camera plays in the preview.

@@ -1,5 +1,5 @@
-// The page bundle (the SDK and its packages from their TypeScript sources, through the
-// tsconfig path map; npm dependencies resolved for the browser) and the player's AudioWorklet
+// The page bundle and the stage worker (the SDK and its packages from their TypeScript sources,
+// through the tsconfig path map; npm dependencies resolved for the browser) and the player's AudioWorklet
 // processor, a self-contained module since a worklet scope cannot share the page's chunks.
 import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +41,9 @@ const worklet = (name) => ({
 
 export default [
   {
-    input: { app: `${here}src/main.ts` },
+    // The orchestrator's stage worker entry (`@omniweb/orchestrator/worker`) is an input of its own:
+    // the page passes its URL as Omni.load's workerUrl.
+    input: { app: `${here}src/main.ts`, 'stage-worker': `${root}packages/orchestrator/src/worker.ts` },
     output: { dir: buildDir, format: 'es', sourcemap: true },
     plugins: [
       nodeResolve({ browser: true, preferBuiltins: false }),

@@ -4,7 +4,7 @@
  * captions, the PCM player, the latency clock and `window.omniDemo`.
  */
 import { OmniError, type CheckpointInput, type DeviceChoice, type WeightFormat } from '@omniweb/core';
-import { Omni, type OmniEvent, type OmniSession } from '@omniweb/sdk';
+import { Omni, type OmniEvent, type OmniSession, type PipelineKind } from '@omniweb/sdk';
 import type { DemoState, TurnRecord } from './demoState.js';
 import { FrameRecorder } from './frameRecorder.js';
 import { LatencyClock } from './latency.js';
@@ -16,8 +16,13 @@ export interface ModelChoice {
   model: CheckpointInput;
   device: DeviceChoice;
   weights: WeightFormat;
+  /** Picked files load in-thread: each stage worker opens `model` itself, so it must be a URL. */
+  pipeline: PipelineKind;
   voice: string | null;
 }
+
+/** The orchestrator's stage worker, emitted next to the page bundle (rollup.config.mjs). */
+const STAGE_WORKER_URL = new URL('./stage-worker.js', import.meta.url);
 
 export interface ReplyLimits {
   maxTokens: number;
@@ -72,7 +77,7 @@ export class Assistant {
     this.#loading = loading;
     await this.#unload();
     this.#setPhase('loading');
-    Object.assign(this.#state, { device: null, deviceName: null, voice: null });
+    Object.assign(this.#state, { device: null, deviceName: null, pipeline: null, voice: null });
     this.#view.showVoices([], null);
     this.#view.showDeviceNotice(choice.device !== 'wasm' && !('gpu' in navigator)
       ? 'This browser has no WebGPU: the model runs on WebAssembly (CPU), which is slower.'
@@ -80,6 +85,7 @@ export class Assistant {
     try {
       const omni = await Omni.load({
         model: choice.model, device: choice.device, weights: choice.weights, signal: loading.signal,
+        ...(choice.pipeline === 'workers' ? { pipeline: 'workers', workerUrl: STAGE_WORKER_URL } : {}),
         onProgress: ({ module, bytesDone, bytesTotal }) => {
           this.#view.showProgress(bytesTotal > 0 ? bytesDone / bytesTotal : 0, `${module}: ${(bytesDone / 2 ** 20).toFixed(1)} of ${(bytesTotal / 2 ** 20).toFixed(1)} MiB`);
         },
@@ -91,6 +97,7 @@ export class Assistant {
       this.#omni = omni;
       this.#state.device = omni.device.kind;
       this.#state.deviceName = omni.device.name;
+      this.#state.pipeline = choice.pipeline;
       if (choice.device === 'auto' && omni.device.kind === 'wasm' && 'gpu' in navigator) {
         this.#view.showDeviceNotice('WebGPU is present but gave no adapter: the model runs on WebAssembly (CPU), which is slower.');
       }

@@ -36,6 +36,8 @@ export interface DemoState {
   /** 'webgpu' or 'wasm' once loaded. */
   device: string | null;
   deviceName: string | null;
+  /** 'workers' or 'in-thread' once loaded. */
+  pipeline: string | null;
   voice: string | null;
   textTokens: number;
   audioSamplesReceived: number;
@@ -64,7 +66,7 @@ declare global {
 
 export function publishDemoState(): DemoState {
   const state: DemoState = {
-    state: 'loading', device: null, deviceName: null, voice: null,
+    state: 'loading', device: null, deviceName: null, pipeline: null, voice: null,
     textTokens: 0, audioSamplesReceived: 0, audioSamplesPlayed: 0, audioPeakPlayed: 0, largestAudioChunk: 0, playing: false,
     encodedAudioBlocks: 0, encodedVideoFrames: 0, sent: { audioSeconds: 0, audioPeak: 0, videoFrames: 0 }, bargeIns: 0,
     latencyMs: { firstText: null, firstAudio: null }, turns: [], errors: [],

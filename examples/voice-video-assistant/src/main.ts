@@ -4,6 +4,7 @@
  * with `?autostart=1`, starts hands-free listening once it is loaded.
  */
 import { blobFiles, type CheckpointInput, type DeviceChoice, type WeightFormat } from '@omniweb/core';
+import type { PipelineKind } from '@omniweb/sdk';
 import { Assistant } from './assistant.js';
 import { publishDemoState } from './demoState.js';
 import { readParams, TINY_MODEL_PATH } from './params.js';
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
   }
   view.device.value = params.device;
   view.weights.value = params.weights;
+  view.pipeline.value = params.pipeline;
   if (params.model !== TINY_MODEL_PATH) {
     view.modelForm.querySelector<HTMLInputElement>('input[value="url"]')!.checked = true;
     view.modelUrl.value = params.model;
@@ -70,14 +72,15 @@ async function main(): Promise<void> {
       return;
     }
     view.showTinyNotice(new FormData(view.modelForm).get('source') === 'tiny');
-    void assistant.load({ model, device: view.device.value as DeviceChoice, weights: view.weights.value as WeightFormat, voice: null });
+    const pipeline = typeof model === 'string' ? view.pipeline.value as PipelineKind : 'in-thread';
+    void assistant.load({ model, device: view.device.value as DeviceChoice, weights: view.weights.value as WeightFormat, pipeline, voice: null });
   });
 
   const media = assistant.openMedia().catch((e: unknown) => {
     assistant.reportError(`microphone: ${(e as Error).message}; the talk button needs one`);
   });
   await assistant.load({
-    model: new URL(params.model, location.href).href, device: params.device, weights: params.weights, voice: params.voice,
+    model: new URL(params.model, location.href).href, device: params.device, weights: params.weights, pipeline: params.pipeline, voice: params.voice,
   });
   await media;
 }

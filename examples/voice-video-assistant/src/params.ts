@@ -3,12 +3,15 @@
  * and how long replies may run: `?device=wasm&maxTokens=16&maxCodes=200&autostart=1`.
  */
 import type { DeviceChoice, WeightFormat } from '@omniweb/core';
+import type { PipelineKind } from '@omniweb/sdk';
 
 export interface DemoParams {
   device: DeviceChoice;
   /** Checkpoint folder URL, relative to the page (default: the embedded tiny checkpoint the demo server serves). */
   model: string;
   weights: WeightFormat;
+  /** 'workers': each stage in its own Web Worker, so the page's thread stays free for audio and video. */
+  pipeline: PipelineKind;
   voice: string | null;
   /** Reply tokens per turn. */
   maxTokens: number;
@@ -22,6 +25,7 @@ export const TINY_MODEL_PATH = 'models/tiny-omni/';
 
 const DEVICES: readonly DeviceChoice[] = ['auto', 'webgpu', 'wasm'];
 const WEIGHTS: readonly WeightFormat[] = ['f32', 'f16', 'q8', 'q4'];
+const PIPELINES: readonly PipelineKind[] = ['in-thread', 'workers'];
 
 function oneOf<T extends string>(query: URLSearchParams, name: string, allowed: readonly T[], fallback: T): T {
   const value = query.get(name);
@@ -44,6 +48,8 @@ export function readParams(search: string): DemoParams {
     device: oneOf(query, 'device', DEVICES, 'auto'),
     model: query.get('model') ?? TINY_MODEL_PATH,
     weights: oneOf(query, 'weights', WEIGHTS, 'f32'),
+    // In-thread by default: on the worker pipeline a barge-in currently costs a Talker worker restart.
+    pipeline: oneOf(query, 'pipeline', PIPELINES, 'in-thread'),
     voice: query.get('voice'),
     maxTokens: positiveInteger(query, 'maxTokens', 64),
     maxCodes: positiveInteger(query, 'maxCodes', 600),

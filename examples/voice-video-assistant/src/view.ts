@@ -18,6 +18,7 @@ export class View {
   readonly modelFolder = element<HTMLInputElement>('model-folder');
   readonly device = element<HTMLSelectElement>('device');
   readonly weights = element<HTMLSelectElement>('weights');
+  readonly pipeline = element<HTMLSelectElement>('pipeline');
   readonly voice = element<HTMLSelectElement>('voice');
   readonly #state = element('state');
   readonly #userCaption = element('user-caption');
@@ -47,7 +48,7 @@ export class View {
       answering: 'answering',
       error: 'the model is not loaded',
     }[state.state];
-    this.#deviceUsed.textContent = state.device === null ? '—' : `${state.device} (${state.deviceName})`;
+    this.#deviceUsed.textContent = state.device === null ? '—' : `${state.device} (${state.deviceName}), ${state.pipeline}`;
     this.#firstText.textContent = ms(state.latencyMs.firstText);
     this.#firstAudio.textContent = ms(state.latencyMs.firstAudio);
     const last = state.turns.at(-1);
