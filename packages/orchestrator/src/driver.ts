@@ -64,6 +64,22 @@ export interface StageSet {
   recover(error: unknown): Promise<Recovery>;
 }
 
+/**
+ * Lets queued tasks run — a microphone's chunks, a speech detector's barge-in, UI events. Stages
+ * in this thread answer in microtasks, so without this a reply would hold the thread to its end.
+ */
+function nextTask(): Promise<void> {
+  if (typeof setImmediate === 'function') return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
 function isAborted(e: unknown): boolean {
   return e instanceof OmniError && e.code === 'ABORTED';
 }
@@ -208,6 +224,7 @@ export class TurnDriver implements Conversation {
           for (let code = await codes.next(); code !== null; code = await codes.next()) {
             outcome.codes++;
             await out.push(code);
+            await nextTask();
           }
           await out.end();
         };
@@ -230,6 +247,7 @@ export class TurnDriver implements Conversation {
           outcome.ids.push(token.id);
           if (!this.#stops.has(token.id)) sink.text(token.id, decoder ? decoder.push(token.id) : '');
           if (stop.signal.aborted) throw new OmniError('ABORTED', 'generation was stopped');
+          await nextTask();
         }
         await talker?.endOfText();
       } catch (e) {

@@ -166,10 +166,6 @@ export class LiveTurn {
     this.#mel = new MelStream({ config: steps.preprocessor.audio, blockFrames: 2 * steps.thinkerConfig.audio.nWindow });
     this.#patches = new VideoPatchStream(steps.preprocessor.video);
     this.#videoEnded = input.video === null;
-    const chunkPatches = this.#tmropeConfig.secondsPerChunk / this.#secondPerGrid();
-    if (!Number.isInteger(chunkPatches)) {
-      throw new OmniError('UNSUPPORTED_CONFIG', `a ${this.#tmropeConfig.secondsPerChunk} s interleaving chunk holds ${chunkPatches} temporal patches of ${this.#secondPerGrid()} s; live video needs whole patches per chunk`);
-    }
   }
 
   /**

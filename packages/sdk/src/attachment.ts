@@ -42,7 +42,7 @@ export interface LiveHost {
   /** A new live turn: its input arrives on `input` until the turn ends. */
   startTurn(input: LiveTurnInput): void;
   speech(event: SpeechEvent): void;
-  /** An input failed outside any turn. */
+  /** An input failed outside any turn (audio), or the camera failed (the voice goes on). */
   failed(error: OmniError): void;
   detached(): void;
 }
@@ -231,10 +231,9 @@ export class LiveAttachment implements Attachment {
         this.#frame(frame);
       }
     } catch (e) {
-      // A failed camera ends the video; the voice goes on.
-      const error = asOmniError(e);
-      this.#turn?.video?.close(error);
-      if (!this.#turn) this.#host.failed(error);
+      // A failed camera ends the video (reported); the voice goes on.
+      this.#turn?.video?.close();
+      this.#host.failed(asOmniError(e));
     }
   }
 

@@ -3,6 +3,8 @@
 // Speech is real (espeak-ng, scripts/setup.sh installs it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,4 +170,122 @@ describe('session.attach with voice-activity turns', () => {
     await again.ended;
     await session.close();
   });
+
+  it('barge-in: speech during a spoken reply stops it at once (turn end interrupted), and the new speech is the next turn, which answers', async () => {
+    const session = omni.session({ maxNewTokens: 64, talker: { maxNewTokens: 2000 } });
+    let heard!: () => void;
+    const firstAudio = new Promise<void>((resolve) => { heard = resolve; });
+    const reader = collect(session, (event) => {
+      if (event.type === 'audio') heard();
+      // Turn 2 has answered once it speaks; cut it there to keep the test short.
+      if (event.type === 'audio' && reader.events.some((e) => e.type === 'turn' && e.phase === 'start' && e.turn === 2)) session.interrupt();
+    });
+    const first = say('What time is it now?');
+    const second = say('Wait, tell me about the sea instead.');
+    const pcm = join32(silence(0.5), first, silence(1.5, 2), second, silence(1.5, 3));
+    const secondAt = Math.round(0.5 * RATE) + first.length + Math.round(1.5 * RATE);
+    // The user starts speaking again once the first reply is audible.
+    const attachment = session.attach({ audio: { sampleRate: RATE, chunks: paced(pcm, 5, async (at) => { if (at >= secondAt) await firstAudio; }) } });
+    await attachment.ended;
+    await waitFor(reader, turnEnded(2), 'the second turn to end');
+    await session.close();
+    await reader.done;
+
+    expect(ofType(reader.events, 'speech').map((e) => e.phase)).toEqual(['start', 'end', 'start', 'end']);
+    const bargeIn = reader.events.indexOf(ofType(reader.events, 'speech')[2]);
+    const firstTurn = reader.turn(1);
+    const firstEnd = reader.events.indexOf(firstTurn.at(-1)!);
+    expect(firstTurn.at(-1)).toMatchObject({ phase: 'end', interrupted: true });
+    expect(ofType(firstTurn, 'audio').length).toBeGreaterThan(0);
+    // Cut at once: the speech start came while turn 1 was still running, and no audio of it followed.
+    expect(bargeIn).toBeLessThan(firstEnd);
+    expect(ofType(reader.events.slice(bargeIn, firstEnd), 'audio')).toHaveLength(0);
+    const secondTurn = reader.turn(2);
+    expect(ofType(secondTurn, 'stats').at(-1)!.audioBlocks).toBeGreaterThanOrEqual(1);
+    expect(ofType(secondTurn, 'text').length).toBeGreaterThan(0);
+    expect(ofType(secondTurn, 'audio').length).toBeGreaterThan(0);
+    expect(ofType(reader.events, 'error')).toEqual([]);
+  });
+
+  it('push-to-talk: with manual turn-taking a turn runs until endTurn(), speech events still reported', async () => {
+    const session = omni.session({ speech: false, maxNewTokens: 3 });
+    const reader = collect(session);
+    const speech = say('One, two, three.');
+    let released!: () => void;
+    const release = new Promise<void>((resolve) => { released = resolve; });
+    async function* mic() {
+      yield* paced(join32(silence(0.3), speech, silence(0.3)), 10);
+      released();
+      await pause(10_000_000);
+    }
+    const attachment = session.attach({ audio: { sampleRate: RATE, chunks: mic() }, turnTaking: 'manual' });
+    await release;
+    session.endTurn();
+    await waitFor(reader, turnEnded(1), 'the push-to-talk turn to end');
+    await attachment.detach();
+    await session.close();
+    await reader.done;
+    const turn = reader.turn(1);
+    // The whole recording is the turn: 0.3 s + speech + 0.3 s (no detector trimming).
+    expect(ofType(turn, 'stats').at(-1)!.audioMs).toBeCloseTo(600 + (1000 * speech.length) / RATE, 6);
+    expect(turn.at(-1)).toMatchObject({ phase: 'end', interrupted: false });
+    expect(ofType(reader.events, 'speech')[0]).toMatchObject({ phase: 'start' });
+  });
+});
+
+describe('a long live session', () => {
+  it('10 minutes hands-free (accelerated) with a sink-window cache: every utterance answered, memory bounded, no stall', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const lines = ['Hello, how are you today?', 'Tell me a story about a cat.', 'What is two plus two?', 'Thanks, that is all for now.'].map((t) => say(t));
+    const parts: Float32Array[] = [];
+    const starts: number[] = [];
+    let length = 0;
+    for (let k = 0; length < 600 * RATE; k++) {
+      const gap = silence(2, k + 1);
+      starts.push(length + gap.length);
+      parts.push(gap, lines[k % lines.length]);
+      length += gap.length + lines[k % lines.length].length;
+    }
+    parts.push(silence(2, 999));
+    const pcm = join32(...parts);
+    const session = omni.session({ speech: false, maxNewTokens: 3, cache: { kind: 'sinkWindow', sink: 16, window: 512 } });
+    const reader = collect(session);
+    const ends = () => ofType(reader.events, 'turn').filter((e) => e.phase === 'end').length;
+    const memory: number[] = [];
+    let next = 0;
+    const attachment = session.attach({
+      audio: {
+        sampleRate: RATE,
+        // Each utterance waits for the answer to the one before (a polite user), then comes at 50× real time.
+        chunks: paced(pcm, 50, async (at) => {
+          if (next < starts.length && at >= starts[next]) {
+            await waitFor(reader, () => ends() >= next, `the answer to utterance ${next}`, 60_000);
+            if (next === 10 || next === starts.length - 1) {
+              gc();
+              const m = process.memoryUsage();
+              memory.push(m.heapUsed + m.arrayBuffers);
+            }
+            next++;
+          }
+        }),
+      },
+    });
+    await attachment.ended;
+    await waitFor(reader, () => ends() === starts.length, 'the last answer', 60_000);
+    await session.close();
+    await reader.done;
+
+    const turns = ofType(reader.events, 'turn').filter((e): e is Extract<Of<'turn'>, { phase: 'end' }> => e.phase === 'end');
+    expect(ofType(reader.events, 'speech').filter((e) => e.phase === 'start')).toHaveLength(starts.length);
+    expect(turns).toHaveLength(starts.length);
+    expect(turns.every((t) => !t.interrupted && t.stats.tokens > 0)).toBe(true);
+    expect(ofType(reader.events, 'error')).toEqual([]);
+    const fed = turns.reduce((n, t) => n + t.stats.promptTokens + t.stats.tokens, 0);
+    // Far more than the cache holds went through it.
+    expect(fed).toBeGreaterThan(10 * 528);
+    const growth = memory[1] - memory[0];
+    console.log(`${starts.length} turns over ${(pcm.length / RATE).toFixed(0)} s of audio, ${fed} tokens through a 528-row cache; JS heap + buffers grew ${(growth / 2 ** 20).toFixed(1)} MiB from turn 10 to the end`);
+    expect(growth).toBeLessThan(16 * 2 ** 20);
+  }, 900_000);
 });
