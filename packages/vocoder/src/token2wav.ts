@@ -21,6 +21,7 @@ export interface Voice {
   refMel: HostArray;
 }
 
+/** The DiT's sampling options (solver, steps, guidance, sway) hold for every window `stream` decodes. */
 export interface SynthesisOptions extends SampleOptions {
   /**
    * The ODE's initial noise, row-major [frames, mel], frames ≥ 2 per code (the reference draws
