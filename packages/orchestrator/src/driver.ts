@@ -193,10 +193,15 @@ export class TurnDriver implements Conversation {
     const stop = new AbortController();
     let talker: TalkerReply | null = null;
     let speech: SpeechReply | null = null;
+    // Each reply is stopped once: at the first failure or interruption, else at the end.
+    let talkerStopped: Promise<void> | null = null;
+    let speechStopped: Promise<void> | null = null;
+    const stopTalker = () => (talkerStopped ??= talker?.stop().catch(() => undefined) ?? null);
+    const stopSpeech = () => (speechStopped ??= speech?.stop().catch(() => undefined) ?? null);
     const onStop = () => {
       void thinker.abort().catch(() => undefined);
-      void talker?.stop().catch(() => undefined);
-      void speech?.stop().catch(() => undefined);
+      void stopTalker();
+      void stopSpeech();
     };
     stop.signal.addEventListener('abort', onStop);
     const onAbort = () => stop.abort();
@@ -219,7 +224,7 @@ export class TurnDriver implements Conversation {
       const speak = async (codes: TalkerReply) => {
         const out = await stages.speech!.start({ cond: speaker!.cond, refMel: speaker!.refMel });
         speech = out;
-        if (stop.signal.aborted) await out.stop();
+        if (stop.signal.aborted) await stopSpeech();
         const feed = async () => {
           for (let code = await codes.next(); code !== null; code = await codes.next()) {
             outcome.codes++;
@@ -253,13 +258,13 @@ export class TurnDriver implements Conversation {
       } catch (e) {
         failure = e;
         stop.abort();
-      } finally {
-        await thinker.stopReply();
       }
+      // A Thinker that is gone has no reply left to stop; its failure is already recorded.
+      await thinker.stopReply().catch((e: unknown) => { failure ??= e; });
       await speaking;
     } finally {
       signal.removeEventListener('abort', onAbort);
-      await Promise.all([talker?.stop(), (speech as SpeechReply | null)?.stop()]);
+      await Promise.all([stopTalker(), stopSpeech()]);
     }
     if (speechError) throw speechError;
     if (failure) throw failure;

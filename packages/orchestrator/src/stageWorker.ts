@@ -10,7 +10,7 @@ import './errors.js';
 import { spawnWorker, type SpawnedWorker } from './spawn.js';
 import type { StageHost, StageKind, StageLoad } from './workerHost.js';
 
-/** Calls whose end frees the worker-side object: its port is released after them. */
+/** Calls after which a worker-side object is done with: its port is released. */
 const FINAL_CALLS = new Set<PropertyKey>(['stop', 'close']);
 
 function breaks(e: unknown): boolean {
@@ -86,8 +86,8 @@ export class StageWorker<Stage extends object> {
     const death = new Promise<never>((_, reject) => {
       died = (why) => reject(new OmniError('INTERNAL', `the ${this.kind} worker stopped: ${why}`));
     });
-    death.catch((e: OmniError) => this.#fail(e));
     const worker = await spawnWorker(this.#url, `omniweb-${this.kind}`, (why) => died(why));
+    death.catch((e: OmniError) => this.#fail(worker, e));
     this.#worker = worker;
     this.#broken = null;
     const host = wrap<StageHost>(worker.endpoint);
@@ -99,31 +99,44 @@ export class StageWorker<Stage extends object> {
       throw e;
     }
     this.#host = host;
-    this.#stage = this.#guard(host.stage, death, false) as Stage;
+    this.#stage = this.#guard(worker, host.stage, death, false) as Stage;
   }
 
-  #fail(e: OmniError): void {
-    this.#broken ??= e;
+  /** Marks the worker broken, unless it was already replaced (or terminated on purpose). */
+  #fail(worker: SpawnedWorker, e: OmniError): void {
+    if (worker === this.#worker) this.#broken ??= e;
   }
 
   /**
    * A view of a remote object whose calls race the worker's death; remote objects a call
-   * returns (a conversation, a reply) are guarded the same way and released after their last call.
+   * returns (a conversation, a reply) are guarded the same way, and their port is released
+   * once a final call (`stop`, `close`) was made and no call is in flight (a release
+   * overtaking a reply would leave that call pending forever).
    */
-  #guard(remote: unknown, death: Promise<never>, owned: boolean): object {
+  #guard(worker: SpawnedWorker, remote: unknown, death: Promise<never>, owned: boolean): object {
     const target = remote as Record<PropertyKey, (...args: unknown[]) => Promise<unknown>> & { [releaseProxy](): void };
+    let pending = 0;
+    let finished = false;
+    let released = false;
     return new Proxy({}, {
       get: (_, prop) => {
         if (prop === 'then') return undefined; // not a thenable: it may be awaited as a value
         return async (...args: unknown[]) => {
+          if (released) throw new OmniError('BAD_INPUT', `${String(prop)}: this ${this.kind} object was already stopped`);
+          pending++;
           try {
             const result = await Promise.race([target[prop](...args), death]);
-            return typeof result === 'function' ? this.#guard(result, death, true) : result;
+            return typeof result === 'function' ? this.#guard(worker, result, death, true) : result;
           } catch (e) {
-            if (breaks(e)) this.#fail(e instanceof OmniError ? e : new OmniError('INTERNAL', String(e)));
+            if (breaks(e)) this.#fail(worker, e instanceof OmniError ? e : new OmniError('INTERNAL', String(e)));
             throw e;
           } finally {
-            if (owned && FINAL_CALLS.has(prop)) target[releaseProxy]();
+            pending--;
+            finished ||= owned && FINAL_CALLS.has(prop);
+            if (finished && pending === 0 && !released) {
+              released = true;
+              target[releaseProxy]();
+            }
           }
         };
       },

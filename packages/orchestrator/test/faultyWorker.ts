@@ -1,5 +1,5 @@
 // A stage worker for the fault tests: the real StageHost, plus `fault(method, nth, kind)`, which
-// makes the nth call of `method` (on the stage or on an object it returned) fail: throw a
+// makes the nth call of `method` from now on (on the stage or on an object it returned) fail: throw a
 // plain Error, report a lost GPU device, or end the worker thread.
 import { OmniError } from '@omniweb/core';
 import { proxy, proxyMarker } from 'comlink';
@@ -13,6 +13,7 @@ class FaultyHost extends StageHost {
 
   fault(method: string, nth: number, kind: FaultKind): void {
     this.#faults.set(method, { nth, kind });
+    this.#calls.set(method, 0);
   }
 
   override get stage() {
