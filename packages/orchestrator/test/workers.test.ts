@@ -63,4 +63,17 @@ describe('worker pipeline', () => {
     expect(got.ids).toEqual(want.ids);
     expect(Buffer.from(got.pcm.buffer).equals(Buffer.from(want.pcm.buffer))).toBe(true);
   });
+
+  it('an interruption mid-reply stops every worker at once, breaks none, and the next turn continues the conversation', async () => {
+    const driver = speakingDriver(workers, 12, 400);
+    const abort = new AbortController();
+    const cut = await turn(driver, { text: 'Hello!' }, abort.signal, (n) => { if (n === 3) abort.abort(); });
+    expect(cut.interrupted).toBe(true);
+    expect(cut.ids.length).toBeLessThan(12);
+    for (const kind of ['perception', 'thinker', 'talker', 'speech'] as const) expect(workers.worker(kind)!.broken).toBeNull();
+    const next = await turn(driver, { text: 'Go on.' });
+    expect(next.interrupted).toBe(false);
+    expect(next.codes).toBeGreaterThan(0);
+    driver.dispose();
+  });
 });
