@@ -8,7 +8,8 @@
  * --activations int16,exact (the wasm GEMV modes to run q8/q4 with, default the backend's
  * default int16; more than one gives before/after rows from one run), --no-browser,
  * --no-peer, --webgpu (our Thinker on SwiftShader WebGPU too: minutes per token), --decode-only
- * (no prefill measurement in Node).
+ * (no prefill measurement in Node), --paired (q8/q4 decode steps with exact and int16 GEMV
+ * activations in alternation, paired.ts: a before/after that survives a busy machine).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,7 @@ import { measureRoofline, type Roofline } from '../lib/roofline.js';
 import { profileOps, thinkerMatrixNames, type OpProfiler } from './profile.js';
 import { decodeLabel, thinkerRows, type PeerFigures, type TargetResult } from './rows.js';
 import { CachedSource } from './cachedSource.js';
+import { pairedDecode, type PairedDecode } from './paired.js';
 import { ensureCheckpoint } from './source.js';
 import { benchThinker, fillCache, promptIds, tokenWork, type ThinkerBenchOptions } from './suite.js';
 
@@ -132,6 +134,28 @@ for (const [i, { format, threads, activations }] of runs.entries()) {
   }
   if (runs[i + 1]?.format !== format) source.forget();
 }
+const paired: (PairedDecode & { weights: string; threads: number })[] = [];
+if (flag('paired')) {
+  for (const format of formats.filter((f) => f === 'q8' || f === 'q4')) {
+    for (const threads of threadCounts) {
+      const modes = ['exact', 'int16'] as const;
+      const backends = await Promise.all(modes.map((m) => createWasmBackend({ threads, quantizedActivations: m })));
+      const thinkers: Thinker[] = [];
+      try {
+        for (const b of backends) thinkers.push(await Thinker.load(b, source, config, { format }));
+        for (const context of nodeOptions.contexts) {
+          const result = await pairedDecode(modes.map((m, i) => ({ label: m, thinker: thinkers[i] })), context, nodeOptions.decodeTokens, nodeOptions.warmupTokens);
+          for (const r of result) paired.push({ ...r, weights: format, threads });
+          log(`  paired ${format} ${threads}T @${context}: ${result.map((r) => `${r.label} ${r.ms.toFixed(1)} ms`).join(', ')}`);
+        }
+      } finally {
+        for (const t of thinkers) t.dispose();
+        for (const b of backends) b.destroy();
+      }
+    }
+    source.forget();
+  }
+}
 await checkpoint.close();
 {
   const end = await nodeFloors();
@@ -186,6 +210,15 @@ for (const r of all.filter((x) => x.threads === 2 && BRIEF_REFERENCE[x.weights] 
 console.log(`\nours ÷ the brief's llama.cpp-wasm figures (goal ≥ 1.3; those figures were not measured in this run):`);
 console.log(formatTable(versusBrief));
 console.log(`llama.cpp peer: ${peerNote}`);
+if (paired.length > 0) {
+  console.log('\npaired decode (exact and int16 GEMV activations, one step each in turn; median step):');
+  const pairedRows: Row[] = [];
+  for (const r of paired.filter((p) => p.label === 'int16')) {
+    const before = paired.find((p) => p.label === 'exact' && p.weights === r.weights && p.threads === r.threads && p.context === r.context)!;
+    pairedRows.push({ weights: r.weights, threads: r.threads, phase: decodeLabel(r.context), 'exact tok/s': before.tokPerS, 'int16 tok/s': r.tokPerS, 'int16 ÷ exact': r.tokPerS / before.tokPerS });
+  }
+  console.log(formatTable(pairedRows));
+}
 for (const p of profiles) {
   console.log(`\ndecode step profile, ${p.target} ${p.weights} @${p.context}: ${p.stepMs.toFixed(2)} ms/token`);
   console.log(formatTable(p.ops.map((o) => ({ op: o.op, 'ms/token': o.msPerToken, share: o.share, 'calls/token': o.callsPerToken }))));
@@ -195,7 +228,7 @@ const stamp = new Date().toISOString();
 const out = `${here}../results/thinker-${quick ? 'quick' : 'full'}.json`;
 writeFileSync(out, JSON.stringify({
   date: stamp, seconds: (performance.now() - started) / 1000, options: nodeOptions, roofline, peaks,
-  decodeLabels: nodeOptions.contexts.map(decodeLabel), peerNote, peers, rows, versusBrief, profiles,
+  decodeLabels: nodeOptions.contexts.map(decodeLabel), peerNote, peers, rows, versusBrief, profiles, paired,
   raw: all.map((r) => ({ target: r.target, weights: r.weights, threads: r.threads, result: r.result, work: r.work, roofline: r.roofline, peaks: r.peaks })),
   browser: browserExtra,
 }, null, 2));
