@@ -32,6 +32,8 @@ for (const name of buildOrder(packages)) {
   if (!existsSync(`${dir}/src/index.ts`)) continue;
   const inputs = { index: `${dir}/src/index.ts` };
   if (existsSync(`${dir}/src/main.ts`)) inputs.main = `${dir}/src/main.ts`;
+  // A worker entry (the orchestrator's stage worker) is its own input, so apps can bundle it as a worker script.
+  if (existsSync(`${dir}/src/worker.ts`)) inputs.worker = `${dir}/src/worker.ts`;
   configs.push({
     input: inputs,
     external,
