@@ -363,9 +363,21 @@ export class LiveTurn {
     let patches = 0;
     while (patches < patchesReady && this.#patchChunk(this.#patchesFed + patches) <= chunk) patches++;
     const last = audioDone && audio === audioReady && videoDone;
-    const trailingPatches = last ? patchesReady - patches : 0;
+    let trailingPatches = 0;
+    if (last) {
+      // Frames after the voice (the detector decides the end a little late) are not the turn's.
+      trailingPatches = Math.max(0, Math.min(patchesReady, this.#patchLimit() - this.#patchesFed) - patches);
+      const unused = patchesReady - patches - trailingPatches;
+      this.#patchRows.length -= unused;
+      this.#progress.videoPatches -= unused;
+    }
     if (!last && patches === 0 && audio === 0) return null;
     return { patches, audio, trailingPatches, last };
+  }
+
+  /** Patches the turn may hold: those that start within its audio, once the audio has ended. */
+  #patchLimit(): number {
+    return this.#audioEnded ? Math.ceil(this.#progress.audioMs / 1000 / this.#secondPerGrid() - 1e-9) : Infinity;
   }
 
   /** The interleaving chunk of temporal patch t (`audioInVideoChunks`' video split). */
@@ -399,7 +411,13 @@ export class LiveTurn {
   async #encodePatch(): Promise<boolean> {
     if (this.#mode === 'audio') return false;
     const size = this.#patches.config.temporalPatchSize;
-    const first = (this.#patchesFed + this.#patchRows.length) * size;
+    const index = this.#patchesFed + this.#patchRows.length;
+    if (index >= this.#patchLimit()) {
+      this.#frames.length = 0;
+      this.#patchFrames.length = 0;
+      return false;
+    }
+    const first = index * size;
     while (this.#frames.length > 0 && this.#frames[0].slot < first + size) this.#patchFrames.push(this.#frames.shift()!);
     const complete = this.#patchFrames.length === size || this.#frames.length > 0 || this.#videoEnded;
     if (!complete || (this.#patchFrames.length === 0 && this.#frames.length === 0)) return false;

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeWav, logMel, MelStream, resample } from '@omniweb/media';
+import { decodeWav, logMel, MelStream, resample, type RgbImage, type TimedFrame } from '@omniweb/media';
 import { Omni, type OmniEvent, type OmniSession } from '../src/index.js';
 import { collect, makeTiny, throws } from './helpers.js';
 
@@ -230,6 +230,69 @@ describe('session.attach with voice-activity turns', () => {
     expect(ofType(turn, 'stats').at(-1)!.audioMs).toBeCloseTo(600 + (1000 * speech.length) / RATE, 6);
     expect(turn.at(-1)).toMatchObject({ phase: 'end', interrupted: false });
     expect(ofType(reader.events, 'speech')[0]).toMatchObject({ phase: 'start' });
+  });
+});
+
+describe('live turns with a camera and on workers', () => {
+  function rgb(seed: number): RgbImage {
+    const data = new Uint8Array(56 * 56 * 3);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31 + seed * 17) % 251;
+    return { width: 56, height: 56, data };
+  }
+
+  /** One hands-free turn of `speech` with a 10 fps camera (frames come with the audio of their time); its events. */
+  async function cameraTurn(model: Omni, speech: Float32Array) {
+    const pcm = join32(silence(0.6), speech, silence(1.5, 2));
+    let audioSeconds = 0;
+    const session = model.session({ speech: false, maxNewTokens: 4 });
+    const reader = collect(session);
+    async function* camera(): AsyncGenerator<TimedFrame> {
+      for (let k = 0; k < (pcm.length / RATE) * 10; k++) {
+        while (audioSeconds < k / 10) await pause(2);
+        yield { image: rgb(k), timestampSeconds: k / 10 };
+      }
+    }
+    const attachment = session.attach({
+      audio: { sampleRate: RATE, chunks: paced(pcm, 5, async (at) => { audioSeconds = at / RATE; }) },
+      video: camera(),
+    });
+    await attachment.ended;
+    await waitFor(reader, turnEnded(1), 'the camera turn to end');
+    await session.close();
+    await reader.done;
+    return reader;
+  }
+
+  it('a camera turn: video patches are encoded and prefilled with the audio before the speech ends, and the turn replies', async () => {
+    const reader = await cameraTurn(omni, say('Look at this, what do you see in front of you now?'));
+    const speech = ofType(reader.events, 'speech');
+    expect(speech.map((e) => e.phase)).toEqual(['start', 'end']);
+    const before = ofType(reader.events.slice(0, reader.events.indexOf(speech[1])), 'stats').at(-1)!;
+    expect(before.videoPatches).toBeGreaterThanOrEqual(2);
+    expect(before.audioBlocks).toBeGreaterThanOrEqual(1);
+    const turn = reader.turn(1);
+    const last = ofType(turn, 'stats').at(-1)!;
+    // One temporal patch (2 frames at 2 fps) per second of the turn's audio, nothing dropped at this pace.
+    expect(last.videoPatches).toBe(Math.ceil(last.audioMs / 1000));
+    expect(last.droppedVideoFrames).toBe(0);
+    expect(turn.at(-1)).toMatchObject({ phase: 'end', interrupted: false });
+    expect(ofType(reader.events, 'error')).toEqual([]);
+  });
+
+  it('runs on the worker pipeline (one worker per stage) with the same reply as in this thread', async () => {
+    const speech = say('Good morning, is it going to rain?');
+    const local = await cameraTurn(omni, speech);
+    const workers = await Omni.load({ model: tiny.dir, device: 'wasm', pipeline: 'workers' });
+    try {
+      const remote = await cameraTurn(workers, speech);
+      const ids = (r: typeof local) => ofType(r.turn(1), 'text').map((e) => e.id);
+      expect(ids(remote)).toEqual(ids(local));
+      const end = (r: typeof local) => r.turn(1).at(-1) as Extract<Of<'turn'>, { phase: 'end' }>;
+      expect(end(remote).stats.promptTokens).toBe(end(local).stats.promptTokens);
+      expect(ofType(remote.turn(1), 'stats').at(-1)!.videoPatches).toBeGreaterThan(0);
+    } finally {
+      await workers.close();
+    }
   });
 });
 
