@@ -6,9 +6,12 @@
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { measureRoofline, type Roofline } from './roofline.js';
-import type { OpProfile, OpStat } from './opProfile.js';
+import type { OpStat } from './opProfile.js';
+import type { PassTiming } from './passes.js';
 import { simdPeak } from './simdPeak.js';
 import { totals } from './opProfile.js';
+
+export { noise, timePass, type PassTiming } from './passes.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -53,41 +56,6 @@ export function parseFlags(argv: readonly string[]): Map<string, string> {
   return flags;
 }
 
-export interface PassTiming {
-  /** Whole pass, ms. */
-  ms: number;
-  /** Between the first and last layer marks, ms. */
-  layersMs: number;
-  profile: Map<string, Map<string, OpStat>>;
-}
-
-/**
- * Runs `pass` once with the profile recording; `pass` gets a `mark(phase)` to call when the
- * layer loop starts ('layers') and ends ('outside'). `sync` is awaited at each mark so a
- * queueing backend (WebGPU) has finished the work before the clock is read.
- */
-export async function timePass(
-  prof: OpProfile, sync: () => Promise<void>, timedOps: boolean,
-  pass: (mark: (phase: 'layers' | 'outside') => Promise<void>) => Promise<void>,
-): Promise<PassTiming> {
-  prof.reset();
-  prof.setPhase('outside');
-  prof.start({ timed: timedOps });
-  let layersStart = 0;
-  let layersMs = 0;
-  const t0 = performance.now();
-  await pass(async (phase) => {
-    await sync();
-    if (phase === 'layers') layersStart = performance.now();
-    else layersMs += performance.now() - layersStart;
-    prof.setPhase(phase);
-  });
-  await sync();
-  const ms = performance.now() - t0;
-  prof.stop();
-  return { ms, layersMs, profile: prof.stats() };
-}
-
 /**
  * A pass that ran `ran` of the tower's `of` identical layers, scaled to all of them: the work
  * outside the layer loop once, the loop's time and FLOPs × of/ran.
@@ -109,17 +77,6 @@ export function scaleToTower(t: PassTiming, ran: number, of: number): { ms: numb
 export function medianBy<T>(runs: T[], key: (r: T) => number): T {
   const sorted = [...runs].sort((a, b) => key(a) - key(b));
   return sorted[(sorted.length - 1) >> 1];
-}
-
-/** Seeded uniform values in [-scale, scale). */
-export function noise(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
-  }
-  return out;
 }
 
 /** The WebGPU environment Dawn needs on a GPU-less machine (SwiftShader), as vitest.config.ts sets it. */

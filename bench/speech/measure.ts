@@ -1,8 +1,7 @@
 /**
  * Pieces both targets of `pnpm bench:speech` share: a measurement row, scaling timed passes to
- * the whole model, the streaming windows, and the Talker's decode loop.
+ * the whole model, and the Talker's decode loop.
  */
-import type { DitConfig } from '@omniweb/core';
 import type { Talker, TalkerConfig } from '@omniweb/talker';
 import { totals, type OpProfile, type OpStat } from '../lib/opProfile.js';
 import { medianBy, noise, scaleToTower, type PassTiming } from '../lib/towerBench.js';
@@ -35,14 +34,6 @@ export function fromRuns(label: Label, runs: PassTiming[], ran: number, of: numb
   const ops = new Map([...med.allOps].map(([k, s]) => [k, { calls: s.calls * repeat, ms: s.ms * repeat, flops: s.flops * repeat, weightBytes: s.weightBytes * repeat }]));
   const weightBytes = [...ops.values()].reduce((a, s) => a + s.weightBytes, 0);
   return { ...label, ms: med.ms * repeat, flops: med.flops * repeat, weightBytes, ops, runsMs: scaled.map((s) => s.ms * repeat) };
-}
-
-/**
- * The reference streamer's windows (§8.6), in mel frames: a chunk of 72 new frames decoded in a
- * window with 48 of past and 24 of future context; BigVGAN re-reads the 40 frames before it.
- */
-export function streamWindows(dit: DitConfig): { chunk: number; past: number; future: number; overlap: number } {
-  return { chunk: 3 * dit.blockSize, past: 2 * dit.blockSize, future: dit.blockSize, overlap: 40 };
 }
 
 export interface TalkerDecode {

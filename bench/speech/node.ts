@@ -41,7 +41,8 @@ import { formatTable, type Row } from '../lib/report.js';
 import { profileBackend, topOps, totals, type OpProfile } from '../lib/opProfile.js';
 import { cacheDir, ensureTowerCheckpoint } from '../lib/towerCheckpoint.js';
 import { machineRoofline, noise, parseFlags, peakSampler, swiftShaderEnv, timePass, type PassTiming } from '../lib/towerBench.js';
-import { fromRuns, streamWindows, talkerDecode, type Result } from './measure.js';
+import { streamWindows } from './ditPass.js';
+import { fromRuns, talkerDecode, type Result } from './measure.js';
 import { webgpuRows } from './webgpu.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));

@@ -15,12 +15,13 @@
  * Queued ops have no per-op times, so these rows list no top ops.
  */
 import * as core from '@omniweb/core';
-import type { OmniConfig, Speaker, WeightSource } from '@omniweb/core';
-import { BigVgan, Dit, solverEvaluations, type DitSolver } from '@omniweb/vocoder';
+import type { DitConfig, OmniConfig, Speaker, WeightSource } from '@omniweb/core';
+import { BigVgan, solverEvaluations, type DitSolver } from '@omniweb/vocoder';
 import { profileBackend, type OpProfile, type OpStat } from '../lib/opProfile.js';
 import { median } from '../lib/report.js';
 import { noise, timePass, type PassTiming } from '../lib/towerBench.js';
-import { fromRuns, streamWindows, talkerDecode, type Result } from './measure.js';
+import { ditEvaluations, streamWindows } from './ditPass.js';
+import { fromRuns, talkerDecode, type Result } from './measure.js';
 
 export const WEBGPU_TARGET = 'webgpu Node (SwiftShader)';
 
@@ -40,6 +41,19 @@ export interface WebGpuSpeechOptions {
   log: (line: string) => void;
 }
 
+/** A chunk per solver from evaluations of `ran` blocks: each scaled to every block, × the solver's evaluations. */
+export function ditRows(target: string, runs: PassTiming[], config: DitConfig, ran: number, solvers: readonly DitSolver[]): Result[] {
+  const w = streamWindows(config);
+  return solvers.map((solver) => {
+    const evals = solverEvaluations(solver, 10);
+    return fromRuns({
+      target, weights: 'f32', audioSeconds: w.chunk / 100,
+      what: `DiT chunk (${solver}, ${evals} evals × batch 2): ${w.chunk} new frames in a ${w.past + w.chunk + w.future}-frame window`,
+      ran: `${ran} of ${config.layers} blocks × 1 of ${evals} evals (scaled)`,
+    }, runs, ran, config.layers, evals);
+  });
+}
+
 export async function webgpuRows(o: WebGpuSpeechOptions): Promise<Result[]> {
   const results: Result[] = [];
   const t2w = o.config.token2wav!;
@@ -50,39 +64,9 @@ export async function webgpuRows(o: WebGpuSpeechOptions): Promise<Result[]> {
   try {
     // ---- DiT: one evaluation of `ditLayers` blocks on a steady-state window.
     {
-      const frames = w.past + w.chunk + w.future;
       const ran = Math.min(o.ditLayers, t2w.dit.layers);
-      const t0 = performance.now();
-      const dit = await Dit.load(b, o.checkpoint, { ...t2w.dit, layers: ran });
-      o.log(`${WEBGPU_TARGET} DiT: ${ran} of ${t2w.dit.layers} blocks loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      const condition = dit.condition(o.voice.cond.data as Float32Array, o.voice.refMel.data as Float32Array);
-      const run = dit.createRun(frames);
-      dit.prepare(run, condition, Int32Array.from({ length: frames / dit.repeats }, (_, i) => (i * 97) % t2w.dit.numEmbeds));
-      const x = b.tensor(noise(frames * melDim, 5, 1.7), [frames, melDim]);
-      const runs: PassTiming[] = [];
-      for (let r = 0; r <= o.reps; r++) {
-        const t = await timePass(prof, () => b.sync(), false, async (mark) => {
-          await dit.forward(run, x, 0.5, async (point) => {
-            if (point === 'inputEmbedding') await mark('layers');
-            else if (point === `block${ran - 1}`) await mark('outside');
-          });
-          await b.read(run.branches, { offset: 0, count: 1 });
-        });
-        o.log(`  DiT evaluation ${r}: ${t.ms.toFixed(0)} ms (blocks ${t.layersMs.toFixed(0)} ms)${r === 0 ? ' — warm-up' : ''}`);
-        if (r > 0) runs.push(t);
-      }
-      b.dispose(x);
-      run.dispose();
-      condition.dispose();
-      dit.dispose();
-      for (const solver of o.solvers) {
-        const evals = solverEvaluations(solver, 10);
-        results.push(fromRuns({
-          target: WEBGPU_TARGET, weights: 'f32', audioSeconds: w.chunk / 100,
-          what: `DiT chunk (${solver}, ${evals} evals × batch 2): ${w.chunk} new frames in a ${frames}-frame window`,
-          ran: `${ran} of ${t2w.dit.layers} blocks × 1 of ${evals} evals (scaled)`,
-        }, runs, ran, t2w.dit.layers, evals));
-      }
+      o.log(`${WEBGPU_TARGET}:`);
+      results.push(...ditRows(WEBGPU_TARGET, await ditEvaluations(prof, o.checkpoint, t2w.dit, o.voice, ran, o.reps, o.log), t2w.dit, ran, o.solvers));
     }
     // ---- BigVGAN: `bigvganFrames` of the streaming piece's frames.
     {
