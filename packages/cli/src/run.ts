@@ -9,13 +9,13 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OmniError, type WeightFormat } from '@omniweb/core';
 import { encodeWav } from '@omniweb/media';
-import { Omni, type SendInput, type TurnResult } from '@omniweb/sdk';
+import { Omni, type PipelineKind, type SendInput, type TurnResult } from '@omniweb/sdk';
 import { SAMPLE_RATE } from '@omniweb/vocoder';
 import { DEFAULT_SHARD_BYTES, makeCheckpoint } from './makeCheckpoint.js';
 
 export const RUN_USAGE = `omniweb run [--model <dir>] [--text "…"] [--audio f.wav] [--image f.png|f.jpg] [--video f.y4m]
     [--voice NAME] [--device wasm|webgpu] [--weights f32|f16|q8|q4] [--max-new-tokens N] [--max-codes N]
-    [--out reply.wav] [--json]`;
+    [--pipeline workers|in-thread] [--out reply.wav] [--json]`;
 
 /** The model used without --model: the tiny synthetic checkpoint (random weights, the official layout). */
 export const EMBEDDED_MODEL = fileURLToPath(new URL('../../../.cache/tiny-omni', import.meta.url));
@@ -61,10 +61,13 @@ export interface TurnOptions {
   maxCodes: number | null;
   /** Where the spoken reply goes; null: text only. */
   out: string | null;
+  /** One worker thread per stage (default), or every stage on the main thread. */
+  pipeline: PipelineKind;
 }
 
 export const TURN_FLAGS = {
   model: 'value', text: 'value', voice: 'value', device: 'value', weights: 'value', 'max-new-tokens': 'value', 'max-codes': 'value', out: 'value',
+  pipeline: 'value',
 } as const satisfies Record<string, FlagKind>;
 
 /** The flags every turn command shares, from parsed values. */
@@ -94,6 +97,7 @@ export function turnOptions(command: string, values: ReadonlyMap<string, string>
     maxNewTokens: count('max-new-tokens'),
     maxCodes: count('max-codes'),
     out: values.get('out') ?? null,
+    pipeline: oneOf('pipeline', ['workers', 'in-thread'] as const, 'workers'),
   };
   if (options.out === null && options.voice !== null) throw bad('--voice chooses the voice of the spoken reply; give --out too');
   if (options.out === null && options.maxCodes !== null) throw bad('--max-codes bounds the spoken reply; give --out too');
@@ -137,6 +141,7 @@ async function readInput(flag: string, path: string): Promise<Uint8Array> {
 export interface TurnReport {
   model: string;
   device: string;
+  pipeline: PipelineKind;
   loadMs: number;
   result: TurnResult;
   /** The spoken reply, when --out was given. */
@@ -154,9 +159,9 @@ export async function runTurn(options: TurnOptions, onText: (text: string) => vo
   if (options.image !== null) input.image = await readInput('image', options.image);
   if (options.video !== null) input.video = await readInput('video', options.video);
   const model = options.model ?? await ensureEmbeddedModel(log);
-  log(`loading ${model} on ${options.device} (${options.weights})…`);
+  log(`loading ${model} on ${options.device} (${options.weights}, ${options.pipeline === 'workers' ? 'a worker thread per stage' : 'in-thread'})…`);
   const started = performance.now();
-  const omni = await Omni.load({ model, device: options.device, weights: options.weights });
+  const omni = await Omni.load({ model, device: options.device, weights: options.weights, pipeline: options.pipeline });
   const loadMs = Math.round(performance.now() - started);
   try {
     const speech = options.out !== null;
@@ -195,7 +200,7 @@ export async function runTurn(options: TurnOptions, onText: (text: string) => vo
         throw new OmniError('IO', `cannot write ${options.out}: ${(e as Error).message}`, { cause: e });
       }
     }
-    return { model, device: omni.device.name, loadMs, result, speech: written };
+    return { model, device: omni.device.name, pipeline: options.pipeline, loadMs, result, speech: written };
   } finally {
     await omni.close();
   }
@@ -217,12 +222,14 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
   const summary = JSON.stringify({
     model: report.model,
     device: report.device,
+    pipeline: report.pipeline,
     loadMs: report.loadMs,
     text: result.text,
     ids: result.ids,
     interrupted: result.interrupted,
     stats: result.stats,
     speech: report.speech && { ...report.speech, seconds: report.speech.samples / report.speech.sampleRate },
+    // Worker threads share the process: this peak covers every stage.
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   }, null, 2);
   // The ids on one line: indented, a long reply would take a line per id.
