@@ -19,7 +19,7 @@ const SAMPLES_PER_CODE = 480;
 /** Short replies keep a turn within seconds on two shared cores; 160 codes are 3.2 s of speech. */
 const QUERY = '?device=wasm&maxTokens=12&maxCodes=160';
 
-interface Demo { page: Page; speech: SpeechWav; pageErrors: string[]; notFound: string[] }
+interface Demo { page: Page; speech: SpeechWav; pageErrors: string[]; notFound: string[]; open: (query: string) => Promise<Page> }
 const closers: (() => Promise<void> | void)[] = [];
 
 async function startDemo(): Promise<Demo> {
@@ -27,7 +27,8 @@ async function startDemo(): Promise<Demo> {
   execFileSync(process.execPath, [rollupBin, '-c', `${root}examples/voice-video-assistant/rollup.config.mjs`, '--silent'], { cwd: root, stdio: 'inherit' });
   const scratch = mkdtempSync(join(tmpdir(), 'omniweb-demo-e2e-'));
   closers.push(() => rmSync(scratch, { recursive: true, force: true }));
-  const speech = writeSpeechWav(join(scratch, 'speech.wav'), 'Hello there. What do you see in front of the camera right now?', 2);
+  // One breath (no sentence pause the detector could take for the end), then 2 s of silence.
+  const speech = writeSpeechWav(join(scratch, 'speech.wav'), 'Hello there what do you see in front of the camera right now', 2);
   const camera = join(scratch, 'camera.y4m');
   writeY4m(camera, { width: 160, height: 120, fps: 10, frames: 30 });
   const server = await serveDemo(0, () => undefined);
@@ -38,16 +39,20 @@ async function startDemo(): Promise<Demo> {
     '--autoplay-policy=no-user-gesture-required',
   ]);
   closers.push(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
   const notFound: string[] = [];
-  // A missing resource is reported by its response; the console's copy of it names no URL.
-  page.on('response', (r) => { if (r.status() === 404) notFound.push(new URL(r.url()).pathname); });
-  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('status of 404')) pageErrors.push(m.text()); });
-  await page.goto(`${server.url}${QUERY}`);
-  await page.waitForFunction(() => window.omniDemo?.state === 'ready' || window.omniDemo?.state === 'error', null, { timeout: 180_000 });
-  return { page, speech, pageErrors, notFound };
+  /** A page of the demo, once its model is loaded (or failed to load). */
+  const open = async (query: string) => {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    // A missing resource is reported by its response; the console's copy of it names no URL.
+    page.on('response', (r) => { if (r.status() === 404) notFound.push(new URL(r.url()).pathname); });
+    page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('status of 404')) pageErrors.push(m.text()); });
+    await page.goto(`${server.url}${query}`);
+    await page.waitForFunction(() => ['ready', 'listening', 'error'].includes(window.omniDemo?.state), null, { timeout: 180_000 });
+    return page;
+  };
+  return { page: await open(QUERY), speech, pageErrors, notFound, open };
 }
 
 let demo: Promise<Demo> | undefined;
@@ -133,8 +138,11 @@ describe('voice & video assistant page', () => {
     await page.waitForFunction(() => !window.omniDemo.playing, null, { timeout: 5_000, polling: 20 });
     await page.waitForTimeout(500);
     const afterStop = await demoState(page);
-    expect(afterStop.bargeIns).toBe(before.bargeIns + 1);
+    expect(afterStop.bargeIns.length).toBe(before.bargeIns.length + 1);
+    // Within one block: seen from outside, and by the player's own count when it obeyed the stop.
     expect(afterStop.audioSamplesPlayed - atBargeIn.audioSamplesPlayed).toBeLessThanOrEqual(afterStop.largestAudioChunk);
+    const { samplesPlayedBefore, samplesPlayedAtStop } = afterStop.bargeIns.at(-1)!;
+    expect(samplesPlayedAtStop! - samplesPlayedBefore).toBeLessThanOrEqual(afterStop.largestAudioChunk);
     await page.waitForTimeout(speech.speechSeconds * 1000);
     await page.locator('#talk').dispatchEvent('pointerup');
     const state = await waitForTurns(page, before.turns.length + 2);
@@ -146,5 +154,53 @@ describe('voice & video assistant page', () => {
     expect(next.textTokens).toBeGreaterThan(0);
     expect(next.audioSamples).toBe(next.codes * SAMPLES_PER_CODE);
     expect(state.audioSamplesPlayed - afterStop.audioSamplesPlayed).toBe(next.audioSamples);
+  });
+
+  it('hands-free (?autostart=1): encoded while the user speaks, answered at the speech end, talked over, answered again', async () => {
+    const { page: pushToTalk, open, pageErrors } = await ready();
+    await pushToTalk.close();
+    const page = await open(`${QUERY}&autostart=1`);
+    expect(await demoState(page)).toMatchObject({ state: 'listening', handsFree: true, errors: [] });
+    expect(await page.locator('#talk').isDisabled()).toBe(true);
+    // The fake microphone loops the utterance with 2 s of silence: the detector ends a turn in each
+    // pause, and the next utterance talks over the reply. A whole utterance lasts well over one 2 s audio block.
+    await page.waitForFunction(() => {
+      const speech = window.omniDemo.speech;
+      return speech.some((end, i) => end.phase === 'end' && i > 0 && speech[i - 1].phase === 'start' && end.atMs - speech[i - 1].atMs > 2500);
+    }, null, { timeout: 120_000, polling: 50 });
+    const heard = await demoState(page);
+    const endIndex = heard.speech.findIndex((end, i) => end.phase === 'end' && i > 0 && end.atMs - heard.speech[i - 1].atMs > 2500);
+    // Counted when the speech end arrived: the live path had encoded audio and camera frames while the speech was still coming in.
+    expect(heard.speech[endIndex].encodedAudioBlocks).toBeGreaterThanOrEqual(1);
+    expect(heard.speech[endIndex].encodedVideoFrames).toBeGreaterThanOrEqual(1);
+    const turnsBefore = heard.turns.length;
+    const playedBefore = heard.audioSamplesPlayed;
+    // That utterance's reply: text and speech, then the next utterance barges in.
+    await page.waitForFunction((n) => window.omniDemo.turns.length > n, turnsBefore, { timeout: 120_000, polling: 50 });
+    await page.waitForFunction(
+      (n) => window.omniDemo.bargeIns.length > n && window.omniDemo.bargeIns.at(-1)!.samplesPlayedAtStop !== null,
+      heard.bargeIns.length, { timeout: 120_000, polling: 50 },
+    );
+    const cut = await demoState(page);
+    const answered = cut.turns[turnsBefore];
+    expect(answered.textTokens).toBeGreaterThan(0);
+    expect(answered.sampleRates).toEqual([24_000]);
+    expect(answered.interrupted ? answered.audioSamples <= answered.codes * SAMPLES_PER_CODE : answered.audioSamples === answered.codes * SAMPLES_PER_CODE).toBe(true);
+    expect(cut.audioSamplesPlayed).toBeGreaterThan(playedBefore);
+    expect(answered.latencyMs.firstText).toBeGreaterThan(0);
+    expect(await page.locator('#latency-first-text').textContent()).toMatch(/^\d+ ms$/);
+    const bargeIn = cut.bargeIns.at(-1)!;
+    expect(bargeIn.samplesPlayedAtStop! - bargeIn.samplesPlayedBefore).toBeLessThanOrEqual(cut.largestAudioChunk);
+    // The turn after the barge-in answers too.
+    const turnsAtBargeIn = cut.turns.length;
+    await page.waitForFunction((n) => window.omniDemo.turns.slice(n).some((t) => t.textTokens > 0 && t.audioSamples > 0), turnsAtBargeIn, { timeout: 120_000, polling: 50 });
+    const after = await demoState(page);
+    expect(after.audioSamplesPlayed).toBeGreaterThan(bargeIn.samplesPlayedAtStop!);
+    mkdirSync(`${root}test-results`, { recursive: true });
+    await page.screenshot({ path: `${root}test-results/voice-video-assistant-hands-free.png`, fullPage: true });
+    await page.locator('#hands-free').uncheck();
+    await page.waitForFunction(() => !window.omniDemo.handsFree && ['ready', 'thinking', 'answering'].includes(window.omniDemo.state), null, { timeout: 60_000 });
+    expect(after.errors).toEqual([]);
+    expect(pageErrors).toEqual([]);
   });
 });

@@ -1,10 +1,12 @@
 /**
  * The conversation behind the page: loads a model, keeps one session, turns the talk button
- * into `session.send({ audio, video })` turns, and routes the session's events to the
- * captions, the PCM player, the latency clock and `window.omniDemo`.
+ * into `session.send({ audio, video })` turns and hands-free listening into `session.attach`
+ * (the SDK's live path: encoded while the user speaks, turns cut by its speech detector), and
+ * routes the session's events to the captions, the PCM player, the latency clock and
+ * `window.omniDemo`.
  */
 import { OmniError, type CheckpointInput, type DeviceChoice, type WeightFormat } from '@omniweb/core';
-import { Omni, type OmniEvent, type OmniSession, type PipelineKind } from '@omniweb/sdk';
+import { Omni, type Attachment, type OmniEvent, type OmniSession, type PipelineKind } from '@omniweb/sdk';
 import type { DemoState, TurnRecord } from './demoState.js';
 import { FrameRecorder } from './frameRecorder.js';
 import { LatencyClock } from './latency.js';
@@ -20,6 +22,16 @@ export interface ModelChoice {
   pipeline: PipelineKind;
   voice: string | null;
 }
+
+/**
+ * The Thinker's cache: its first rows (the system prompt) stay and the oldest turns give way
+ * (StreamingLLM), so a hands-free conversation with the camera on never runs out of rows.
+ */
+const CACHE_ROWS = 4096;
+const CACHE_SINK_ROWS = 64;
+
+/** Frames per video temporal patch (Qwen2.5-Omni's temporal_patch_size). */
+const FRAMES_PER_VIDEO_PATCH = 2;
 
 /** The orchestrator's stage worker, emitted next to the page bundle (rollup.config.mjs). */
 const STAGE_WORKER_URL = new URL('./stage-worker.js', import.meta.url);
@@ -45,10 +57,15 @@ export class Assistant {
   #loading: AbortController | null = null;
   #turn: TurnRecord | null = null;
   #answer = '';
-  /** Replies still to come: sent turns whose `turn end` has not arrived. */
-  #pendingTurns = 0;
+  /** Push-to-talk turns sent whose `turn end` has not arrived. */
+  #pendingSends = 0;
+  /** Between a `turn start` and its `turn end`. */
+  #turnRunning = false;
   /** Set by a barge-in until the next turn starts: audio of the cut reply already queued in the session's events stays silent. */
   #muted = false;
+  #attachment: Attachment | null = null;
+  /** The live path's latest `stats` of each turn, summed into the state's encoded counts. */
+  readonly #liveStats = new Map<number, { audioBlocks: number; videoPatches: number; droppedVideoFrames: number }>();
 
   constructor(state: DemoState, view: View, player: PcmPlayer, limits: ReplyLimits) {
     this.#state = state;
@@ -119,23 +136,63 @@ export class Assistant {
     const omni = this.#omni;
     if (!omni) return;
     this.#closeSession();
+    this.#view.handsFree.checked = false;
+    this.#liveStats.clear();
     const speech = voice !== null && omni.canSpeak;
     const session = omni.session({
       ...(speech ? { voice } : { speech: false }),
       maxNewTokens: this.#limits.maxTokens,
       talker: { maxNewTokens: this.#limits.maxCodes },
+      cache: { kind: 'sinkWindow', sink: CACHE_SINK_ROWS, window: Math.min(CACHE_ROWS, omni.config.thinker.text.maxPositions) - CACHE_SINK_ROWS },
     });
     this.#session = session;
     this.#state.voice = speech ? voice : null;
-    this.#pendingTurns = 0;
+    this.#pendingSends = 0;
+    this.#turnRunning = false;
     this.#setPhase('ready');
     void this.#readEvents(session);
   }
 
+  /**
+   * Hands-free on: the microphone and camera go to `session.attach` with VAD turn-taking; the
+   * SDK cuts turns where speech ends and interrupts a reply where speech starts. Off: detached.
+   */
+  async setHandsFree(on: boolean): Promise<void> {
+    const session = this.#session;
+    if (!session || !this.#media || on === (this.#attachment !== null)) return;
+    if (on) {
+      if (this.#mic?.recording) return;
+      await this.#player.resume();
+      const camera = this.#media.getVideoTracks();
+      try {
+        this.#attachment = session.attach({
+          audio: new MediaStream(this.#media.getAudioTracks()),
+          ...(camera.length > 0 ? { video: new MediaStream(camera) } : {}),
+          turnTaking: 'vad',
+        });
+      } catch (e) {
+        this.reportError(`hands-free: ${message(e)}`);
+        this.#view.handsFree.checked = false;
+        return;
+      }
+      this.#state.handsFree = true;
+      this.#setPhase('listening');
+    } else {
+      const attachment = this.#attachment!;
+      this.#attachment = null;
+      this.#state.handsFree = false;
+      await attachment.detach();
+      this.#setPhase(this.#pendingSends > 0 ? 'thinking' : 'ready');
+    }
+  }
+
   /** Talk button down: cut any reply still speaking (barge-in) and start recording. */
   startTalking(): void {
-    if (!this.#session || !this.#mic || this.#mic.recording) return;
-    if (this.#pendingTurns > 0 || this.#state.playing) this.#bargeIn();
+    if (!this.#session || !this.#mic || this.#mic.recording || this.#attachment) return;
+    if (this.#pendingSends > 0 || this.#turnRunning || this.#state.playing) {
+      this.#bargeIn();
+      this.#session.interrupt();
+    }
     void this.#player.resume();
     this.#mic.start();
     const camera = this.#media?.getVideoTracks()[0];
@@ -163,7 +220,7 @@ export class Assistant {
     this.#state.sent.audioSeconds += audio.samples.length / audio.sampleRate;
     this.#state.sent.audioPeak = audio.samples.reduce((peak, x) => Math.max(peak, Math.abs(x)), this.#state.sent.audioPeak);
     this.#state.sent.videoFrames += video?.frames.length ?? 0;
-    this.#pendingTurns++;
+    this.#pendingSends++;
     this.#setPhase('thinking');
     // A failed turn arrives as an `error` event; the session stays usable.
     session.send(video ? { audio, video } : { audio }).catch(() => undefined);
@@ -174,12 +231,34 @@ export class Assistant {
     this.#view.addError(text);
   }
 
-  /** Stops the voice at once and the reply behind it. */
+  /**
+   * Silences the reply at once: the player drops what it holds, and audio of the cut reply
+   * still queued in the session's events is skipped. Stopping the reply itself is
+   * `session.interrupt()` for push-to-talk; on the hands-free path the SDK does it when its
+   * detector hears speech (the page must not: by the time it reads that event, the new turn
+   * may be the one running).
+   */
   #bargeIn(): void {
     this.#muted = true;
-    this.#player.stop();
-    this.#session?.interrupt();
-    this.#state.bargeIns++;
+    const record = { samplesPlayedBefore: this.#state.audioSamplesPlayed, samplesPlayedAtStop: null as number | null };
+    this.#state.bargeIns.push(record);
+    void this.#player.stop().then((samples) => { record.samplesPlayedAtStop = samples; });
+  }
+
+  /** The state's encoded counts: every live turn's latest `stats`, summed. */
+  #sumLiveStats(): void {
+    let audioBlocks = 0, videoPatches = 0, dropped = 0;
+    for (const stats of this.#liveStats.values()) {
+      audioBlocks += stats.audioBlocks;
+      videoPatches += stats.videoPatches;
+      dropped += stats.droppedVideoFrames;
+    }
+    Object.assign(this.#state, {
+      encodedAudioBlocks: audioBlocks,
+      encodedVideoPatches: videoPatches,
+      encodedVideoFrames: Math.max(0, FRAMES_PER_VIDEO_PATCH * videoPatches - dropped),
+      droppedVideoFrames: dropped,
+    });
   }
 
   async #readEvents(session: OmniSession): Promise<void> {
@@ -201,6 +280,7 @@ export class Assistant {
           this.#turn = { turn: event.turn, textTokens: 0, codes: 0, audioSamples: 0, sampleRates: [], interrupted: false, latencyMs: { firstText: null, firstAudio: null } };
           this.#answer = '';
           this.#muted = false;
+          this.#turnRunning = true;
           this.#view.showAnswer('');
         } else if (this.#turn) {
           this.#turn.codes = event.stats.codes;
@@ -208,8 +288,9 @@ export class Assistant {
           this.#turn.latencyMs = this.#latency.latency;
           state.turns.push(this.#turn);
           this.#turn = null;
-          this.#pendingTurns = Math.max(0, this.#pendingTurns - 1);
-          if (state.state !== 'recording') this.#setPhase(this.#pendingTurns > 0 ? 'thinking' : 'ready');
+          this.#turnRunning = false;
+          if (!this.#attachment) this.#pendingSends = Math.max(0, this.#pendingSends - 1);
+          if (state.state !== 'recording') this.#setPhase(this.#attachment ? 'listening' : this.#pendingSends > 0 ? 'thinking' : 'ready');
         }
         break;
       case 'text':
@@ -235,6 +316,21 @@ export class Assistant {
       case 'error':
         this.reportError(message(event.error));
         break;
+      case 'speech':
+        if (event.phase === 'start') {
+          if (this.#turnRunning || state.playing) this.#bargeIn();
+          this.#setPhase('recording');
+        } else {
+          // The detector's verdict, which trails the real end by its hangover: what the user waits from.
+          this.#latency.speechEnded();
+          this.#setPhase('thinking');
+        }
+        state.speech.push({ phase: event.phase, atMs: event.atMs, encodedAudioBlocks: state.encodedAudioBlocks, encodedVideoFrames: state.encodedVideoFrames });
+        break;
+      case 'stats':
+        this.#liveStats.set(event.turn, { audioBlocks: event.audioBlocks, videoPatches: event.videoPatches, droppedVideoFrames: event.droppedVideoFrames });
+        this.#sumLiveStats();
+        break;
     }
     this.#view.render(state);
   }
@@ -247,7 +343,10 @@ export class Assistant {
   #closeSession(): void {
     const session = this.#session;
     this.#session = null;
-    this.#player.stop();
+    this.#attachment = null;
+    this.#state.handsFree = false;
+    void this.#player.stop();
+    // Closing detaches the live inputs too.
     if (session) void session.close();
   }
 

@@ -31,6 +31,21 @@ export interface TurnRecord {
   latencyMs: TurnLatency;
 }
 
+/** A speech event of the hands-free path, with what had been encoded when it arrived. */
+export interface SpeechRecord {
+  phase: 'start' | 'end';
+  /** Audio time since listening started (the detector's clock). */
+  atMs: number;
+  encodedAudioBlocks: number;
+  encodedVideoFrames: number;
+}
+
+/** The user talked over a reply: samples played as last reported before, and when the player obeyed the stop. */
+export interface BargeInRecord {
+  samplesPlayedBefore: number;
+  samplesPlayedAtStop: number | null;
+}
+
 export interface DemoState {
   state: DemoPhase;
   /** 'webgpu' or 'wasm' once loaded. */
@@ -47,12 +62,21 @@ export interface DemoState {
   /** Largest single audio event, in samples: the unit a barge-in may overrun by. */
   largestAudioChunk: number;
   playing: boolean;
-  /** Audio blocks and video frames the live path reports as encoded (its `stats` events). */
+  /** Listening through `session.attach` (VAD turn-taking). */
+  handsFree: boolean;
+  /**
+   * What the hands-free path reports as encoded (its `stats` events, summed over turns): audio
+   * blocks of 2 s, video temporal patches of 2 frames, and the frames in them that were encoded
+   * (the frames of patches less those dropped because the vision encoder was behind).
+   */
   encodedAudioBlocks: number;
+  encodedVideoPatches: number;
   encodedVideoFrames: number;
+  droppedVideoFrames: number;
+  speech: SpeechRecord[];
   /** What push-to-talk turns sent through `session.send` (audioPeak: the largest |sample|). */
   sent: { audioSeconds: number; audioPeak: number; videoFrames: number };
-  bargeIns: number;
+  bargeIns: BargeInRecord[];
   latencyMs: TurnLatency;
   turns: TurnRecord[];
   errors: string[];
@@ -68,7 +92,8 @@ export function publishDemoState(): DemoState {
   const state: DemoState = {
     state: 'loading', device: null, deviceName: null, pipeline: null, voice: null,
     textTokens: 0, audioSamplesReceived: 0, audioSamplesPlayed: 0, audioPeakPlayed: 0, largestAudioChunk: 0, playing: false,
-    encodedAudioBlocks: 0, encodedVideoFrames: 0, sent: { audioSeconds: 0, audioPeak: 0, videoFrames: 0 }, bargeIns: 0,
+    handsFree: false, encodedAudioBlocks: 0, encodedVideoPatches: 0, encodedVideoFrames: 0, droppedVideoFrames: 0, speech: [],
+    sent: { audioSeconds: 0, audioPeak: 0, videoFrames: 0 }, bargeIns: [],
     latencyMs: { firstText: null, firstAudio: null }, turns: [], errors: [],
   };
   window.omniDemo = state;

@@ -1,7 +1,7 @@
 /**
  * The voice & video assistant page: wires the controls to the Assistant, loads the model the
  * query string names (default: the embedded tiny checkpoint the demo server serves) and,
- * with `?autostart=1`, starts hands-free listening once it is loaded.
+ * with `?autostart=1`, starts hands-free listening once it and the microphone are ready.
  */
 import { blobFiles, type CheckpointInput, type DeviceChoice, type WeightFormat } from '@omniweb/core';
 import type { PipelineKind } from '@omniweb/sdk';
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   view.talk.addEventListener('keydown', (e) => { if (e.key === ' ' && !e.repeat) talkDown(e); });
   view.talk.addEventListener('keyup', (e) => { if (e.key === ' ') talkUp(); });
   view.voice.addEventListener('change', () => assistant.useVoice(view.voice.value));
+  view.handsFree.addEventListener('change', () => void assistant.setHandsFree(view.handsFree.checked));
 
   const chosenModel = (): CheckpointInput | null => {
     const source = new FormData(view.modelForm).get('source');
@@ -83,6 +84,10 @@ async function main(): Promise<void> {
     model: new URL(params.model, location.href).href, device: params.device, weights: params.weights, pipeline: params.pipeline, voice: params.voice,
   });
   await media;
+  if (params.autostart && state.state === 'ready') {
+    view.handsFree.checked = true;
+    await assistant.setHandsFree(true);
+  }
 }
 
 void main();

@@ -19,13 +19,16 @@ export class PcmPlayer {
   readonly #node: AudioWorkletNode;
   #progress: PlaybackProgress = { samples: 0, peak: 0, playing: false };
   #samplesQueued = 0;
+  /** Callers of `stop()` waiting for the worklet's answer. */
+  #stopped: ((samples: number) => void)[] = [];
 
   private constructor(context: AudioContext, node: AudioWorkletNode, onProgress: (p: PlaybackProgress) => void) {
     this.#context = context;
     this.#node = node;
     this.sampleRate = context.sampleRate;
-    node.port.onmessage = ({ data }: MessageEvent<PlaybackProgress & { type: 'played' }>) => {
+    node.port.onmessage = ({ data }: MessageEvent<PlaybackProgress & { type: 'played' | 'stopped' }>) => {
       this.#progress = { samples: data.samples, peak: data.peak, playing: data.playing };
+      if (data.type === 'stopped') this.#stopped.shift()?.(data.samples);
       onProgress(this.#progress);
     };
   }
@@ -58,9 +61,13 @@ export class PcmPlayer {
     this.#node.port.postMessage({ type: 'chunk', pcm: copy }, [copy.buffer]);
   }
 
-  /** Drops everything not yet played; the worklet obeys at its next 128-sample quantum. */
-  stop(): void {
+  /**
+   * Drops everything not yet played; the worklet obeys before its next 128-sample quantum.
+   * Resolves with the samples played until then (the count since the player was made).
+   */
+  stop(): Promise<number> {
     this.#node.port.postMessage({ type: 'stop' });
+    return new Promise((resolve) => this.#stopped.push(resolve));
   }
 
   async resume(): Promise<void> {

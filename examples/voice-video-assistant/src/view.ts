@@ -37,7 +37,9 @@ export class View {
   /** Everything derived from the state alone. */
   render(state: DemoState): void {
     this.#state.textContent = state.state;
-    this.talk.disabled = !['ready', 'listening', 'recording', 'thinking', 'answering'].includes(state.state);
+    const loaded = ['ready', 'listening', 'recording', 'thinking', 'answering'].includes(state.state);
+    this.talk.disabled = !loaded || state.handsFree;
+    this.handsFree.disabled = !loaded;
     this.talk.classList.toggle('active', state.state === 'recording');
     this.#userCaption.textContent = {
       loading: 'loading the model…',

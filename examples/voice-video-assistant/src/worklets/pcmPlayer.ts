@@ -4,9 +4,9 @@
  * at the next render quantum, which is what makes a barge-in cut the voice at once.
  *
  * In:  { type: 'chunk', pcm: Float32Array } | { type: 'stop' }
- * Out: { type: 'played', samples, peak, playing } — samples played since the node was made
- *      and the largest |sample| among them; sent every few quanta while playing, and when
- *      the queue runs dry or is stopped.
+ * Out: { type: 'played' | 'stopped', samples, peak, playing } — samples played since the node
+ *      was made and the largest |sample| among them; 'played' every few quanta while playing
+ *      and when the queue runs dry, 'stopped' once for each stop.
  */
 export {};
 
@@ -29,7 +29,7 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
       } else if (data.type === 'stop') {
         this.#queue.length = 0;
         this.#offset = 0;
-        this.#report(false);
+        this.#report('stopped', false);
       }
     };
   }
@@ -58,14 +58,14 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
     this.#samplesPlayed += written;
     // Other output channels (if the node was given more) carry the same mono signal.
     for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);
-    if (wasPlaying && this.#queue.length === 0) this.#report(false);
-    else if (wasPlaying && ++this.#quantaSinceReport >= QUANTA_PER_REPORT) this.#report(true);
+    if (wasPlaying && this.#queue.length === 0) this.#report('played', false);
+    else if (wasPlaying && ++this.#quantaSinceReport >= QUANTA_PER_REPORT) this.#report('played', true);
     return true;
   }
 
-  #report(playing: boolean): void {
+  #report(type: 'played' | 'stopped', playing: boolean): void {
     this.#quantaSinceReport = 0;
-    this.port.postMessage({ type: 'played', samples: this.#samplesPlayed, peak: this.#peak, playing });
+    this.port.postMessage({ type, samples: this.#samplesPlayed, peak: this.#peak, playing });
   }
 }
 
