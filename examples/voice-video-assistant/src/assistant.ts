@@ -139,12 +139,19 @@ export class Assistant {
     this.#view.handsFree.checked = false;
     this.#liveStats.clear();
     const speech = voice !== null && omni.canSpeak;
-    const session = omni.session({
-      ...(speech ? { voice } : { speech: false }),
-      maxNewTokens: this.#limits.maxTokens,
-      talker: { maxNewTokens: this.#limits.maxCodes },
-      cache: { kind: 'sinkWindow', sink: CACHE_SINK_ROWS, window: Math.min(CACHE_ROWS, omni.config.thinker.text.maxPositions) - CACHE_SINK_ROWS },
-    });
+    let session: OmniSession;
+    try {
+      session = omni.session({
+        ...(speech ? { voice } : { speech: false }),
+        maxNewTokens: this.#limits.maxTokens,
+        talker: { maxNewTokens: this.#limits.maxCodes },
+        cache: { kind: 'sinkWindow', sink: CACHE_SINK_ROWS, window: Math.min(CACHE_ROWS, omni.config.thinker.text.maxPositions) - CACHE_SINK_ROWS },
+      });
+    } catch (e) {
+      this.reportError(`voice ${voice}: ${message(e)}`);
+      this.#setPhase('error');
+      return;
+    }
     this.#session = session;
     this.#state.voice = speech ? voice : null;
     this.#pendingSends = 0;

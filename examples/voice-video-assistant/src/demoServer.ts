@@ -42,5 +42,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new Error(`PORT=${process.env.PORT} is not a port number`);
   const server = await serveDemo(port, (line) => console.log(line));
   console.log(`OmniWeb voice & video assistant: ${server.url}`);
-  console.log(`  wasm only: ${server.url}?device=wasm    Ctrl-C stops`);
+  console.log(`  hands-free on load: ${server.url}?autostart=1    wasm only: ${server.url}?device=wasm    Ctrl-C stops`);
 }

@@ -16,7 +16,7 @@ export type DemoPhase =
   | 'thinking'
   /** Reply tokens are streaming. */
   | 'answering'
-  /** Loading failed; pick another model or device. */
+  /** No usable session: loading failed (pick another model or device), or the voice was refused. */
   | 'error';
 
 export interface TurnRecord {

@@ -48,7 +48,7 @@ export class View {
       recording: 'you are speaking…',
       thinking: 'thinking…',
       answering: 'answering',
-      error: 'the model is not loaded',
+      error: 'not ready: see the errors below',
     }[state.state];
     this.#deviceUsed.textContent = state.device === null ? '—' : `${state.device} (${state.deviceName}), ${state.pipeline}`;
     this.#firstText.textContent = ms(state.latencyMs.firstText);
