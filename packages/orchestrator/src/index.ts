@@ -20,7 +20,9 @@ export { LiveTurn, type LiveFrame, type LiveProgress, type LiveTurnInput, type L
 export { InThreadPipeline, pipelineModules, type Pipeline } from './inThread.js';
 export { WorkerPipeline, type WorkerPipelineOptions } from './workers.js';
 export { StageWorker } from './stageWorker.js';
-export { StageHost, serveStageHost, STAGE_MODULES, type StageKind, type StageLoad } from './workerHost.js';
+export { StageHost, serveInWorker, STAGE_MODULES, type StageKind, type StageLoad } from './workerHost.js';
+export { connectWorker, defaultWorkerUrl, spawnWorker, type ConnectedWorker, type DeathListener, type SpawnedWorker } from './spawn.js';
+export { handOver, owned } from './transfer.js';
 export {
   checkSendInput, prepareMedia,
   type AudioFeatures, type AudioSamples, type MediaLayout, type SendInput, type TurnMedia, type VideoFrames, type VisualPatches,

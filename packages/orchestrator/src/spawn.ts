@@ -4,7 +4,7 @@
  * a comlink endpoint and hears when the worker dies.
  */
 import { OmniError } from '@omniweb/core';
-import type { Endpoint } from 'comlink';
+import { wrap, type Endpoint, type Remote } from 'comlink';
 
 export interface SpawnedWorker {
   endpoint: Endpoint;
@@ -30,6 +30,17 @@ export async function defaultWorkerUrl(): Promise<URL> {
 
 export async function spawnWorker(url: string | URL, name: string, died: DeathListener): Promise<SpawnedWorker> {
   return isNode ? spawnNodeWorker(url, name, died) : spawnWebWorker(url, name, died);
+}
+
+/** A spawned worker and the object it serves (`serveInWorker`). */
+export interface ConnectedWorker<T> {
+  remote: Remote<T>;
+  terminate(): void;
+}
+
+export async function connectWorker<T>(url: string | URL, name: string, died: DeathListener): Promise<ConnectedWorker<T>> {
+  const worker = await spawnWorker(url, name, died);
+  return { remote: wrap<T>(worker.endpoint), terminate: () => worker.terminate() };
 }
 
 async function spawnNodeWorker(url: string | URL, name: string, died: DeathListener): Promise<SpawnedWorker> {

@@ -5,9 +5,9 @@
  * the worker broken, and `restart()` replaces it with a fresh one that reloads its weights.
  */
 import { OmniError, isOmniError, type BackendInfo } from '@omniweb/core';
-import { releaseProxy, wrap, type Remote } from 'comlink';
+import { releaseProxy, type Remote } from 'comlink';
 import './errors.js';
-import { spawnWorker, type SpawnedWorker } from './spawn.js';
+import { connectWorker, type ConnectedWorker } from './spawn.js';
 import type { StageHost, StageKind, StageLoad } from './workerHost.js';
 
 /** Calls after which a worker-side object is done with: its port is released. */
@@ -21,8 +21,7 @@ export class StageWorker<Stage extends object> {
   readonly kind: StageKind;
   readonly #url: string | URL;
   readonly #load: StageLoad;
-  #worker: SpawnedWorker | null = null;
-  #host: Remote<StageHost> | null = null;
+  #worker: ConnectedWorker<StageHost> | null = null;
   #stage: Stage | null = null;
   #info: BackendInfo | null = null;
   /** Why the worker can no longer be trusted; null while it is healthy. */
@@ -57,8 +56,8 @@ export class StageWorker<Stage extends object> {
 
   /** The worker's host object, unguarded: for tests and benchmarks. */
   get host(): Remote<StageHost> {
-    if (!this.#host) throw new OmniError('INTERNAL', `the ${this.kind} worker is not running`);
-    return this.#host;
+    if (!this.#worker) throw new OmniError('INTERNAL', `the ${this.kind} worker is not running`);
+    return this.#worker.remote;
   }
 
   /** Replaces the worker: a fresh one loads the stage again (on wasm when the device choice now finds no GPU). */
@@ -77,7 +76,6 @@ export class StageWorker<Stage extends object> {
   terminate(): void {
     this.#worker?.terminate();
     this.#worker = null;
-    this.#host = null;
     this.#stage = null;
   }
 
@@ -86,11 +84,11 @@ export class StageWorker<Stage extends object> {
     const death = new Promise<never>((_, reject) => {
       died = (why) => reject(new OmniError('INTERNAL', `the ${this.kind} worker stopped: ${why}`));
     });
-    const worker = await spawnWorker(this.#url, `omniweb-${this.kind}`, (why) => died(why));
+    const worker = await connectWorker<StageHost>(this.#url, `omniweb-${this.kind}`, (why) => died(why));
     death.catch((e: OmniError) => this.#fail(worker, e));
     this.#worker = worker;
     this.#broken = null;
-    const host = wrap<StageHost>(worker.endpoint);
+    const host = worker.remote;
     try {
       this.#info = await Promise.race([host.load(this.#load), death]);
     } catch (e) {
@@ -98,12 +96,11 @@ export class StageWorker<Stage extends object> {
       this.#worker = null;
       throw e;
     }
-    this.#host = host;
     this.#stage = this.#guard(worker, host.stage, death, false) as Stage;
   }
 
   /** Marks the worker broken, unless it was already replaced (or terminated on purpose). */
-  #fail(worker: SpawnedWorker, e: OmniError): void {
+  #fail(worker: ConnectedWorker<StageHost>, e: OmniError): void {
     if (worker === this.#worker) this.#broken ??= e;
   }
 
@@ -113,7 +110,7 @@ export class StageWorker<Stage extends object> {
    * once a final call (`stop`, `close`) was made and no call is in flight (a release
    * overtaking a reply would leave that call pending forever).
    */
-  #guard(worker: SpawnedWorker, remote: unknown, death: Promise<never>, owned: boolean): object {
+  #guard(worker: ConnectedWorker<StageHost>, remote: unknown, death: Promise<never>, owned: boolean): object {
     const target = remote as Record<PropertyKey, (...args: unknown[]) => Promise<unknown>> & { [releaseProxy](): void };
     let pending = 0;
     let finished = false;

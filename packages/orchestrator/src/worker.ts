@@ -3,6 +3,6 @@
  * its own input and passes its URL as `workerUrl`. The driver's thread tells it which stage to
  * load.
  */
-import { serveStageHost } from './workerHost.js';
+import { serveInWorker, StageHost } from './workerHost.js';
 
-void serveStageHost();
+void serveInWorker(new StageHost());

@@ -88,9 +88,13 @@ export class StageHost {
   }
 }
 
-/** Serves `host` on the worker's port: `self` in a browser, `parentPort` (wrapped by comlink's node adapter) in Node. */
-export async function serveStageHost(host: StageHost = new StageHost()): Promise<void> {
-  expose(host, await workerEndpoint());
+/**
+ * Serves `target` (a `StageHost`, or any object whose methods take and return cloneable
+ * values) on this worker's port: `self` in a browser, `parentPort` through comlink's node
+ * adapter in Node.
+ */
+export async function serveInWorker(target: object): Promise<void> {
+  expose(target, await workerEndpoint());
 }
 
 async function workerEndpoint(): Promise<Endpoint> {

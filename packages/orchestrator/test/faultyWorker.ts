@@ -3,7 +3,7 @@
 // plain Error, report a lost GPU device, or end the worker thread.
 import { OmniError } from '@omniweb/core';
 import { proxy, proxyMarker } from 'comlink';
-import { serveStageHost, StageHost } from '../src/workerHost.js';
+import { serveInWorker, StageHost } from '../src/workerHost.js';
 
 type FaultKind = 'throw' | 'device-lost' | 'exit';
 
@@ -46,4 +46,4 @@ class FaultyHost extends StageHost {
   }
 }
 
-void serveStageHost(new FaultyHost());
+void serveInWorker(new FaultyHost());
