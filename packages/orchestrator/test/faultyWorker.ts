@@ -1,6 +1,6 @@
 // A stage worker for the fault tests: the real StageHost, plus `fault(method, nth, kind)`, which
 // makes the nth call of `method` from now on (on the stage or on an object it returned) fail: throw a
-// plain Error, report a lost GPU device, or end the worker thread.
+// plain Error, report a lost GPU device, or end the worker thread; and `destroyDevice()`.
 import { OmniError } from '@omniweb/core';
 import { proxy, proxyMarker } from 'comlink';
 import { serveInWorker, StageHost } from '../src/workerHost.js';
@@ -14,6 +14,11 @@ class FaultyHost extends StageHost {
   fault(method: string, nth: number, kind: FaultKind): void {
     this.#faults.set(method, { nth, kind });
     this.#calls.set(method, 0);
+  }
+
+  /** Destroys the stage's GPU device, as a driver reset or a lost GPU would. */
+  destroyDevice(): void {
+    (this.backend as unknown as { device: GPUDevice }).device.destroy();
   }
 
   override get stage() {

@@ -70,6 +70,10 @@ export function speakingDriver(stages: StageSet, maxNewTokens = 6, maxCodes = 60
   });
 }
 
+export function textDriver(stages: StageSet, maxNewTokens = 6): TurnDriver {
+  return new TurnDriver(stages, { systemText: systemText(false, undefined), speaker: null, sampling: {}, maxNewTokens, talker: {} });
+}
+
 export interface TurnOutput {
   ids: number[];
   codes: number;
