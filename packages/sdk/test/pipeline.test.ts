@@ -1,0 +1,47 @@
+// Omni.load's pipeline choice on the tiny synthetic checkpoint (wasm): 'workers' runs a worker
+// thread per stage and answers like 'in-thread'; bad pipeline options are refused up front.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { directoryFiles } from '@omniweb/core';
+import { Omni } from '../src/index.js';
+import { collect, makeTiny, rejects } from './helpers.js';
+
+let tiny: Awaited<ReturnType<typeof makeTiny>>;
+beforeAll(async () => { tiny = await makeTiny(); });
+afterAll(() => { tiny?.remove(); });
+
+async function spokenTurn(pipeline: 'in-thread' | 'workers') {
+  const omni = await Omni.load({ model: tiny.dir, device: 'wasm', pipeline });
+  try {
+    const session = omni.session({ maxNewTokens: 5, talker: { sampling: { temperature: 0 }, maxNewTokens: 30 } });
+    const reader = collect(session);
+    const result = await session.send({ text: 'Hello there!' });
+    await session.close();
+    await reader.done;
+    const audio = reader.events.filter((e) => e.type === 'audio').reduce((n, e) => n + (e as { pcm: Float32Array }).pcm.length, 0);
+    return { omni, result, audio, device: omni.device.kind, voices: omni.voices, canSpeak: omni.canSpeak };
+  } finally {
+    await omni.close();
+  }
+}
+
+describe("Omni.load({ pipeline: 'workers' })", () => {
+  it('speaks through one worker per stage with the in-thread reply', async () => {
+    const local = await spokenTurn('in-thread');
+    const workers = await spokenTurn('workers');
+    expect(workers.device).toBe('wasm');
+    expect(workers.canSpeak).toBe(true);
+    expect(workers.voices).toEqual(local.voices);
+    expect(workers.result.ids).toEqual(local.result.ids);
+    expect(workers.result.text).toBe(local.result.text);
+    expect(workers.result.stats.codes).toBe(local.result.stats.codes);
+    expect(workers.audio).toBe(local.audio);
+    expect(workers.audio).toBeGreaterThan(0);
+  });
+
+  it('refuses bad pipeline options', async () => {
+    await rejects(Omni.load({ model: tiny.dir, pipeline: 'gpu' as never }), 'BAD_INPUT', /pipeline must be 'in-thread' or 'workers', got "gpu"/);
+    await rejects(Omni.load({ model: tiny.dir, workerUrl: 'worker.js' }), 'BAD_INPUT', /workerUrl goes with pipeline: 'workers'/);
+    await rejects(Omni.load({ model: tiny.dir, pipeline: 'workers', workerUrl: 42 as never }), 'BAD_INPUT', /workerUrl must be a string or URL/);
+    await rejects(Omni.load({ model: directoryFiles(tiny.dir), pipeline: 'workers' }), 'BAD_INPUT', /needs model as a path or URL/);
+  });
+});
