@@ -5,6 +5,7 @@
  * can tell a wrong call from a crash (exit 1).
  */
 import { OmniError } from '@omniweb/core';
+import { CONVERT_USAGE, convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
 import { MAKE_CHECKPOINT_USAGE, makeCheckpointCommand } from './makeCheckpoint.js';
 import { RUN_CASE_USAGE, runCaseCommand } from './runCase.js';
@@ -17,6 +18,7 @@ const USAGE = `usage:
   ${SPEAK_USAGE}
   ${RUN_CASE_USAGE}
   ${MAKE_CHECKPOINT_USAGE}
+  ${CONVERT_USAGE}
   omniweb help`;
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -28,6 +30,8 @@ async function main(argv: readonly string[]): Promise<void> {
       return runCaseCommand(rest);
     case 'make-checkpoint':
       return makeCheckpointCommand(rest);
+    case 'convert':
+      return convertCommand(rest);
     case 'run':
       return runCommand(rest);
     case 'speak':
@@ -38,7 +42,7 @@ async function main(argv: readonly string[]): Promise<void> {
       process.stdout.write(`${USAGE}\n`);
       return;
     default:
-      throw new OmniError('BAD_INPUT', `${command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`}; commands: inspect, run-case, help, make-checkpoint, run, speak`);
+      throw new OmniError('BAD_INPUT', `${command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`}; commands: inspect, run-case, help, make-checkpoint, convert, run, speak`);
   }
 }
 

@@ -2,6 +2,7 @@
 export type OmniErrorCode =
   | 'BAD_HEADER'          // safetensors header is not valid (length, JSON, fields)
   | 'TRUNCATED'           // file or stream ends before the bytes it announces
+  | 'HASH_MISMATCH'       // a downloaded or cached file's sha256 is not the one its manifest lists
   | 'BAD_OFFSETS'         // tensor byte ranges overlap, are out of order or out of range
   | 'UNSUPPORTED_DTYPE'   // a dtype the runtime does not read
   | 'SHAPE_MISMATCH'      // shape and byte size, or shape and config, disagree

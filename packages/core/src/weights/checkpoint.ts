@@ -1,7 +1,9 @@
 import { OmniError } from '../errors.js';
 import { blobSource, bytesSource, pathSource, urlSource, type ByteSource, type UrlSourceOptions } from './byteSource.js';
-import { readHeader, type TensorInfo } from './header.js';
-import { TensorStore, type StoreOptions } from './tensorStore.js';
+import { openConverted, type ConvertedOptions } from './converted.js';
+import { readHeader } from './header.js';
+import { MANIFEST_FILE, type Manifest } from './manifest.js';
+import { TensorStore, type StoreEntry, type StoreOptions } from './tensorStore.js';
 
 /** The files of a checkpoint folder, wherever it lives: a directory, a URL prefix, files picked in a browser. */
 export interface CheckpointFiles {
@@ -17,7 +19,8 @@ export type SafetensorsInput = string | URL | Blob | Uint8Array | ArrayBuffer | 
 /** A checkpoint folder (or its index/single file), or any single-file input. */
 export type CheckpointInput = SafetensorsInput | CheckpointFiles;
 
-export interface OpenOptions extends StoreOptions, Pick<UrlSourceOptions, 'maxUnrangedBytes' | 'fetch'> {}
+/** `cache` and `onWarning` apply to folders `omniweb convert` wrote (their files have hashes to key and check them by). */
+export interface OpenOptions extends StoreOptions, ConvertedOptions, Pick<UrlSourceOptions, 'maxUnrangedBytes' | 'fetch'> {}
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -105,17 +108,21 @@ export class Checkpoint extends TensorStore {
   readonly files: CheckpointFiles | null;
   /** The safetensors file names (one, or the shards of the index). */
   readonly shards: readonly string[];
+  /** The manifest of a folder `omniweb convert` wrote; null for a checkpoint as transformers saves it. */
+  readonly manifest: Manifest | null;
 
   constructor(
-    tensors: ReadonlyMap<string, { info: TensorInfo; source: ByteSource }>,
+    tensors: ReadonlyMap<string, StoreEntry>,
     sources: readonly ByteSource[],
     lookedIn: string,
     files: CheckpointFiles | null,
     options: StoreOptions,
+    manifest: Manifest | null = null,
   ) {
     super(tensors, sources, lookedIn, options);
     this.files = files;
     this.shards = sources.map((s) => s.name);
+    this.manifest = manifest;
   }
 
   /** A side file as text (e.g. `config.json`), or null when it is absent or there is no folder. */
@@ -191,7 +198,7 @@ async function shardedFiles(indexSource: ByteSource, files: CheckpointFiles, opt
   }
   const opened: ByteSource[] = [];
   try {
-    const tensors = new Map<string, { info: TensorInfo; source: ByteSource }>();
+    const tensors = new Map<string, StoreEntry>();
     for (const [file, names] of tensorsOfShard) {
       const source = await files.open(file);
       if (!source) {
@@ -217,8 +224,19 @@ async function shardedFiles(indexSource: ByteSource, files: CheckpointFiles, opt
   }
 }
 
-/** Opens a checkpoint folder: the shard index when present, else `model.safetensors`. */
-async function openFolder(files: CheckpointFiles, options: StoreOptions): Promise<Checkpoint> {
+/** Opens a checkpoint folder: the manifest of a converted folder, else the shard index, else `model.safetensors`. */
+async function openFolder(files: CheckpointFiles, options: OpenOptions): Promise<Checkpoint> {
+  const manifestSource = await files.open(MANIFEST_FILE);
+  if (manifestSource) {
+    let text: string;
+    try {
+      text = await readSmallText(manifestSource);
+    } finally {
+      await manifestSource.close();
+    }
+    const opened = await openConverted(files, text, manifestSource.name, options);
+    return new Checkpoint(opened.tensors, opened.sources, `${manifestSource.name} (${opened.sources.length} shards)`, opened.files, options, opened.manifest);
+  }
   const index = await files.open(INDEX_FILE);
   if (index) return shardedFiles(index, files, options);
   const single = await files.open(SINGLE_FILE);

@@ -2,9 +2,40 @@ import type { HostMatrix, WeightFormat } from '../backend.js';
 import { OmniError } from '../errors.js';
 import { paddedCols, QUANT_GROUP, quantize, toF16Array } from '../quant.js';
 import type { ByteSource } from './byteSource.js';
+import { convertedRowBytes } from './manifest.js';
 import { decodeFloat, decodeInt32, DTYPE_BYTES, isReadableDtype, type SafetensorsDtype } from './dtypes.js';
 import type { TensorInfo } from './header.js';
 import { WEIGHT_FORMATS } from './modelWeights.js';
+
+/** A tensor of a safetensors file and the file it is read from. */
+export interface StoredTensor {
+  info: TensorInfo;
+  source: ByteSource;
+}
+
+/** Rows [first, first + rows) of a converted matrix: its values and, for q8/q4, its group scales. */
+export interface ConvertedPart {
+  first: number;
+  rows: number;
+  data: StoredTensor;
+  scales: StoredTensor | null;
+}
+
+/**
+ * A matrix `omniweb convert` stored in its device format, possibly split by rows. `info` is
+ * the original tensor's (name, shape), with `dtype` the format in capitals (Q4, Q8, F16, F32).
+ */
+export interface ConvertedMatrix {
+  info: TensorInfo;
+  format: WeightFormat;
+  parts: ConvertedPart[];
+}
+
+export type StoreEntry = StoredTensor | ConvertedMatrix;
+
+function isConverted(entry: StoreEntry): entry is ConvertedMatrix {
+  return 'parts' in entry;
+}
 
 /** A tensor in its stored element type: F32/F16/BF16 → f32, I64/I32 → i32, U8 → u8. */
 export interface HostArray {
@@ -51,7 +82,7 @@ function allocate<T>(Type: new (length: number) => T, length: number, tensor: st
  * (or one block of a tensor's rows) at a time; nothing is cached.
  */
 export class TensorStore {
-  readonly #tensors: ReadonlyMap<string, { info: TensorInfo; source: ByteSource }>;
+  readonly #tensors: ReadonlyMap<string, StoreEntry>;
   readonly #sources: readonly ByteSource[];
   readonly #options: StoreOptions;
   readonly #bytesTotal: number;
@@ -60,7 +91,7 @@ export class TensorStore {
   #bytesDone = 0;
 
   constructor(
-    tensors: ReadonlyMap<string, { info: TensorInfo; source: ByteSource }>,
+    tensors: ReadonlyMap<string, StoreEntry>,
     sources: readonly ByteSource[],
     lookedIn: string,
     options: StoreOptions = {},
@@ -85,11 +116,13 @@ export class TensorStore {
 
   /** Where a tensor lives; throws MISSING_TENSOR when absent. */
   info(name: string): TensorInfo {
-    const entry = this.#tensors.get(name);
-    if (!entry) {
-      throw new OmniError('MISSING_TENSOR', `tensor ${name} is not in ${this.#lookedIn}; the checkpoint is incomplete or of another model`);
-    }
-    return entry.info;
+    return this.#entry(name).info;
+  }
+
+  /** The device format a converted matrix is stored in, or null for a tensor stored as the original checkpoint had it. */
+  convertedFormat(name: string): WeightFormat | null {
+    const entry = this.#entry(name);
+    return isConverted(entry) ? entry.format : null;
   }
 
   /** Total bytes of tensor data, for progress bars and memory estimates. */
@@ -99,27 +132,33 @@ export class TensorStore {
 
   /** The whole tensor as f32 (F32/F16/BF16). */
   async readF32(name: string): Promise<Float32Array> {
-    const info = this.#readable(name);
-    return decodeFloat(info.dtype, await this.#readBytes(info, 0, info.byteLength), name);
+    const tensor = this.#readable(name);
+    return decodeFloat(tensor.info.dtype, await this.#readBytes(tensor, 0, tensor.info.byteLength), name);
   }
 
   /** The whole tensor as int32 (I64 within int32 range, I32, U8). */
   async readInt32(name: string): Promise<Int32Array> {
-    const info = this.#readable(name);
-    return decodeInt32(info.dtype, await this.#readBytes(info, 0, info.byteLength), name);
+    const tensor = this.#readable(name);
+    return decodeInt32(tensor.info.dtype, await this.#readBytes(tensor, 0, tensor.info.byteLength), name);
+  }
+
+  /** The tensor's bytes exactly as stored (any readable dtype), e.g. to copy it into another file. */
+  async readStored(name: string): Promise<Uint8Array> {
+    const tensor = this.#readable(name);
+    return this.#readBytes(tensor, 0, tensor.info.byteLength);
   }
 
   /** The tensor in its natural host type, with its shape. */
   async readArray(name: string): Promise<HostArray> {
-    const info = this.#readable(name);
-    const shape = [...info.shape];
-    switch (info.dtype) {
+    const tensor = this.#readable(name);
+    const shape = [...tensor.info.shape];
+    switch (tensor.info.dtype) {
       case 'F32': case 'F16': case 'BF16':
         return { dtype: 'f32', shape, data: await this.readF32(name) };
       case 'I64': case 'I32':
         return { dtype: 'i32', shape, data: await this.readInt32(name) };
       case 'U8':
-        return { dtype: 'u8', shape, data: await this.#readBytes(info, 0, info.byteLength) };
+        return { dtype: 'u8', shape, data: await this.#readBytes(tensor, 0, tensor.info.byteLength) };
     }
   }
 
@@ -127,19 +166,31 @@ export class TensorStore {
    * A float tensor as a matrix weight `[rows = shape[0], cols = rest]`
    * (conv weights flatten to `[out, in·kernel]`, the backend's layout),
    * converted to `format` block by block so peak memory stays near the result's size.
+   * A matrix `omniweb convert` stored in `format` is read as stored, part by part.
    */
   async readMatrix(name: string, format: WeightFormat): Promise<HostMatrix> {
+    const entry = this.#entry(name);
+    if (isConverted(entry)) return this.#readConverted(entry, format);
+    return this.readMatrixRows(name, format, 0, entry.info.shape[0] ?? 0);
+  }
+
+  /** Rows [first, first + count) of a float tensor as a matrix weight (see `readMatrix`); `omniweb convert` reads a big matrix this way. */
+  async readMatrixRows(name: string, format: WeightFormat, first: number, count: number): Promise<HostMatrix> {
     if (!WEIGHT_FORMATS.includes(format)) {
       throw new OmniError('BAD_INPUT', `readMatrix(${name}): weight format ${JSON.stringify(format)} is not one of ${WEIGHT_FORMATS.join(', ')}`);
     }
-    const info = this.#readable(name);
+    const tensor = this.#readable(name);
+    const { info } = tensor;
     if (info.shape.length < 2) {
       throw new OmniError('SHAPE_MISMATCH', `tensor ${name} has shape [${info.shape.join(', ')}]; a matrix weight needs at least 2 dimensions`);
     }
     if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
       throw new OmniError('WRONG_DTYPE', `tensor ${name} is ${info.dtype}; matrix weights must be F32, F16 or BF16`);
     }
-    const rows = info.shape[0];
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count < 0 || first + count > info.shape[0]) {
+      throw new OmniError('BAD_INPUT', `readMatrixRows(${name}): rows ${first} … ${first + count} are not inside its ${info.shape[0]} rows`);
+    }
+    const rows = count;
     const cols = info.shape.slice(1).reduce((a, b) => a * b, 1);
     const rowBytes = cols * DTYPE_BYTES[info.dtype];
     const blockBytes = this.#options.matrixBlockBytes ?? DEFAULT_MATRIX_BLOCK_BYTES;
@@ -147,7 +198,7 @@ export class TensorStore {
     const forEachBlock = async (convert: (block: Uint8Array, r0: number, r1: number) => void) => {
       for (let r0 = 0; r0 < rows; r0 += blockRows) {
         const r1 = Math.min(rows, r0 + blockRows);
-        convert(await this.#readBytes(info, r0 * rowBytes, (r1 - r0) * rowBytes), r0, r1);
+        convert(await this.#readBytes(tensor, (first + r0) * rowBytes, (r1 - r0) * rowBytes), r0, r1);
       }
     };
 
@@ -185,17 +236,54 @@ export class TensorStore {
     await Promise.all(this.#sources.map((s) => s.close()));
   }
 
-  #readable(name: string): TensorInfo & { dtype: SafetensorsDtype } {
-    const info = this.info(name);
-    if (!isReadableDtype(info.dtype)) {
-      throw new OmniError('UNSUPPORTED_DTYPE', `tensor ${name} in ${info.file} is ${info.dtype}; this runtime reads F32, F16, BF16, I64, I32 and U8`);
+  #entry(name: string): StoreEntry {
+    const entry = this.#tensors.get(name);
+    if (!entry) {
+      throw new OmniError('MISSING_TENSOR', `tensor ${name} is not in ${this.#lookedIn}; the checkpoint is incomplete or of another model`);
     }
-    return info as TensorInfo & { dtype: SafetensorsDtype };
+    return entry;
   }
 
-  async #readBytes(info: TensorInfo, offset: number, length: number): Promise<Uint8Array> {
+  #readable(name: string): StoredTensor & { info: { dtype: SafetensorsDtype } } {
+    const entry = this.#entry(name);
+    if (isConverted(entry)) {
+      throw new OmniError('WRONG_DTYPE', `tensor ${name} was stored as a ${entry.format} matrix by omniweb convert; only readMatrix(name, '${entry.format}') reads it`);
+    }
+    if (!isReadableDtype(entry.info.dtype)) {
+      throw new OmniError('UNSUPPORTED_DTYPE', `tensor ${name} in ${entry.info.file} is ${entry.info.dtype}; this runtime reads F32, F16, BF16, I64, I32 and U8`);
+    }
+    return entry as StoredTensor & { info: { dtype: SafetensorsDtype } };
+  }
+
+  /** A converted matrix as stored: its parts' rows copied into one host matrix. */
+  async #readConverted(entry: ConvertedMatrix, format: WeightFormat): Promise<HostMatrix> {
+    const { info } = entry;
+    if (format !== entry.format) {
+      throw new OmniError(
+        'WRONG_DTYPE',
+        `${info.name} was converted to ${entry.format} by omniweb convert and cannot be loaded as ${format}; load with weights ${entry.format} or convert the original checkpoint to ${format}`,
+      );
+    }
+    const rows = info.shape[0];
+    const cols = info.shape.slice(1).reduce((a, b) => a * b, 1);
+    const { data: dataRow, scales: scalesRow } = convertedRowBytes(cols, format);
+    const data = allocate(Uint8Array, rows * dataRow, info.name);
+    const scales = allocate(Uint8Array, rows * scalesRow, info.name);
+    for (const part of entry.parts) {
+      data.set(await this.#readBytes(part.data, 0, part.rows * dataRow), part.first * dataRow);
+      if (part.scales) scales.set(await this.#readBytes(part.scales, 0, part.rows * scalesRow), part.first * scalesRow);
+    }
+    switch (format) {
+      case 'f32': return { format, rows, cols, data: new Float32Array(data.buffer) };
+      case 'f16': return { format, rows, cols, data: new Uint16Array(data.buffer) };
+      default: return { format, rows, cols, paddedCols: paddedCols(cols), data, scales: new Float32Array(scales.buffer) };
+    }
+  }
+
+  async #readBytes(tensor: StoredTensor, offset: number, length: number): Promise<Uint8Array> {
+    const { info, source } = tensor;
     if (this.#options.signal?.aborted) throw new OmniError('ABORTED', `reading ${info.name} was aborted`);
-    let bytes = await this.#tensors.get(info.name)!.source.read(info.byteOffset + offset, length);
+    let bytes = await source.read(info.byteOffset + offset, length);
     if (bytes.length !== length) {
       throw new OmniError('IO', `${info.file}: asked for ${length} bytes of ${info.name}, the source returned ${bytes.length}`);
     }

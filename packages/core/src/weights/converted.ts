@@ -1,0 +1,167 @@
+/**
+ * Opening a folder `omniweb convert` wrote (see manifest.ts). Every file the manifest lists is
+ * checked against its size and sha256 before anything is read from it, shard by shard, so a
+ * missing, short or corrupt shard fails the open with a typed error and no model half-loads.
+ * With a model cache, each verified file is stored as soon as it is checked: a load that was
+ * cut off resumes after the last good file, and a later load reads only from the cache.
+ */
+import { isOmniError, OmniError } from '../errors.js';
+import { bytesSource, type ByteSource } from './byteSource.js';
+import type { CheckpointFiles } from './checkpoint.js';
+import { readHeader, type TensorInfo } from './header.js';
+import {
+  convertedRowBytes, MANIFEST_FILE, parseManifest, partDataName, partScalesName, type Manifest, type ManifestFile, type ManifestMatrix,
+} from './manifest.js';
+import { memoryCache, type ModelCache } from './modelCache.js';
+import { sha256Hex } from './sha256.js';
+import type { ConvertedPart, StoredTensor, StoreEntry } from './tensorStore.js';
+
+/** Something the caller should know but that does not stop the load. */
+export interface LoadWarning {
+  /** `cache-full`: the model cache refused a file; it and the files after it are kept in memory. */
+  kind: 'cache-full';
+  message: string;
+}
+
+export interface ConvertedOptions {
+  /** Where verified files are kept between loads (see modelCache.ts); default none. */
+  cache?: ModelCache | null;
+  onWarning?: (warning: LoadWarning) => void;
+}
+
+/**
+ * The folder's files, each manifest-listed one verified on open (and cached when a cache is
+ * given). Files the manifest does not list are opened as they are.
+ */
+function verifiedFiles(files: CheckpointFiles, manifest: Manifest, options: ConvertedOptions): CheckpointFiles {
+  const listed = new Map<string, ManifestFile>([...manifest.shards, ...manifest.files].map((f) => [f.file, f]));
+  const shards = new Set(manifest.shards.map((s) => s.file));
+  let cache = options.cache ?? null;
+  let fellBack = false;
+  const location = files.location.endsWith('/') ? files.location : `${files.location}/`;
+
+  const download = async (entry: ManifestFile, source: ByteSource): Promise<Uint8Array> => {
+    const where = `${location}${entry.file}`;
+    if (source.size !== entry.bytes) {
+      throw new OmniError(
+        source.size < entry.bytes ? 'TRUNCATED' : 'HASH_MISMATCH',
+        `${where} is ${source.size} bytes but ${MANIFEST_FILE} lists ${entry.bytes}; ${source.size < entry.bytes ? 'the file is truncated' : 'it is not the file that was converted'} (re-download it)`,
+      );
+    }
+    const bytes = await source.read(0, source.size);
+    const sha256 = await sha256Hex(bytes);
+    if (sha256 !== entry.sha256) {
+      throw new OmniError('HASH_MISMATCH', `${where} has sha256 ${sha256}, but ${MANIFEST_FILE} lists ${entry.sha256}; the file is corrupt or from another conversion (re-download it)`);
+    }
+    return bytes;
+  };
+
+  return {
+    location: files.location,
+    async open(fileName) {
+      const entry = listed.get(fileName);
+      if (!entry) return files.open(fileName);
+      const key = { url: `${location}${fileName}`, bytes: entry.bytes, sha256: entry.sha256 };
+      const hit = await cache?.get(key);
+      if (hit) return hit;
+      const source = await files.open(fileName);
+      if (!source) return null;
+      let bytes: Uint8Array;
+      try {
+        bytes = await download(entry, source);
+      } catch (e) {
+        await source.close();
+        throw e;
+      }
+      if (!cache) {
+        // Without a cache a shard is read again range by range, so only its verification held it whole.
+        if (shards.has(fileName)) return source;
+        await source.close();
+        return bytesSource(bytes, key.url);
+      }
+      await source.close();
+      try {
+        return await cache.put(key, bytes);
+      } catch (e) {
+        if (!isOmniError(e, 'OUT_OF_MEMORY') || fellBack) throw e;
+        options.onWarning?.({
+          kind: 'cache-full',
+          message: `${e.message}; this file and the rest of the model are kept in memory for this load only and will be downloaded again next time`,
+        });
+        cache = memoryCache();
+        fellBack = true;
+        return cache.put(key, bytes);
+      }
+    },
+  };
+}
+
+/** Opens each shard (verified) and maps every tensor of the manifest to where it is stored. */
+export async function openConverted(
+  files: CheckpointFiles, manifestText: string, where: string, options: ConvertedOptions,
+): Promise<{ tensors: Map<string, StoreEntry>; sources: ByteSource[]; files: CheckpointFiles; manifest: Manifest }> {
+  const manifest = parseManifest(manifestText, where);
+  const verified = verifiedFiles(files, manifest, options);
+  const sources: ByteSource[] = [];
+  try {
+    const shardTensors = new Map<string, { source: ByteSource; tensors: ReadonlyMap<string, TensorInfo> }>();
+    for (const shard of manifest.shards) {
+      const source = await verified.open(shard.file);
+      if (!source) {
+        throw new OmniError('MISSING_TENSOR', `shard ${shard.file}, listed in ${where}, is missing from ${files.location}; download it`);
+      }
+      sources.push(source);
+      shardTensors.set(shard.file, { source, tensors: (await readHeader(source)).tensors });
+    }
+    const stored = (file: string, name: string, owner: string): StoredTensor => {
+      const shard = shardTensors.get(file)!;
+      const info = shard.tensors.get(name);
+      if (!info) throw new OmniError('MISSING_TENSOR', `tensor ${name} (of ${owner}): ${where} puts it in shard ${file}, whose header does not list it`);
+      return { info, source: shard.source };
+    };
+    const tensors = new Map<string, StoreEntry>();
+    for (const [name, file] of Object.entries(manifest.tensors)) tensors.set(name, stored(file, name, name));
+    for (const [name, matrix] of Object.entries(manifest.matrices)) tensors.set(name, convertedEntry(name, matrix, stored));
+    return { tensors, sources, files: verified, manifest };
+  } catch (e) {
+    await Promise.all(sources.map((s) => s.close()));
+    throw e;
+  }
+}
+
+/** One converted matrix: its parts' shard tensors, each checked to hold exactly its rows. */
+function convertedEntry(
+  name: string, matrix: ManifestMatrix, stored: (file: string, tensor: string, owner: string) => StoredTensor,
+): StoreEntry {
+  const cols = matrix.shape.slice(1).reduce((a, b) => a * b, 1);
+  const rowBytes = convertedRowBytes(cols, matrix.format);
+  const dataDtype = matrix.format === 'f32' ? 'F32' : matrix.format === 'f16' ? 'F16' : 'U8';
+  const expect = (tensor: StoredTensor, dtype: string, rows: number, bytesPerRow: number) => {
+    const { info } = tensor;
+    if (info.dtype !== dtype || info.shape[0] !== rows || info.byteLength !== rows * bytesPerRow) {
+      throw new OmniError(
+        'SHAPE_MISMATCH',
+        `${info.name} in ${info.file} is ${info.dtype} [${info.shape.join(', ')}]; the ${matrix.format} matrix ${name} [${matrix.shape.join(', ')}] needs ${dtype} with ${rows} rows of ${bytesPerRow} bytes`,
+      );
+    }
+  };
+  let byteLength = 0;
+  const parts = matrix.parts.map((part): ConvertedPart => {
+    const rows = part.rows[1] - part.rows[0];
+    const data = stored(part.file, partDataName(name, part), name);
+    expect(data, dataDtype, rows, rowBytes.data);
+    let scales: StoredTensor | null = null;
+    if (rowBytes.scales > 0) {
+      scales = stored(part.file, partScalesName(name, part), name);
+      expect(scales, 'F32', rows, rowBytes.scales);
+    }
+    byteLength += data.info.byteLength + (scales?.info.byteLength ?? 0);
+    return { first: part.rows[0], rows, data, scales };
+  });
+  const first = parts[0].data.info;
+  return {
+    info: { name, dtype: matrix.format.toUpperCase(), shape: matrix.shape, byteOffset: first.byteOffset, byteLength, file: first.file },
+    format: matrix.format,
+    parts,
+  };
+}
