@@ -1,5 +1,11 @@
-/** Every stage in this thread, on one backend: the Talker shares the Thinker's weights. */
-import type { Backend, BackendInfo, Checkpoint } from '@omniweb/core';
+/**
+ * Every stage in this thread, on one backend: the Talker shares the Thinker's weights. When
+ * that backend's GPU device is lost, the pipeline brings every stage back on a new backend
+ * (wasm if no GPU device can be had any more), reloading the weights from the checkpoint.
+ */
+import {
+  createBackend, isOmniError, openCheckpoint, type Backend, type BackendInfo, type Checkpoint, type CheckpointInput, type DeviceChoice,
+} from '@omniweb/core';
 import type { Recovery, StageSet } from './driver.js';
 import { disposeModules, loadModules, type CheckpointInfo, type LoadedModules, type ModuleName, type ModuleWeights } from './models.js';
 import { LocalPerception } from './perceptionStage.js';
@@ -20,31 +26,41 @@ export function pipelineModules(info: CheckpointInfo): ModuleName[] {
   return info.speakers ? ['thinker', 'audio', 'vision', 'talker', 'token2wav'] : ['thinker', 'audio', 'vision'];
 }
 
+/** Where to reload the pipeline from after a lost device. */
+export interface InThreadSource {
+  /** The checkpoint as `openCheckpoint` takes it (opened again to reload). */
+  model: CheckpointInput;
+  /** The device choice for a new backend. */
+  device: DeviceChoice;
+}
+
 export class InThreadPipeline implements Pipeline {
   readonly info: CheckpointInfo;
-  readonly #backend: Backend;
-  readonly #modules: LoadedModules;
-  readonly #stages: Stages;
+  readonly #formats: ModuleWeights;
+  readonly #source: InThreadSource | null;
+  #backend: Backend;
+  #modules: LoadedModules;
+  #stages: Stages;
 
-  private constructor(backend: Backend, info: CheckpointInfo, modules: LoadedModules) {
-    this.#backend = backend;
+  private constructor(backend: Backend, info: CheckpointInfo, formats: ModuleWeights, source: InThreadSource | null, modules: LoadedModules) {
     this.info = info;
+    this.#formats = formats;
+    this.#source = source;
+    this.#backend = backend;
     this.#modules = modules;
-    const { thinker, audioEncoder, visionEncoder, talker, token2wav } = modules;
-    this.#stages = {
-      perception: new LocalPerception(backend, info.preprocessor, audioEncoder!, visionEncoder!),
-      thinker: new LocalThinker(thinker!),
-      talker: talker ? new LocalTalker(talker) : null,
-      speech: token2wav ? new LocalSpeech(token2wav) : null,
-    };
+    this.#stages = this.#build();
   }
 
-  /** Loads every module onto `backend` (which the pipeline then owns); `started` as in `loadModules`. */
+  /**
+   * Loads every module onto `backend` (which the pipeline then owns); `started` as in
+   * `loadModules`. Without `source` a lost device is not recovered from.
+   */
   static async load(
     backend: Backend, checkpoint: Checkpoint, info: CheckpointInfo, formats: ModuleWeights, started: (module: ModuleName) => void,
+    source: InThreadSource | null = null,
   ): Promise<InThreadPipeline> {
     const modules = await loadModules(backend, checkpoint, info.config, formats, new Set(pipelineModules(info)), started);
-    return new InThreadPipeline(backend, info, modules);
+    return new InThreadPipeline(backend, info, formats, source, modules);
   }
 
   get device(): BackendInfo {
@@ -55,13 +71,52 @@ export class InThreadPipeline implements Pipeline {
     return this.#stages;
   }
 
-  /** In this thread a stage's failure leaves its state as its module guarantees: nothing to rebuild. */
-  async recover(): Promise<Recovery> {
-    return { restarted: [], contextLost: false };
+  /**
+   * A stage's failure in this thread leaves its state as its module guarantees: nothing to
+   * rebuild, unless the device was lost — then everything is reloaded on a new backend.
+   */
+  async recover(error?: unknown): Promise<Recovery> {
+    const source = this.#source;
+    if (!source || !isOmniError(error, 'DEVICE_LOST')) return { restarted: [], contextLost: false };
+    try {
+      disposeModules(this.#modules);
+      this.#backend.destroy();
+    } catch {
+      // The lost device took its buffers along; a backend may refuse calls once it is lost.
+    }
+    this.#modules = {};
+    let backend: Backend;
+    try {
+      backend = await createBackend({ device: source.device });
+    } catch (e) {
+      if (!isOmniError(e, 'NO_ADAPTER')) throw e;
+      backend = await createBackend({ device: 'wasm' });
+    }
+    this.#backend = backend;
+    const checkpoint = await openCheckpoint(source.model);
+    try {
+      this.#modules = await loadModules(backend, checkpoint, this.info.config, this.#formats, new Set(pipelineModules(this.info)), () => {});
+    } finally {
+      await checkpoint.close();
+    }
+    this.#stages = this.#build();
+    const s = this.#stages;
+    const restarted = ['perception', 'thinker', ...(s.talker ? ['talker'] : []), ...(s.speech ? ['speech'] : [])];
+    return { restarted, contextLost: true };
   }
 
   async close(): Promise<void> {
     disposeModules(this.#modules);
     this.#backend.destroy();
+  }
+
+  #build(): Stages {
+    const { thinker, audioEncoder, visionEncoder, talker, token2wav } = this.#modules;
+    return {
+      perception: new LocalPerception(this.#backend, this.info.preprocessor, audioEncoder!, visionEncoder!),
+      thinker: new LocalThinker(thinker!),
+      talker: talker ? new LocalTalker(talker) : null,
+      speech: token2wav ? new LocalSpeech(token2wav) : null,
+    };
   }
 }

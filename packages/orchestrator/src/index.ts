@@ -17,7 +17,7 @@ export {
   type Conversation, type ConversationOptions, type Recovery, type StageSet, type TurnOutcome, type TurnSink,
 } from './driver.js';
 export { LiveTurn, type LiveFrame, type LiveProgress, type LiveTurnInput, type LiveTurnSteps } from './liveTurn.js';
-export { InThreadPipeline, pipelineModules, type Pipeline } from './inThread.js';
+export { InThreadPipeline, pipelineModules, type InThreadSource, type Pipeline } from './inThread.js';
 export { WorkerPipeline, type WorkerPipelineOptions } from './workers.js';
 export { StageWorker } from './stageWorker.js';
 export { StageHost, serveInWorker, STAGE_MODULES, type StageKind, type StageLoad } from './workerHost.js';

@@ -1,15 +1,19 @@
-// WebGPU device loss in a stage worker, in Node on Dawn's SwiftShader (CPU; slow, so short
-// text-only turns): the Thinker worker's GPUDevice is destroyed between turns; the next turn
-// fails with DEVICE_LOST, the worker comes back on a new device with its weights reloaded,
-// and the session answers again (a fresh conversation: the same reply to the same first prompt).
+// WebGPU device loss, in Node on Dawn's SwiftShader (CPU; slow, so short text-only turns): a
+// GPUDevice is destroyed between turns; the next turn fails with DEVICE_LOST, the stage comes
+// back on a new device with its weights reloaded (the Thinker worker; in-thread, the whole
+// pipeline), and the session answers again: a fresh conversation, so the same reply to the
+// same first prompt.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Remote } from 'comlink';
-import { WorkerPipeline } from '../src/index.js';
+import { createBackend, openCheckpoint } from '@omniweb/core';
+import { InThreadPipeline, WorkerPipeline, type CheckpointInfo } from '../src/index.js';
 import { F32, textDriver, tinyModel, turn } from './pipelines.js';
 
 let pipeline: WorkerPipeline;
+let model: string;
+let info: CheckpointInfo;
 beforeAll(async () => {
-  const { model, info } = await tinyModel();
+  ({ model, info } = await tinyModel());
   pipeline = await WorkerPipeline.load(info, { model, device: 'webgpu', formats: F32, workerUrl: new URL('./faultyWorker.ts', import.meta.url) });
 });
 afterAll(async () => { await pipeline?.close(); });
@@ -27,5 +31,25 @@ describe('a lost GPU device (WebGPU on SwiftShader)', () => {
     const again = await turn(driver, { text: 'Hello!' });
     expect(again.ids).toEqual(first.ids);
     driver.dispose();
+  });
+
+  it('in-thread: every stage moves to a new device, weights reloaded; the session goes on', async () => {
+    const backend = await createBackend({ device: 'webgpu' });
+    const checkpoint = await openCheckpoint(model);
+    const local = await InThreadPipeline.load(backend, checkpoint, info, F32, () => {}, { model, device: 'webgpu' }).finally(() => checkpoint.close());
+    try {
+      const driver = textDriver(local, 3);
+      const first = await turn(driver, { text: 'Hello!' });
+      (backend as unknown as { device: GPUDevice }).device.destroy();
+      await expect(turn(driver, { text: 'Again.' })).rejects.toThrow(
+        /GPU device was lost .*restarted the perception, thinker, talker, speech stages with weights reloaded; the conversation starts afresh/,
+      );
+      expect(local.device.kind).toBe('webgpu');
+      const again = await turn(driver, { text: 'Hello!' });
+      expect(again.ids).toEqual(first.ids);
+      driver.dispose();
+    } finally {
+      await local.close();
+    }
   });
 });

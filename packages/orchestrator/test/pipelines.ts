@@ -22,7 +22,7 @@ export async function tinyModel(): Promise<{ model: string; info: CheckpointInfo
 export async function inThread(model: string, info: CheckpointInfo): Promise<InThreadPipeline> {
   const checkpoint = await openCheckpoint(model);
   try {
-    return await InThreadPipeline.load(await createBackend({ device: 'wasm' }), checkpoint, info, F32, () => {});
+    return await InThreadPipeline.load(await createBackend({ device: 'wasm' }), checkpoint, info, F32, () => {}, { model, device: 'wasm' });
   } finally {
     await checkpoint.close();
   }

@@ -154,7 +154,7 @@ export class Omni {
       };
       started('tokenizer');
       const info = await loadCheckpointInfo(checkpoint, config);
-      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started));
+      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model, device: device ?? 'auto' }));
       // The workers bring their own backends; this one only answered the fit check.
       backend.destroy();
       backend = null;
