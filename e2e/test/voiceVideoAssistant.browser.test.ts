@@ -1,6 +1,7 @@
 // The product demo (examples/voice-video-assistant) in headless Chromium with a fake camera
 // (a y4m clip) and a fake microphone (espeak-ng speech): real turns on the embedded tiny
-// checkpoint on wasm, read back through the page's `window.omniDemo` and its panels.
+// checkpoint on wasm, in-thread and on the worker pipeline, read back through the page's
+// `window.omniDemo` and its panels.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -16,10 +17,11 @@ import type { DemoState } from '../../examples/voice-video-assistant/src/demoSta
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SAMPLES_PER_CODE = 480;
+const PIPELINES = ['in-thread', 'workers'] as const;
 /** Short replies keep a turn within seconds on two shared cores; 160 codes are 3.2 s of speech. */
-const QUERY = '?device=wasm&maxTokens=12&maxCodes=160';
+const REPLY_LIMITS = 'maxTokens=12&maxCodes=160';
 
-interface Demo { page: Page; speech: SpeechWav; pageErrors: string[]; notFound: string[]; open: (query: string) => Promise<Page> }
+interface Demo { speech: SpeechWav; pageErrors: string[]; notFound: string[]; open: (query: string) => Promise<Page> }
 const closers: (() => Promise<void> | void)[] = [];
 
 async function startDemo(): Promise<Demo> {
@@ -52,7 +54,7 @@ async function startDemo(): Promise<Demo> {
     await page.waitForFunction(() => ['ready', 'listening', 'error'].includes(window.omniDemo?.state), null, { timeout: 180_000 });
     return page;
   };
-  return { page: await open(QUERY), speech, pageErrors, notFound, open };
+  return { speech, pageErrors, notFound, open };
 }
 
 let demo: Promise<Demo> | undefined;
@@ -78,9 +80,14 @@ async function waitForTurns(page: Page, turns: number): Promise<DemoState> {
   return demoState(page);
 }
 
-describe('voice & video assistant page', () => {
+describe.each(PIPELINES)('voice & video assistant page, %s pipeline', (pipeline) => {
+  const query = `?device=wasm&pipeline=${pipeline}&${REPLY_LIMITS}`;
+  let pushToTalkPage: Promise<Page> | undefined;
+  /** The page the push-to-talk tests share (one model load). */
+  const pushToTalk = async () => ({ ...(await ready()), page: await (pushToTalkPage ??= ready().then((demo) => demo.open(query))) });
+
   it('loads the tiny checkpoint on the device asked for, cross-origin isolated, camera and voices shown', async () => {
-    const { page, pageErrors, notFound } = await ready();
+    const { page, pageErrors, notFound } = await pushToTalk();
     const state = await demoState(page);
     expect(state.errors).toEqual([]);
     expect(pageErrors).toEqual([]);
@@ -90,7 +97,8 @@ describe('voice & video assistant page', () => {
     expect(state.device).toBe('wasm');
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
     expect(state.deviceName).toMatch(/^wasm /);
-    expect(await page.locator('#device-used').textContent()).toBe(`wasm (${state.deviceName}), ${state.pipeline}`);
+    expect(state.pipeline).toBe(pipeline);
+    expect(await page.locator('#device-used').textContent()).toBe(`wasm (${state.deviceName}), ${pipeline}`);
     expect(await page.locator('#voice option').allTextContents()).toEqual(expect.arrayContaining(['Chelsie', 'Ethan']));
     expect(await page.locator('#tiny-notice').isVisible()).toBe(true);
     // The fake camera plays in the preview.
@@ -98,7 +106,7 @@ describe('voice & video assistant page', () => {
   });
 
   it('push-to-talk: the spoken clip and camera frames make a turn; text streams, 24 kHz speech plays, latencies are shown', async () => {
-    const { page, speech } = await ready();
+    const { page, speech } = await pushToTalk();
     await holdTalk(page, speech.speechSeconds);
     const state = await waitForTurns(page, 1);
     expect(state.errors).toEqual([]);
@@ -124,11 +132,11 @@ describe('voice & video assistant page', () => {
     expect(await page.locator('#latency-first-text').textContent()).toBe(`${turn.latencyMs.firstText} ms`);
     expect(await page.locator('#latency-first-audio').textContent()).toBe(`${turn.latencyMs.firstAudio} ms`);
     mkdirSync(`${root}test-results`, { recursive: true });
-    await page.screenshot({ path: `${root}test-results/voice-video-assistant-push-to-talk.png`, fullPage: true });
+    await page.screenshot({ path: `${root}test-results/voice-video-assistant-push-to-talk-${pipeline}.png`, fullPage: true });
   });
 
   it('barge-in: talking during playback stops the voice within one block, and the next turn answers', async () => {
-    const { page, speech } = await ready();
+    const { page, speech } = await pushToTalk();
     const before = await demoState(page);
     await holdTalk(page, 1);
     // This first turn is what gets cut: wait until its voice is playing, then talk over it.
@@ -157,9 +165,9 @@ describe('voice & video assistant page', () => {
   });
 
   it('hands-free (?autostart=1): encoded while the user speaks, answered at the speech end, talked over, answered again', async () => {
-    const { page: pushToTalk, open, pageErrors } = await ready();
-    await pushToTalk.close();
-    const page = await open(`${QUERY}&autostart=1`);
+    const { page: pushToTalkDone, open, pageErrors } = await pushToTalk();
+    await pushToTalkDone.close();
+    const page = await open(`${query}&autostart=1`);
     expect(await demoState(page)).toMatchObject({ state: 'listening', handsFree: true, errors: [] });
     expect(await page.locator('#talk').isDisabled()).toBe(true);
     // The fake microphone loops the utterance with 2 s of silence: the detector ends a turn in each
@@ -197,10 +205,11 @@ describe('voice & video assistant page', () => {
     const after = await demoState(page);
     expect(after.audioSamplesPlayed).toBeGreaterThan(bargeIn.samplesPlayedAtStop!);
     mkdirSync(`${root}test-results`, { recursive: true });
-    await page.screenshot({ path: `${root}test-results/voice-video-assistant-hands-free.png`, fullPage: true });
+    await page.screenshot({ path: `${root}test-results/voice-video-assistant-hands-free-${pipeline}.png`, fullPage: true });
     await page.locator('#hands-free').uncheck();
     await page.waitForFunction(() => !window.omniDemo.handsFree && ['ready', 'thinking', 'answering'].includes(window.omniDemo.state), null, { timeout: 60_000 });
     expect(after.errors).toEqual([]);
     expect(pageErrors).toEqual([]);
+    await page.close();
   });
 });
