@@ -5,7 +5,7 @@
  */
 import {
   OmniError, readSpeakers, SPEAKERS_FILE, type Backend, type Checkpoint, type CheckpointFiles, type OmniConfig, type Speaker,
-  type WeightFormat,
+  type WeightFormat, type WeightSource,
 } from '@omniweb/core';
 import { AudioEncoder } from '@omniweb/audio-encoder';
 import { DEFAULT_AUDIO_FEATURES, DEFAULT_IMAGE_PREPROCESS, DEFAULT_VIDEO_PREPROCESS, parsePreprocessorConfig, type PreprocessorConfig } from '@omniweb/media';
@@ -79,9 +79,26 @@ export async function loadCheckpointInfo(checkpoint: Checkpoint, config: OmniCon
 }
 
 /**
+ * The Thinker as the Talker alone needs it: its token table (§7.2: the speaker bos and the
+ * TTS text markers are Thinker embeddings), no layers, the head tied to the table. A Talker
+ * in its own worker carries this instead of a second copy of the whole Thinker.
+ */
+function tokenTableThinker(backend: Backend, checkpoint: Checkpoint, config: OmniConfig, format: WeightFormat): Promise<Thinker> {
+  const head = 'thinker.lm_head.weight';
+  const source: WeightSource = {
+    has: (name) => name !== head && checkpoint.has(name),
+    info: (name) => checkpoint.info(name),
+    readF32: (name) => checkpoint.readF32(name),
+    readMatrix: (name, f) => checkpoint.readMatrix(name, f),
+  };
+  return Thinker.load(backend, source, { ...config.thinker, text: { ...config.thinker.text, layers: 0 } }, { format });
+}
+
+/**
  * Loads the named modules in pipeline order; `started(module)` is called as each begins
- * (progress reporting, cancellation). The Talker reads the Thinker's token table, so it
- * brings the Thinker along. Whatever was loaded is freed again when a later module fails.
+ * (progress reporting, cancellation). The Talker reads the Thinker's token table: without
+ * the Thinker, only that table is loaded for it. Whatever was loaded is freed again when a
+ * later module fails.
  */
 export async function loadModules(
   backend: Backend, checkpoint: Checkpoint, config: OmniConfig, formats: ModuleWeights, modules: ReadonlySet<ModuleName>,
@@ -90,7 +107,7 @@ export async function loadModules(
   checkpointFiles(checkpoint);
   const loaded: LoadedModules = {};
   try {
-    if (modules.has('thinker') || modules.has('talker')) {
+    if (modules.has('thinker')) {
       started('thinker');
       loaded.thinker = await Thinker.load(backend, checkpoint, config.thinker, { format: formats.thinker });
     }
@@ -105,7 +122,8 @@ export async function loadModules(
     if (modules.has('talker')) {
       if (!config.talker) throw new OmniError('INTERNAL', 'the talker was asked for, but the checkpoint has no talker_config');
       started('talker');
-      loaded.talker = await Talker.load(loaded.thinker!, checkpoint, config.talker, { format: formats.talker });
+      loaded.thinker ??= await tokenTableThinker(backend, checkpoint, config, formats.thinker);
+      loaded.talker = await Talker.load(loaded.thinker, checkpoint, config.talker, { format: formats.talker });
     }
     if (modules.has('token2wav')) {
       if (!config.token2wav) throw new OmniError('INTERNAL', 'token2wav was asked for, but the checkpoint has no token2wav_config');

@@ -14,7 +14,7 @@ import { LocalThinker } from './thinkerStage.js';
 
 export type StageKind = 'perception' | 'thinker' | 'talker' | 'speech';
 
-/** The modules each stage's worker loads: the Talker reads the Thinker's token table, so it brings the Thinker. */
+/** The modules each stage's worker loads (the Talker's worker also loads the Thinker's token table for it). */
 export const STAGE_MODULES: Record<StageKind, readonly ModuleName[]> = {
   perception: ['audio', 'vision'],
   thinker: ['thinker'],

@@ -37,8 +37,8 @@ export interface LoadOptions extends CheckOptions {
    * 'in-thread' (default): every stage in the calling thread on one backend. 'workers': one
    * worker per stage (perception, Thinker, Talker, token2wav), each with its own backend, so
    * the stages overlap and the calling thread stays free; the Talker's worker holds its own
-   * copy of the Thinker's weights (it reads the Thinker's token table), and `model` must be a
-   * path or URL string. A failed worker is restarted with its weights reloaded.
+   * copy of the Thinker's token table (the Talker reads it), and `model` must be a path or URL
+   * string. A failed worker is restarted with its weights reloaded.
    */
   pipeline?: PipelineKind;
   /**
