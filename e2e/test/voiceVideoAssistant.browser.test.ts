@@ -197,6 +197,7 @@ describe.each(PIPELINES)('voice & video assistant page, %s pipeline', (pipeline)
     expect(cut.audioSamplesPlayed).toBeGreaterThan(playedBefore);
     expect(answered.latencyMs.firstText).toBeGreaterThan(0);
     expect(await page.locator('#latency-first-text').textContent()).toMatch(/^\d+ ms$/);
+    expect(await page.locator('#encoded').textContent()).toMatch(/^[1-9]\d* audio blocks, [1-9]\d* video frames/);
     const bargeIn = cut.bargeIns.at(-1)!;
     expect(bargeIn.samplesPlayedAtStop! - bargeIn.samplesPlayedBefore).toBeLessThanOrEqual(cut.largestAudioChunk);
     // The turn after the barge-in answers too.
@@ -209,6 +210,28 @@ describe.each(PIPELINES)('voice & video assistant page, %s pipeline', (pipeline)
     await page.locator('#hands-free').uncheck();
     await page.waitForFunction(() => !window.omniDemo.handsFree && ['ready', 'thinking', 'answering'].includes(window.omniDemo.state), null, { timeout: 60_000 });
     expect(after.errors).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+});
+
+describe('voice & video assistant page, device auto', () => {
+  it('takes WebGPU where an adapter exists (SwiftShader here) and answers a short push-to-talk turn on it', async () => {
+    const { open, pageErrors } = await ready();
+    // SwiftShader runs WGSL on the CPU: a few tokens and codes keep the turn within a minute.
+    const page = await open('?maxTokens=3&maxCodes=20');
+    const loaded = await demoState(page);
+    expect(loaded.errors).toEqual([]);
+    expect(loaded.device).toBe('webgpu');
+    expect(await page.locator('#device-notice').isVisible()).toBe(false);
+    await holdTalk(page, 1.5);
+    const state = await waitForTurns(page, 1);
+    expect(state.errors).toEqual([]);
+    const [turn] = state.turns;
+    expect(turn.textTokens).toBeGreaterThan(0);
+    expect(turn.codes).toBeGreaterThan(0);
+    expect(turn.audioSamples).toBe(turn.codes * SAMPLES_PER_CODE);
+    expect(state.audioSamplesPlayed).toBe(turn.audioSamples);
     expect(pageErrors).toEqual([]);
     await page.close();
   });

@@ -32,6 +32,7 @@ export class View {
   readonly #firstAudio = element('latency-first-audio');
   readonly #turnStats = element('turn-stats');
   readonly #played = element('played');
+  readonly #encoded = element('encoded');
   readonly #errors = element('errors');
 
   /** Everything derived from the state alone. */
@@ -58,6 +59,8 @@ export class View {
       ? `${last.textTokens} tokens, ${last.codes} codes → ${(last.audioSamples / 24_000).toFixed(2)} s of speech${last.interrupted ? ' (interrupted)' : ''}`
       : '—';
     this.#played.textContent = `${state.audioSamplesPlayed} samples${state.playing ? ' (playing)' : ''}`;
+    this.#encoded.textContent = `${state.encodedAudioBlocks} audio blocks, ${state.encodedVideoFrames} video frames`
+      + (state.droppedVideoFrames > 0 ? ` (${state.droppedVideoFrames} dropped: the vision encoder was behind)` : '');
   }
 
   showAnswer(text: string): void {
