@@ -21,7 +21,7 @@ const PIPELINES = ['in-thread', 'workers'] as const;
 /** Short replies keep a turn within seconds on two shared cores; 160 codes are 3.2 s of speech. */
 const REPLY_LIMITS = 'maxTokens=12&maxCodes=160';
 
-interface Demo { speech: SpeechWav; pageErrors: string[]; notFound: string[]; open: (query: string) => Promise<Page> }
+interface Demo { speech: SpeechWav; pageErrors: string[]; notFound: string[]; open: (query: string, initScript?: () => void) => Promise<Page> }
 const closers: (() => Promise<void> | void)[] = [];
 
 async function startDemo(): Promise<Demo> {
@@ -43,9 +43,10 @@ async function startDemo(): Promise<Demo> {
   closers.push(() => browser.close());
   const pageErrors: string[] = [];
   const notFound: string[] = [];
-  /** A page of the demo, once its model is loaded (or failed to load). */
-  const open = async (query: string) => {
+  /** A page of the demo (with `initScript` run before its own), once its model is loaded (or failed to load). */
+  const open = async (query: string, initScript?: () => void) => {
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    if (initScript) await page.addInitScript(initScript);
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     // A missing resource is reported by its response; the console's copy of it names no URL.
     page.on('response', (r) => { if (r.status() === 404) notFound.push(new URL(r.url()).pathname); });
@@ -216,6 +217,19 @@ describe.each(PIPELINES)('voice & video assistant page, %s pipeline', (pipeline)
 });
 
 describe('voice & video assistant page, device auto', () => {
+  it('says so and runs on wasm in a browser without WebGPU', async () => {
+    const { open, pageErrors } = await ready();
+    const page = await open('', () => { delete (Navigator.prototype as { gpu?: unknown }).gpu; });
+    const state = await demoState(page);
+    expect(state.errors).toEqual([]);
+    expect(state.state).toBe('ready');
+    expect(state.device).toBe('wasm');
+    expect(await page.locator('#device-notice').textContent()).toMatch(/no WebGPU.*WebAssembly/);
+    expect(await page.locator('#device-used').textContent()).toMatch(/^wasm /);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
   it('takes WebGPU where an adapter exists (SwiftShader here) and answers a short push-to-talk turn on it', async () => {
     const { open, pageErrors } = await ready();
     // SwiftShader runs WGSL on the CPU: a few tokens and codes keep the turn within a minute.

@@ -41,6 +41,9 @@ export interface ReplyLimits {
   maxCodes: number;
 }
 
+/** Whether this browser exposes WebGPU at all (it may still give no adapter). */
+const hasWebGPU = () => 'gpu' in navigator && Boolean(navigator.gpu);
+
 const message = (e: unknown) => (e instanceof OmniError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e));
 
 export class Assistant {
@@ -96,7 +99,7 @@ export class Assistant {
     this.#setPhase('loading');
     Object.assign(this.#state, { device: null, deviceName: null, pipeline: null, voice: null });
     this.#view.showVoices([], null);
-    this.#view.showDeviceNotice(choice.device !== 'wasm' && !('gpu' in navigator)
+    this.#view.showDeviceNotice(choice.device !== 'wasm' && !hasWebGPU()
       ? 'This browser has no WebGPU: the model runs on WebAssembly (CPU), which is slower.'
       : null);
     try {
@@ -115,7 +118,7 @@ export class Assistant {
       this.#state.device = omni.device.kind;
       this.#state.deviceName = omni.device.name;
       this.#state.pipeline = choice.pipeline;
-      if (choice.device === 'auto' && omni.device.kind === 'wasm' && 'gpu' in navigator) {
+      if (choice.device === 'auto' && omni.device.kind === 'wasm' && hasWebGPU()) {
         this.#view.showDeviceNotice('WebGPU is present but gave no adapter: the model runs on WebAssembly (CPU), which is slower.');
       }
       const voice = choice.voice ?? omni.voices[0] ?? null;
