@@ -19,7 +19,7 @@ export {
 export { LiveTurn, type LiveFrame, type LiveProgress, type LiveTurnInput, type LiveTurnSteps } from './liveTurn.js';
 export { InThreadPipeline, pipelineModules, type InThreadSource, type Pipeline } from './inThread.js';
 export { WorkerPipeline, type WorkerPipelineOptions } from './workers.js';
-export { StageWorker } from './stageWorker.js';
+export { StageWorker, type LoadBytes } from './stageWorker.js';
 export { StageHost, serveInWorker, STAGE_MODULES, type StageKind, type StageLoad } from './workerHost.js';
 export { connectWorker, defaultWorkerUrl, spawnWorker, type ConnectedWorker, type DeathListener, type SpawnedWorker } from './spawn.js';
 export { handOver, owned } from './transfer.js';

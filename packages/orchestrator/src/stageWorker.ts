@@ -5,10 +5,13 @@
  * the worker broken, and `restart()` replaces it with a fresh one that reloads its weights.
  */
 import { OmniError, isOmniError, type BackendInfo } from '@omniweb/core';
-import { releaseProxy, type Remote } from 'comlink';
+import { proxy, releaseProxy, type Remote } from 'comlink';
 import './errors.js';
 import { connectWorker, type ConnectedWorker } from './spawn.js';
 import type { StageHost, StageKind, StageLoad } from './workerHost.js';
+
+/** Hears the checkpoint bytes a loading worker has read. */
+export type LoadBytes = (bytesDone: number, bytesTotal: number) => void;
 
 /** Calls after which a worker-side object is done with: its port is released. */
 const FINAL_CALLS = new Set<PropertyKey>(['stop', 'close']);
@@ -33,10 +36,10 @@ export class StageWorker<Stage extends object> {
     this.#load = load;
   }
 
-  /** Spawns the worker and has it load its stage. */
-  static async start<Stage extends object>(url: string | URL, load: StageLoad): Promise<StageWorker<Stage>> {
+  /** Spawns the worker and has it load its stage; `progress` hears the checkpoint bytes it reads. */
+  static async start<Stage extends object>(url: string | URL, load: StageLoad, progress?: LoadBytes): Promise<StageWorker<Stage>> {
     const worker = new StageWorker<Stage>(url, load);
-    await worker.#start();
+    await worker.#start(progress);
     return worker;
   }
 
@@ -79,7 +82,7 @@ export class StageWorker<Stage extends object> {
     this.#stage = null;
   }
 
-  async #start(): Promise<void> {
+  async #start(progress?: LoadBytes): Promise<void> {
     let died!: (why: string) => void;
     const death = new Promise<never>((_, reject) => {
       died = (why) => reject(new OmniError('INTERNAL', `the ${this.kind} worker stopped: ${why}`));
@@ -90,7 +93,7 @@ export class StageWorker<Stage extends object> {
     this.#broken = null;
     const host = worker.remote;
     try {
-      this.#info = await Promise.race([host.load(this.#load), death]);
+      this.#info = await Promise.race([host.load(this.#load, progress && proxy(progress)), death]);
     } catch (e) {
       worker.terminate();
       this.#worker = null;

@@ -39,10 +39,10 @@ export class StageHost {
   #modules: LoadedModules = {};
   #stage: LocalStage | null = null;
 
-  /** Loads the stage; its device's description comes back. */
-  async load(request: StageLoad): Promise<BackendInfo> {
+  /** Loads the stage; its device's description comes back. `progress` hears the checkpoint bytes read. */
+  async load(request: StageLoad, progress?: (bytesDone: number, bytesTotal: number) => void): Promise<BackendInfo> {
     if (this.#stage) throw new OmniError('INTERNAL', `this worker already serves the ${request.kind} stage`);
-    const checkpoint = await openCheckpoint(request.model);
+    const checkpoint = await openCheckpoint(request.model, progress && { onProgress: ({ bytesDone, bytesTotal }) => progress(bytesDone, bytesTotal) });
     try {
       const config = await loadOmniConfig(checkpoint);
       const backend = this.#backend = await createBackend({ device: request.device });

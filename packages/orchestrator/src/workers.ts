@@ -22,6 +22,12 @@ export interface WorkerPipelineOptions {
   workerUrl?: string | URL;
   /** Called as each stage's worker starts loading. */
   started?: (kind: StageKind) => void;
+  /**
+   * Checkpoint bytes read by all workers together, and the checkpoint's tensor bytes (each
+   * worker reads its own part; the Talker's also reads the Thinker's token table, so the
+   * count can pass the checkpoint's size); `kind` is the worker that read last.
+   */
+  onBytes?: (progress: { kind: StageKind; bytesDone: number; bytesTotal: number }) => void;
 }
 
 interface StageWorkers {
@@ -48,9 +54,16 @@ export class WorkerPipeline implements Pipeline {
     }
     const url = options.workerUrl ?? (await defaultWorkerUrl());
     const kinds: StageKind[] = info.speakers ? ['perception', 'thinker', 'talker', 'speech'] : ['perception', 'thinker'];
+    const done = new Map<StageKind, number>();
+    const onBytes = options.onBytes;
     const started = await Promise.allSettled(kinds.map((kind) => {
       options.started?.(kind);
-      return StageWorker.start(url, { kind, model, device: options.device, formats: options.formats, preprocessor: info.preprocessor });
+      const progress = onBytes && ((bytesDone: number, bytesTotal: number) => {
+        done.set(kind, bytesDone);
+        const all = [...done.values()].reduce((a, b) => a + b, 0);
+        onBytes({ kind, bytesDone: all, bytesTotal: Math.max(bytesTotal, all) });
+      });
+      return StageWorker.start(url, { kind, model, device: options.device, formats: options.formats, preprocessor: info.preprocessor }, progress);
     }));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) {

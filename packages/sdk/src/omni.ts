@@ -158,9 +158,16 @@ export class Omni {
       // The workers bring their own backends; this one only answered the fit check.
       backend.destroy();
       backend = null;
-      return new Omni(await WorkerPipeline.load(info, {
+      const workers = await WorkerPipeline.load(info, {
         model: model as string | URL, device: device ?? 'auto', formats, workerUrl, started: (kind) => started(STAGE_MODULE[kind]),
-      }));
+        onBytes: onProgress && (({ kind, bytesDone, bytesTotal }) => onProgress({ module: STAGE_MODULE[kind], bytesDone, bytesTotal })),
+      });
+      // The workers load without watching the signal; an abort meanwhile is honoured once they are up.
+      if (signal?.aborted) {
+        await workers.close();
+        throw new OmniError('ABORTED', 'loading was aborted while the stage workers loaded');
+      }
+      return new Omni(workers);
     } catch (e) {
       backend?.destroy();
       throw e;

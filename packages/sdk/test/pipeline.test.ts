@@ -2,15 +2,15 @@
 // thread per stage and answers like 'in-thread'; bad pipeline options are refused up front.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directoryFiles } from '@omniweb/core';
-import { Omni } from '../src/index.js';
+import { Omni, type LoadProgress } from '../src/index.js';
 import { collect, makeTiny, rejects } from './helpers.js';
 
 let tiny: Awaited<ReturnType<typeof makeTiny>>;
 beforeAll(async () => { tiny = await makeTiny(); });
 afterAll(() => { tiny?.remove(); });
 
-async function spokenTurn(pipeline: 'in-thread' | 'workers') {
-  const omni = await Omni.load({ model: tiny.dir, device: 'wasm', pipeline });
+async function spokenTurn(pipeline: 'in-thread' | 'workers', onProgress?: (p: LoadProgress) => void) {
+  const omni = await Omni.load({ model: tiny.dir, device: 'wasm', pipeline, onProgress });
   try {
     const session = omni.session({ maxNewTokens: 5, talker: { sampling: { temperature: 0 }, maxNewTokens: 30 } });
     const reader = collect(session);
@@ -27,7 +27,13 @@ async function spokenTurn(pipeline: 'in-thread' | 'workers') {
 describe("Omni.load({ pipeline: 'workers' })", () => {
   it('speaks through one worker per stage with the in-thread reply', async () => {
     const local = await spokenTurn('in-thread');
-    const workers = await spokenTurn('workers');
+    const progress: LoadProgress[] = [];
+    const workers = await spokenTurn('workers', (p) => progress.push(p));
+    // Every worker reports the bytes it reads; together they read at least the checkpoint's tensors.
+    expect(new Set(progress.map((p) => p.module))).toEqual(new Set(['audio', 'thinker', 'talker', 'token2wav']));
+    const last = progress.at(-1)!;
+    expect(last.bytesDone).toBe(last.bytesTotal);
+    expect(progress.every((p, i) => i === 0 || p.bytesDone >= progress[i - 1].bytesDone)).toBe(true);
     expect(workers.device).toBe('wasm');
     expect(workers.canSpeak).toBe(true);
     expect(workers.voices).toEqual(local.voices);
