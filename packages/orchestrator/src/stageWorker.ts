@@ -63,16 +63,24 @@ export class StageWorker<Stage extends object> {
     return this.#worker.remote;
   }
 
-  /** Replaces the worker: a fresh one loads the stage again (on wasm when the device choice now finds no GPU). */
+  /**
+   * Replaces the worker: a fresh one loads the stage again (on wasm when the device choice now
+   * finds no GPU). When that fails too, the worker stays broken and the next recovery retries.
+   */
   async restart(): Promise<void> {
+    const why = this.#broken;
     this.terminate();
     try {
-      await this.#start();
+      try {
+        await this.#start();
+      } catch (e) {
+        if (!(isOmniError(e, 'NO_ADAPTER') && this.#load.device !== 'wasm')) throw e;
+        this.#load.device = 'wasm';
+        await this.#start();
+      }
     } catch (e) {
-      if (!(isOmniError(e, 'NO_ADAPTER') && this.#load.device !== 'wasm')) throw e;
-      this.terminate();
-      this.#load.device = 'wasm';
-      await this.#start();
+      this.#broken = why ?? (e instanceof OmniError ? e : new OmniError('INTERNAL', String(e)));
+      throw e;
     }
   }
 
