@@ -216,6 +216,24 @@ describe.each(PIPELINES)('voice & video assistant page, %s pipeline', (pipeline)
   });
 });
 
+describe('voice & video assistant page, settings', () => {
+  it('shows a bad setting or a missing model as an error instead of loading', async () => {
+    const { open } = await ready();
+    const badDevice = await open('?device=cuda');
+    expect(await demoState(badDevice)).toMatchObject({ state: 'error', errors: ['?device=cuda: expected one of auto, webgpu, wasm'] });
+    await badDevice.close();
+    const noModel = await open('?device=wasm&model=models/none/');
+    const state = await demoState(noModel);
+    expect(state.state).toBe('error');
+    expect(state.errors).toHaveLength(1);
+    expect(state.errors[0]).toMatch(/^loading failed: [A-Z_]+: .*models\/none/);
+    expect(await noModel.locator('#errors li').allTextContents()).toEqual(state.errors);
+    expect(await noModel.locator('#tiny-notice').isVisible()).toBe(false);
+    expect(await noModel.locator('#talk').isDisabled()).toBe(true);
+    await noModel.close();
+  });
+});
+
 describe('voice & video assistant page, device auto', () => {
   it('says so and runs on wasm in a browser without WebGPU', async () => {
     const { open, pageErrors } = await ready();

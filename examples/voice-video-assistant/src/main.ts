@@ -33,6 +33,7 @@ async function main(): Promise<void> {
   if (params.model !== TINY_MODEL_PATH) {
     view.modelForm.querySelector<HTMLInputElement>('input[value="url"]')!.checked = true;
     view.modelUrl.value = params.model;
+    view.showTinyNotice(false);
   }
   view.render(state);
 
