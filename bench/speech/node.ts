@@ -26,7 +26,7 @@
  * Flags: --shape 3b|7b (3b) --formats f32,f16 (token2wav) --talker-formats q8,f16 --reps N (2)
  *   --ode-steps N (1) --solvers rk4,midpoint,euler --latency-formats f32 (none: skip)
  *   --latency-solvers rk4,euler --talker-codes N (24) --no-talker
- *   WebGPU: --webgpu-dit-layers N (1; 0 = no WebGPU rows) --webgpu-bigvgan-frames N (4)
+ *   WebGPU: --webgpu-dit-layers N (1; 0 = no WebGPU rows) --webgpu-bigvgan-frames A,B (4,12)
  *   --webgpu-talker-layers 1,2 (none: skip) --webgpu-talker-codes N (3) --webgpu-reps N (1)
  * Prints a table and writes bench/results/speech-node.json.
  */
@@ -64,11 +64,12 @@ const reps = Number(flags.get('reps') ?? 2);
 const odeSteps = Number(flags.get('ode-steps') ?? 1);
 const talkerCodes = Number(flags.get('talker-codes') ?? 24);
 const webgpuDitLayers = Number(flags.get('webgpu-dit-layers') ?? 1);
-const webgpuBigvganFrames = Number(flags.get('webgpu-bigvgan-frames') ?? 4);
+const webgpuBigvganFrames = list('webgpu-bigvgan-frames', '4,12').map(Number);
 const webgpuTalkerLayers = flags.has('no-talker') ? [] : list('webgpu-talker-layers', '1,2').map(Number);
 if (webgpuTalkerLayers.length !== 0 && !(webgpuTalkerLayers.length === 2 && webgpuTalkerLayers[0] < webgpuTalkerLayers[1])) {
   throw new Error('--webgpu-talker-layers takes two increasing depths (the fit\'s points), or none');
 }
+if (!(webgpuBigvganFrames.length === 2 && webgpuBigvganFrames[0] < webgpuBigvganFrames[1])) throw new Error('--webgpu-bigvgan-frames takes two increasing frame counts (the fit\'s points)');
 const webgpuTalkerCodes = Number(flags.get('webgpu-talker-codes') ?? 3);
 const webgpuReps = Number(flags.get('webgpu-reps') ?? 1);
 const log = (line: string) => console.error(line);

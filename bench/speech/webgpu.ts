@@ -7,8 +7,9 @@
  * - DiT: 1 of the 22 blocks, 1 evaluation (both guidance branches) of a streaming window; the
  *   chunk = the evaluation scaled to every block (the rest of the forward once) × the solver's
  *   evaluations (36 rk4, 18 midpoint, 9 euler: each evaluation does the same work).
- * - BigVGAN: a few of the streaming piece's mel frames (every op's work is linear in frames),
- *   scaled to the 112.
+ * - BigVGAN: two short pieces (default 4 and 12 of the streaming piece's 112 mel frames), fitted
+ *   as a + b·frames and read at 112: its FLOPs are linear in frames, but on SwiftShader a large
+ *   part of the time is not.
  * - Talker: the decode loop of two shallow stacks (default 1 and 2 of 24 layers), a few codes
  *   each, fitted as a + b·layers and read at 24.
  *
@@ -17,9 +18,9 @@
 import * as core from '@omniweb/core';
 import type { DitConfig, OmniConfig, Speaker, WeightSource } from '@omniweb/core';
 import { BigVgan, solverEvaluations, type DitSolver } from '@omniweb/vocoder';
-import { profileBackend, type OpProfile, type OpStat } from '../lib/opProfile.js';
+import { profileBackend, totals, type OpProfile, type OpStat } from '../lib/opProfile.js';
 import { median } from '../lib/report.js';
-import { noise, timePass, type PassTiming } from '../lib/towerBench.js';
+import { medianBy, noise, timePass, type PassTiming } from '../lib/towerBench.js';
 import { ditEvaluations, streamWindows } from './ditPass.js';
 import { fromRuns, talkerDecode, type Result } from './measure.js';
 
@@ -32,8 +33,8 @@ export interface WebGpuSpeechOptions {
   solvers: readonly DitSolver[];
   /** DiT blocks run (of 22). */
   ditLayers: number;
-  /** Mel frames BigVGAN runs (of 112). */
-  bigvganFrames: number;
+  /** The two piece lengths (mel frames, of 112) BigVGAN's time is fitted through. */
+  bigvganFrames: readonly number[];
   /** The two Talker depths the per-code time is fitted through; [] skips the Talker. */
   talkerLayers: readonly number[];
   talkerCodes: number;
@@ -68,41 +69,67 @@ export async function webgpuRows(o: WebGpuSpeechOptions): Promise<Result[]> {
       o.log(`${WEBGPU_TARGET}:`);
       results.push(...ditRows(WEBGPU_TARGET, await ditEvaluations(prof, o.checkpoint, t2w.dit, o.voice, ran, o.reps, o.log), t2w.dit, ran, o.solvers));
     }
-    // ---- BigVGAN: `bigvganFrames` of the streaming piece's frames.
+    // ---- BigVGAN: two short pieces, fitted in frames (SwiftShader's time has a large part that
+    // does not grow with frames: single runs here took 171 s at 4 frames and 185 s at 8).
     {
       const total = w.overlap + w.chunk;
-      const frames = Math.min(o.bigvganFrames, total);
       const t0 = performance.now();
       const bigvgan = await BigVgan.load(b, o.checkpoint, t2w.bigvgan);
       o.log(`${WEBGPU_TARGET} BigVGAN: loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      const mel = b.tensor(noise(frames * melDim, 6, 3).map((v) => v - 5), [frames, melDim]);
-      const runs: PassTiming[] = [];
-      for (let r = 0; r <= o.reps; r++) {
-        const t = await timePass(prof, () => b.sync(), false, async (mark) => {
-          await mark('layers');
-          const wave = await bigvgan.forward(mel);
-          await mark('outside');
-          await b.read(wave, { offset: 0, count: 1 });
-          b.dispose(wave);
-        });
-        o.log(`  BigVGAN on ${frames} frames, run ${r}: ${t.ms.toFixed(0)} ms${r === 0 ? ' — warm-up' : ''}`);
-        if (r > 0) runs.push(t);
+      const points: FitPoint[] = [];
+      for (const [k, frames] of o.bigvganFrames.entries()) {
+        const mel = b.tensor(noise(frames * melDim, 6, 3).map((v) => v - 5), [frames, melDim]);
+        const runs: PassTiming[] = [];
+        // One warm-up (pipeline compiles) before the first size only.
+        for (let r = k === 0 ? 0 : 1; r <= o.reps; r++) {
+          const t = await timePass(prof, () => b.sync(), false, async () => {
+            const wave = await bigvgan.forward(mel);
+            await b.read(wave, { offset: 0, count: 1 });
+            b.dispose(wave);
+          });
+          o.log(`  BigVGAN on ${frames} frames, run ${r}: ${t.ms.toFixed(0)} ms${r === 0 ? ' — warm-up' : ''}`);
+          if (r > 0) runs.push(t);
+        }
+        b.dispose(mel);
+        const run = medianBy(runs, (t) => t.ms);
+        points.push({ x: frames, ms: run.ms, ops: totals(run.profile).ops });
       }
-      b.dispose(mel);
       bigvgan.dispose();
-      const label = {
+      const [lo, hi] = points;
+      results.push({
         target: WEBGPU_TARGET, weights: 'f32', audioSeconds: w.chunk / 100,
         what: `BigVGAN: ${w.overlap} overlap + ${w.chunk} new frames in, ${w.chunk} frames kept`,
-        ran: `${frames} of ${total} frames (scaled)`,
-      };
-      // Work scales with frames; the weights are read once a pass whatever its length.
-      results.push({ ...fromRuns(label, runs, frames, total), weightBytes: fromRuns(label, runs, 1, 1).weightBytes });
+        ran: `${lo.x} and ${hi.x} of ${total} frames, linear fit`,
+        ...linearFit(lo, hi, total),
+        extra: { 'fit points ms': `${lo.ms.toFixed(0)} @${lo.x}, ${hi.ms.toFixed(0)} @${hi.x}` },
+        runsMs: [lo.ms, hi.ms],
+      });
     }
   } finally {
     b.destroy();
   }
   if (o.talkerLayers.length === 2) results.push(await talkerRow(o));
   return results;
+}
+
+interface FitPoint {
+  /** Frames or layers of the measured pass. */
+  x: number;
+  ms: number;
+  ops: Map<string, OpStat>;
+}
+
+/** A pass's time and per-op work as a + b·x through two measured points, read at `at`. */
+function linearFit(lo: FitPoint, hi: FitPoint, at: number): Pick<Result, 'ms' | 'flops' | 'weightBytes' | 'ops'> {
+  const line = (a: number, z: number) => a + ((z - a) / (hi.x - lo.x)) * (at - lo.x);
+  const ops = new Map<string, OpStat>();
+  for (const label of new Set([...lo.ops.keys(), ...hi.ops.keys()])) {
+    const [p, q] = [lo.ops.get(label), hi.ops.get(label)];
+    const fit = (key: keyof OpStat) => line(p?.[key] ?? 0, q?.[key] ?? 0);
+    ops.set(label, { calls: fit('calls'), ms: fit('ms'), flops: fit('flops'), weightBytes: fit('weightBytes') });
+  }
+  const sum = (key: 'flops' | 'weightBytes') => [...ops.values()].reduce((a, s) => a + s[key], 0);
+  return { ms: line(lo.ms, hi.ms), flops: sum('flops'), weightBytes: sum('weightBytes'), ops };
 }
 
 /**
@@ -120,7 +147,7 @@ async function talkerRow(o: WebGpuSpeechOptions): Promise<Result> {
   try {
     const thinker = await Thinker.load(b, o.checkpoint, { ...o.config.thinker, text: { ...o.config.thinker.text, layers: 1 } }, { format });
     try {
-      const fits: { layers: number; ms: number; flops: number; weightBytes: number; ops: Map<string, OpStat>; promptLength: number }[] = [];
+      const points: (FitPoint & { promptLength: number })[] = [];
       for (const layers of o.talkerLayers) {
         const t0 = performance.now();
         const talker = await Talker.load(thinker, o.checkpoint, { ...talkerConfig, layers }, { format });
@@ -128,25 +155,18 @@ async function talkerRow(o: WebGpuSpeechOptions): Promise<Result> {
         try {
           const d = await talkerDecode(prof, talker, talkerConfig, o.voice.bosToken, o.talkerCodes + 1, false);
           o.log(`  ${layers} layers: prefill ${d.prefillMs.toFixed(0)} ms, per code ${d.perCodeMs.map((m) => m.toFixed(0)).join(', ')} ms`);
-          fits.push({ layers, ms: median(d.perCodeMs), flops: d.flopsPerCode, weightBytes: d.weightBytesPerCode, ops: d.opsPerCode, promptLength: d.promptLength });
+          points.push({ x: layers, ms: median(d.perCodeMs), ops: d.opsPerCode, promptLength: d.promptLength });
         } finally {
           talker.dispose();
         }
       }
-      const [lo, hi] = fits;
-      const at = (a: number, z: number) => a + ((z - a) / (hi.layers - lo.layers)) * (talkerConfig.layers - lo.layers);
-      const ms = at(lo.ms, hi.ms);
-      const ops = new Map<string, OpStat>();
-      for (const label of new Set([...lo.ops.keys(), ...hi.ops.keys()])) {
-        const [p, q] = [lo.ops.get(label), hi.ops.get(label)];
-        const fit = (key: keyof OpStat) => at(p?.[key] ?? 0, q?.[key] ?? 0);
-        ops.set(label, { calls: fit('calls'), ms: fit('ms'), flops: fit('flops'), weightBytes: fit('weightBytes') });
-      }
+      const [lo, hi] = points;
+      const fit = linearFit(lo, hi, talkerConfig.layers);
       return {
         target: WEBGPU_TARGET, what: `Talker decode (after a ${lo.promptLength}-row prefill)`, weights: format,
-        ran: `${lo.layers} and ${hi.layers} of ${talkerConfig.layers} layers, ${o.talkerCodes} codes each, linear fit`,
-        ms, audioSeconds: 1 / 50, flops: at(lo.flops, hi.flops), weightBytes: at(lo.weightBytes, hi.weightBytes), ops,
-        extra: { 'codes/s': 1000 / ms, 'fit points ms/code': `${lo.ms.toFixed(0)} @${lo.layers}L, ${hi.ms.toFixed(0)} @${hi.layers}L` },
+        ran: `${lo.x} and ${hi.x} of ${talkerConfig.layers} layers, ${o.talkerCodes} codes each, linear fit`,
+        ...fit, audioSeconds: 1 / 50,
+        extra: { 'codes/s': 1000 / fit.ms, 'fit points ms': `${lo.ms.toFixed(0)} @${lo.x}L, ${hi.ms.toFixed(0)} @${hi.x}L` },
         runsMs: [lo.ms, hi.ms],
       };
     } finally {
