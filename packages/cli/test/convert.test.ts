@@ -119,6 +119,10 @@ describe('omniweb convert', () => {
     }
   });
 
+  it('stops with ABORTED before the next shard once the signal fired', async () => {
+    expect((await failure(() => openCheckpoint(converted.q4, { signal: AbortSignal.abort() }))).code).toBe('ABORTED');
+  });
+
   it('refuses bad arguments and an already converted folder with BAD_INPUT', async () => {
     expect(() => parseConvertArgs([])).toThrow(/checkpoint folder to convert comes first/);
     expect(() => parseConvertArgs([tiny, '--out', 'x'])).toThrow(/--weights is required/);

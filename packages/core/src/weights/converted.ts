@@ -4,6 +4,8 @@
  * missing, short or corrupt shard fails the open with a typed error and no model half-loads.
  * With a model cache, each verified file is stored as soon as it is checked: a load that was
  * cut off resumes after the last good file, and a later load reads only from the cache.
+ * Without one, a shard is read whole to check it and then again range by range as tensors
+ * are asked for (over HTTP: downloaded twice), so memory stays at one shard.
  */
 import { isOmniError, OmniError } from '../errors.js';
 import { bytesSource, type ByteSource } from './byteSource.js';
@@ -98,7 +100,7 @@ function verifiedFiles(files: CheckpointFiles, manifest: Manifest, options: Conv
 
 /** Opens each shard (verified) and maps every tensor of the manifest to where it is stored. */
 export async function openConverted(
-  files: CheckpointFiles, manifestText: string, where: string, options: ConvertedOptions,
+  files: CheckpointFiles, manifestText: string, where: string, options: ConvertedOptions & { signal?: AbortSignal },
 ): Promise<{ tensors: Map<string, StoreEntry>; sources: ByteSource[]; files: CheckpointFiles; manifest: Manifest }> {
   const manifest = parseManifest(manifestText, where);
   const verified = verifiedFiles(files, manifest, options);
@@ -106,6 +108,7 @@ export async function openConverted(
   try {
     const shardTensors = new Map<string, { source: ByteSource; tensors: ReadonlyMap<string, TensorInfo> }>();
     for (const shard of manifest.shards) {
+      if (options.signal?.aborted) throw new OmniError('ABORTED', `opening ${where} was aborted before shard ${shard.file}; verified shards stay in the cache`);
       const source = await verified.open(shard.file);
       if (!source) {
         throw new OmniError('MISSING_TENSOR', `shard ${shard.file}, listed in ${where}, is missing from ${files.location}; download it`);
