@@ -2,7 +2,7 @@
  * What a stage worker runs: it opens the checkpoint itself, creates its own backend and loads
  * only its stage's modules, then serves the stage to the driver's thread over comlink.
  */
-import { createBackend, loadOmniConfig, OmniError, openCheckpoint, type Backend, type BackendInfo, type DeviceChoice } from '@omniweb/core';
+import { blobFiles, createBackend, loadOmniConfig, OmniError, openCheckpoint, type Backend, type BackendInfo, type DeviceChoice } from '@omniweb/core';
 import type { PreprocessorConfig } from '@omniweb/media';
 import { expose, type Endpoint } from 'comlink';
 import './errors.js';
@@ -25,8 +25,8 @@ export const STAGE_MODULES: Record<StageKind, readonly ModuleName[]> = {
 /** Everything a worker needs to bring its stage up; all of it survives structured cloning. */
 export interface StageLoad {
   kind: StageKind;
-  /** The checkpoint folder: a Node path or an http(s) URL. */
-  model: string;
+  /** The checkpoint folder: a Node path, an http(s) URL, or the picked files by name (Node clones a File as a nameless Blob). */
+  model: string | Record<string, Blob>;
   device: DeviceChoice;
   formats: ModuleWeights;
   preprocessor: PreprocessorConfig;
@@ -42,7 +42,7 @@ export class StageHost {
   /** Loads the stage; its device's description comes back. `progress` hears the checkpoint bytes read. */
   async load(request: StageLoad, progress?: (bytesDone: number, bytesTotal: number) => void): Promise<BackendInfo> {
     if (this.#stage) throw new OmniError('INTERNAL', `this worker already serves the ${request.kind} stage`);
-    const checkpoint = await openCheckpoint(request.model, progress && { onProgress: ({ bytesDone, bytesTotal }) => progress(bytesDone, bytesTotal) });
+    const checkpoint = await openCheckpoint(typeof request.model === 'string' ? request.model : blobFiles(request.model), progress && { onProgress: ({ bytesDone, bytesTotal }) => progress(bytesDone, bytesTotal) });
     try {
       const config = await loadOmniConfig(checkpoint);
       const backend = this.#backend = await createBackend({ device: request.device });

@@ -11,11 +11,11 @@ import type { CheckpointInfo, ModuleWeights } from './models.js';
 import { defaultWorkerUrl } from './spawn.js';
 import type { PerceptionStage, SpeechStage, Stages, TalkerStage, ThinkerStage } from './stages.js';
 import { StageWorker } from './stageWorker.js';
-import type { StageKind } from './workerHost.js';
+import type { StageKind, StageLoad } from './workerHost.js';
 
 export interface WorkerPipelineOptions {
-  /** The checkpoint folder: a Node path or an http(s) URL (each worker opens it itself). */
-  model: string | URL;
+  /** The checkpoint folder: a Node path, an http(s) URL, or the picked files (each worker opens it itself). */
+  model: string | URL | readonly File[];
   device: DeviceChoice;
   formats: ModuleWeights;
   /** The stage worker script (`@omniweb/orchestrator/worker` as the app bundled it); default: the one next to this module. */
@@ -48,10 +48,12 @@ export class WorkerPipeline implements Pipeline {
 
   /** Starts one worker per stage (speech stages only when the checkpoint can speak) and waits until all are loaded. */
   static async load(info: CheckpointInfo, options: WorkerPipelineOptions): Promise<WorkerPipeline> {
-    const model = options.model instanceof URL ? options.model.href : options.model;
-    if (typeof model !== 'string') {
-      throw new OmniError('BAD_INPUT', "pipeline 'workers' needs the model as a path or URL string that each worker can open; picked files run with pipeline 'in-thread'");
-    }
+    const given = options.model;
+    let model: StageLoad['model'];
+    if (given instanceof URL) model = given.href;
+    else if (typeof given === 'string') model = given;
+    else if (Array.isArray(given) && given.every((f) => f instanceof File)) model = Object.fromEntries(given.map((f) => [f.name, f]));
+    else throw new OmniError('BAD_INPUT', "pipeline 'workers' needs the model as a path, a URL or File objects, which each worker can open");
     const url = options.workerUrl ?? (await defaultWorkerUrl());
     const kinds: StageKind[] = info.speakers ? ['perception', 'thinker', 'talker', 'speech'] : ['perception', 'thinker'];
     const done = new Map<StageKind, number>();

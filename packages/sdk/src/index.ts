@@ -16,7 +16,7 @@
  * Errors are `OmniError`s (BAD_INPUT for a wrong call, OUT_OF_MEMORY when the model does not fit,
  * the packages' own codes for bad files); a failed send leaves the session usable.
  */
-export { Omni, type CheckOptions, type LoadOptions, type LoadProgress, type PipelineKind, type SessionOptions } from './omni.js';
+export { Omni, type CheckOptions, type LoadOptions, type LoadProgress, type PickedFiles, type PipelineKind, type SessionOptions } from './omni.js';
 export { OmniSession, type TurnResult } from './session.js';
 export type { AttachOptions, Attachment, PcmSource } from './attachment.js';
 export type { LiveProgress } from '@omniweb/orchestrator';

@@ -3,7 +3,7 @@
  * `omni.session()` opens a conversation.
  */
 import {
-  createBackend, loadOmniConfig, OmniError, openCheckpoint,
+  blobFiles, createBackend, loadOmniConfig, OmniError, openCheckpoint,
   type Backend, type BackendInfo, type CheckpointInput, type DeviceChoice, type OmniConfig, type WeightFormat,
 } from '@omniweb/core';
 import { TALKER_SAMPLING } from '@omniweb/talker';
@@ -22,8 +22,11 @@ export interface LoadProgress {
 }
 
 export interface CheckOptions {
-  /** A checkpoint folder in the official layout: a Node path, an http(s) URL, or `CheckpointFiles` (picked files). */
-  model: CheckpointInput;
+  /**
+   * A checkpoint folder in the official layout: a Node path, an http(s) URL, the picked files
+   * themselves (a `FileList` or `File[]`), or `CheckpointFiles`.
+   */
+  model: CheckpointInput | PickedFiles;
   /** Default 'auto': WebGPU when an adapter exists, else wasm. */
   device?: DeviceChoice;
   /** Matrix precision, for every module or per module (default f32); token2wav stays float32. */
@@ -37,8 +40,8 @@ export interface LoadOptions extends CheckOptions {
    * 'in-thread' (default): every stage in the calling thread on one backend. 'workers': one
    * worker per stage (perception, Thinker, Talker, token2wav), each with its own backend, so
    * the stages overlap and the calling thread stays free; the Talker's worker holds its own
-   * copy of the Thinker's token table (the Talker reads it), and `model` must be a path or URL
-   * string. A failed worker is restarted with its weights reloaded.
+   * copy of the Thinker's token table (the Talker reads it), and `model` must be a path, a URL
+   * or the picked files. A failed worker is restarted with its weights reloaded.
    */
   pipeline?: PipelineKind;
   /**
@@ -87,6 +90,20 @@ function checkOptions<T extends CheckOptions>(options: T, keys: ReadonlySet<stri
   return options;
 }
 
+/** Picked files as a `FileList` or `File[]`: they survive structured cloning, so stage workers can open them too. */
+export type PickedFiles = FileList | readonly File[];
+
+function pickedFiles(model: CheckOptions['model']): File[] | null {
+  if (typeof FileList !== 'undefined' && model instanceof FileList) return [...model];
+  if (Array.isArray(model) && model.length > 0 && model.every((f) => typeof File !== 'undefined' && f instanceof File)) return [...model];
+  return null;
+}
+
+function checkpointInput(model: CheckOptions['model']): CheckpointInput {
+  const files = pickedFiles(model);
+  return files ? blobFiles(files) : (model as CheckpointInput);
+}
+
 function positiveInteger(value: unknown, what: string): number {
   if (!Number.isSafeInteger(value) || (value as number) < 1) throw new OmniError('BAD_INPUT', `${what} ${String(value)} must be an integer ≥ 1`);
   return value as number;
@@ -112,7 +129,7 @@ export class Omni {
   static async check(options: CheckOptions): Promise<CheckReport> {
     const { model, device, weights } = checkOptions(options, new Set(['model', 'device', 'weights']), 'Omni.check');
     const formats = resolveWeights(weights);
-    const checkpoint = await openCheckpoint(model);
+    const checkpoint = await openCheckpoint(checkpointInput(model));
     try {
       await loadOmniConfig(checkpoint);
       const backend = await createBackend({ device });
@@ -133,12 +150,13 @@ export class Omni {
     if (pipeline !== 'in-thread' && pipeline !== 'workers') throw new OmniError('BAD_INPUT', `Omni.load: pipeline must be 'in-thread' or 'workers', got ${JSON.stringify(pipeline)}`);
     if (workerUrl !== undefined && pipeline !== 'workers') throw new OmniError('BAD_INPUT', "Omni.load: workerUrl goes with pipeline: 'workers'");
     if (workerUrl !== undefined && typeof workerUrl !== 'string' && !(workerUrl instanceof URL)) throw new OmniError('BAD_INPUT', 'Omni.load: workerUrl must be a string or URL');
-    if (pipeline === 'workers' && typeof model !== 'string' && !(model instanceof URL)) {
-      throw new OmniError('BAD_INPUT', "Omni.load: pipeline 'workers' needs model as a path or URL that each worker opens itself; picked files load with pipeline 'in-thread'");
+    const files = pickedFiles(model);
+    if (pipeline === 'workers' && typeof model !== 'string' && !(model instanceof URL) && !files) {
+      throw new OmniError('BAD_INPUT', "Omni.load: pipeline 'workers' needs model as a path, a URL or the picked files (FileList or File[]) that each worker opens itself; other CheckpointFiles load with pipeline 'in-thread'");
     }
     const formats = resolveWeights(weights);
     let module: LoadProgress['module'] = 'tokenizer';
-    const checkpoint = await openCheckpoint(model, {
+    const checkpoint = await openCheckpoint(checkpointInput(model), {
       signal,
       onProgress: onProgress && (({ bytesDone, bytesTotal }) => onProgress({ module, bytesDone, bytesTotal })),
     });
@@ -154,12 +172,12 @@ export class Omni {
       };
       started('tokenizer');
       const info = await loadCheckpointInfo(checkpoint, config);
-      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model, device: device ?? 'auto' }));
+      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model: checkpointInput(model), device: device ?? 'auto' }));
       // The workers bring their own backends; this one only answered the fit check.
       backend.destroy();
       backend = null;
       const workers = await WorkerPipeline.load(info, {
-        model: model as string | URL, device: device ?? 'auto', formats, workerUrl, started: (kind) => started(STAGE_MODULE[kind]),
+        model: files ?? (model as string | URL), device: device ?? 'auto', formats, workerUrl, started: (kind) => started(STAGE_MODULE[kind]),
         onBytes: onProgress && (({ kind, bytesDone, bytesTotal }) => onProgress({ module: STAGE_MODULE[kind], bytesDone, bytesTotal })),
       });
       // The workers load without watching the signal; an abort meanwhile is honoured once they are up.

@@ -1,6 +1,9 @@
 // Omni.load's pipeline choice on the tiny synthetic checkpoint (wasm): 'workers' runs a worker
-// thread per stage and answers like 'in-thread'; bad pipeline options are refused up front.
+// thread per stage and answers like 'in-thread', from a path or from picked files; bad pipeline
+// options are refused up front.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { directoryFiles } from '@omniweb/core';
 import { Omni, type LoadProgress } from '../src/index.js';
 import { collect, makeTiny, rejects } from './helpers.js';
@@ -48,6 +51,20 @@ describe("Omni.load({ pipeline: 'workers' })", () => {
     await rejects(Omni.load({ model: tiny.dir, pipeline: 'gpu' as never }), 'BAD_INPUT', /pipeline must be 'in-thread' or 'workers', got "gpu"/);
     await rejects(Omni.load({ model: tiny.dir, workerUrl: 'worker.js' }), 'BAD_INPUT', /workerUrl goes with pipeline: 'workers'/);
     await rejects(Omni.load({ model: tiny.dir, pipeline: 'workers', workerUrl: 42 as never }), 'BAD_INPUT', /workerUrl must be a string or URL/);
-    await rejects(Omni.load({ model: directoryFiles(tiny.dir), pipeline: 'workers' }), 'BAD_INPUT', /needs model as a path or URL/);
+    await rejects(Omni.load({ model: directoryFiles(tiny.dir), pipeline: 'workers' }), 'BAD_INPUT', /needs model as a path, a URL or the picked files/);
+  });
+
+  it('takes the picked files themselves (File[]): each worker opens them', async () => {
+    const files = readdirSync(tiny.dir).map((name) => new File([readFileSync(join(tiny.dir, name))], name));
+    const omni = await Omni.load({ model: files, device: 'wasm', pipeline: 'workers' });
+    try {
+      expect(omni.canSpeak).toBe(true);
+      const session = omni.session({ speech: false, maxNewTokens: 3 });
+      const result = await session.send({ text: 'Hi' });
+      expect(result.ids).toHaveLength(3);
+      await session.close();
+    } finally {
+      await omni.close();
+    }
   });
 });
