@@ -162,6 +162,8 @@ describe.each(PIPELINES)('voice & video assistant page, %s pipeline', (pipeline)
     expect(next.interrupted).toBe(false);
     expect(next.textTokens).toBeGreaterThan(0);
     expect(next.audioSamples).toBe(next.codes * SAMPLES_PER_CODE);
+    // The camera keeps giving frames turn after turn.
+    expect(state.sent.videoFrames - before.sent.videoFrames).toBeGreaterThanOrEqual(4);
     expect(state.audioSamplesPlayed - afterStop.audioSamplesPlayed).toBe(next.audioSamples);
   });
 
