@@ -76,4 +76,17 @@ describe('worker pipeline', () => {
     expect(next.codes).toBeGreaterThan(0);
     driver.dispose();
   });
+
+  it('a barge-in while the reply is being spoken (at its first audio) breaks no worker either', async () => {
+    const driver = speakingDriver(workers, 40, 400);
+    const abort = new AbortController();
+    let audio = 0;
+    const outcome = await driver.runTurn({ text: 'Hello!' }, { text: () => {}, audio: () => { if (++audio === 1) abort.abort(); } }, abort.signal);
+    expect(outcome.interrupted).toBe(true);
+    expect(audio).toBe(1);
+    for (const kind of ['perception', 'thinker', 'talker', 'speech'] as const) expect(workers.worker(kind)!.broken).toBeNull();
+    const next = await turn(driver, { text: 'Go on.' });
+    expect(next.codes).toBeGreaterThan(0);
+    driver.dispose();
+  });
 });
