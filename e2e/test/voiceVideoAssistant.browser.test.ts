@@ -13,6 +13,7 @@ import type { Page } from 'playwright-core';
 import { launchChromium } from '../chromium.js';
 import { writeSpeechWav, writeY4m, type SpeechWav } from '../fakeMedia.js';
 import { serveDemo } from '../../examples/voice-video-assistant/src/demoServer.js';
+import { EMBEDDED_MODEL } from '../../packages/cli/src/run.js';
 import type { DemoState } from '../../examples/voice-video-assistant/src/demoState.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -233,6 +234,29 @@ describe('voice & video assistant page, settings', () => {
     expect(await noModel.locator('#tiny-notice').isVisible()).toBe(false);
     expect(await noModel.locator('#talk').isDisabled()).toBe(true);
     await noModel.close();
+  });
+
+  it('loads a checkpoint folder picked with the file input (in-thread) and answers on it', async () => {
+    const { open, speech } = await ready();
+    const page = await open(`?device=wasm&${REPLY_LIMITS}`);
+    await page.locator('input[name="source"][value="folder"]').check();
+    await page.locator('#model-folder').setInputFiles(EMBEDDED_MODEL);
+    await page.locator('#pipeline').selectOption('workers');
+    await page.locator('#load').click();
+    await page.waitForFunction(() => window.omniDemo.state === 'loading', null, { timeout: 10_000, polling: 20 });
+    await page.waitForFunction(() => window.omniDemo.state === 'ready' || window.omniDemo.state === 'error', null, { timeout: 180_000 });
+    const loaded = await demoState(page);
+    expect(loaded.errors).toEqual([]);
+    // Picked files cannot be opened by each stage worker: the page loads them in-thread.
+    expect(loaded.pipeline).toBe('in-thread');
+    expect(await page.locator('#tiny-notice').isVisible()).toBe(false);
+    expect(await page.locator('#load-label').textContent()).toBe('loaded');
+    await holdTalk(page, speech.speechSeconds);
+    const state = await waitForTurns(page, 1);
+    expect(state.errors).toEqual([]);
+    expect(state.turns[0].textTokens).toBeGreaterThan(0);
+    expect(state.turns[0].audioSamples).toBe(state.turns[0].codes * SAMPLES_PER_CODE);
+    await page.close();
   });
 });
 
