@@ -1,7 +1,7 @@
-// A converted checkpoint (the tiny one, q4) loaded twice in headless Chromium through the
-// model cache: the first visit downloads and verifies every file into OPFS, the second —
-// a new page of the same origin — fetches nothing of the model but its manifest. Requests
-// are counted at the server.
+// Converted checkpoints (q4) loaded twice in headless Chromium through the model cache: the
+// tiny one, and the 0.5B-shaped Thinker (≈300 MB converted, in two shards). The first visit
+// downloads and verifies every file into OPFS, the second — a new page of the same origin —
+// fetches nothing of the model but its manifest. Requests are counted at the server.
 import { createRequire } from 'node:module';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import type { Browser, BrowserContext } from 'playwright-core';
 import { MANIFEST_FILE } from '@omniweb/core';
 import { startModelServer, type ModelServer } from '../../bench/load/server.js';
 import { convertCheckpoint } from '../../packages/cli/src/convert.js';
+import { makeCheckpoint } from '../../packages/cli/src/makeCheckpoint.js';
 import { ensureEmbeddedModel } from '../../packages/cli/src/run.js';
 import { launchChromium } from '../chromium.js';
 import type { PageLoad } from '../modelCache/page.js';
@@ -58,16 +59,19 @@ describe('the model cache in Chromium', () => {
 
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'omniweb-cache-e2e-'));
-    const model = join(scratch, 'tiny-q4');
-    await convertCheckpoint({ source: await ensureEmbeddedModel(() => {}), out: model, weights: 'q4', shardBytes: 4 * 2 ** 20 });
+    await convertCheckpoint({ source: await ensureEmbeddedModel(() => {}), out: join(scratch, 'tiny'), weights: 'q4', shardBytes: 4 * 2 ** 20 });
+    // The bf16 original (≈1 GB) is only the converter's input.
+    await makeCheckpoint({ shape: '0.5b-thinker', out: join(scratch, 'bf16-0.5b'), seed: 0, dtype: 'bf16', shardBytes: 5e9 });
+    await convertCheckpoint({ source: join(scratch, 'bf16-0.5b'), out: join(scratch, '0.5b'), weights: 'q4', shardBytes: 256 * 2 ** 20 });
+    rmSync(join(scratch, 'bf16-0.5b'), { recursive: true });
     await bundlePage();
     server = await startModelServer(
-      { '/': pageDir, '/assets/': `${root}packages/core/assets`, '/model/': model },
+      { '/': pageDir, '/assets/': `${root}packages/core/assets`, '/model/': scratch },
       { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm', '.json': 'application/json' },
     );
     browser = await launchChromium();
     context = await browser.newContext();
-  }, 300_000);
+  }, 600_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -75,14 +79,14 @@ describe('the model cache in Chromium', () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  async function visit(): Promise<PageLoad> {
+  async function visit(model: string): Promise<PageLoad> {
     const page = await context.newPage();
     try {
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(String(e)));
       await page.goto(server.url);
       await page.waitForFunction(() => 'omniCache' in globalThis, null, { timeout: 60_000 });
-      const result = await page.evaluate((url) => omniCache.load(url), `${server.url}model/`);
+      const result = await page.evaluate((url) => omniCache.load(url), `${server.url}model/${model}/`);
       expect(errors).toEqual([]);
       return result;
     } finally {
@@ -90,19 +94,21 @@ describe('the model cache in Chromium', () => {
     }
   }
 
-  const modelRequests = () => [...server.requests].filter(([path]) => path.startsWith('/model/'));
+  const modelRequests = (model: string) => [...server.requests.keys()].filter((path) => path.startsWith(`/model/${model}/`));
 
-  it('the first load downloads into OPFS; the second fetches only the manifest and runs the same', async () => {
-    server.resetCounts();
-    const first = await visit();
-    expect(first).toMatchObject({ cacheKind: 'opfs', warnings: [], weights: 'q4', finiteLogits: true });
-    const firstFetched = modelRequests().map(([path]) => path);
-    expect(firstFetched).toContain('/model/weights-00001-of-00003.safetensors');
-    expect(firstFetched).toContain('/model/config.json');
+  for (const [model, shards] of [['tiny', 3], ['0.5b', 2]] as const) {
+    it(`${model}: the first load downloads into OPFS; the second fetches only the manifest and runs the same`, async () => {
+      server.resetCounts();
+      const first = await visit(model);
+      expect(first).toMatchObject({ cacheKind: 'opfs', warnings: [], weights: 'q4', finiteLogits: true });
+      const firstFetched = modelRequests(model);
+      for (let i = 1; i <= shards; i++) expect(firstFetched).toContain(`/model/${model}/weights-0000${i}-of-0000${shards}.safetensors`);
+      expect(firstFetched).toContain(`/model/${model}/config.json`);
 
-    server.resetCounts();
-    const second = await visit();
-    expect(second).toEqual(first);
-    expect(modelRequests().map(([path]) => path)).toEqual([`/model/${MANIFEST_FILE}`]);
-  });
+      server.resetCounts();
+      const second = await visit(model);
+      expect(second).toEqual(first);
+      expect(modelRequests(model)).toEqual([`/model/${model}/${MANIFEST_FILE}`]);
+    });
+  }
 });
