@@ -7,14 +7,15 @@
  * is in memory at a time; the manifest is written last, so a folder without it is unfinished.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { copyFile, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  convertedRowBytes, fileSink, INDEX_FILE, isConvertedMatrix, loadOmniConfig, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, MAX_SHARD_BYTES,
+  convertedRowBytes, DTYPE_BYTES, fileSink, INDEX_FILE, isConvertedMatrix, loadOmniConfig, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, MAX_SHARD_BYTES,
   OmniError, openCheckpoint, partDataName, partScalesName, planSafetensors, streamSafetensors,
   type ByteSink, type Checkpoint, type HostMatrix, type Manifest, type ManifestFile, type ManifestMatrix, type SafetensorsDtype, type TensorSpec, type WeightFormat,
 } from '@omniweb/core';
 import { parseByteSize } from './makeCheckpoint.js';
+import { prepareEmptyFolder } from './outputFolder.js';
 import { parseFlags } from './run.js';
 
 export const CONVERT_USAGE = `omniweb convert <checkpoint-folder> --weights q4|q8|f16 --out <dir> [--shard-size 256MiB]`;
@@ -84,7 +85,7 @@ function matrixPieces(checkpoint: Checkpoint, name: string, format: WeightFormat
   const asBytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const dataDtype: SafetensorsDtype = format === 'f32' ? 'F32' : format === 'f16' ? 'F16' : 'U8';
   const pieces: Piece[] = [{
-    spec: { name: partDataName(name, part), dtype: dataDtype, shape: [count, rowBytes.data / (dataDtype === 'U8' ? 1 : dataDtype === 'F16' ? 2 : 4)] },
+    spec: { name: partDataName(name, part), dtype: dataDtype, shape: [count, rowBytes.data / DTYPE_BYTES[dataDtype]] },
     bytes: count * rowBytes.data,
     produce: async () => {
       const m = await converted();
@@ -121,17 +122,6 @@ function hashingSink(inner: ByteSink): ByteSink & { sha256(): string } {
 
 async function hashFile(path: string): Promise<string> {
   return createHash('sha256').update(await readFile(path)).digest('hex');
-}
-
-async function prepareOutputFolder(out: string): Promise<void> {
-  try {
-    await mkdir(out, { recursive: true });
-    const present = await readdir(out);
-    if (present.length > 0) throw badFlag(`--out ${out} is not empty (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', …' : ''}); give a new or empty folder`);
-  } catch (e) {
-    if (e instanceof OmniError) throw e;
-    throw new OmniError('IO', `cannot create ${out}: ${(e as Error).message}`, { cause: e });
-  }
 }
 
 /** Converts `options.source` into `options.out`; returns what was written. */
@@ -189,7 +179,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     }
     if (current.length > 0) shards.push(current);
 
-    await prepareOutputFolder(out);
+    await prepareEmptyFolder(out, 'convert');
     const pad = (n: number) => String(n).padStart(5, '0');
     const shardFiles: ManifestFile[] = [];
     const tensors: Record<string, string> = {};

@@ -6,11 +6,12 @@
  * real weights. Weights are streamed to disk a chunk at a time: memory stays
  * flat whatever the model size.
  */
-import { mkdir, readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises';
+import { readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   loadOmniConfig, parseOmniConfig, OmniError, DTYPE_BYTES, fileSink, INDEX_FILE, openCheckpoint, readSpeakers, SINGLE_FILE, SPEAKERS_FILE, streamSafetensors, writeSpeakers, type FloatDtype,
 } from '@omniweb/core';
+import { prepareEmptyFolder } from './outputFolder.js';
 import { checkpointLayout, type TensorPlan } from './synthetic/layout.js';
 import { tensorChunks } from './synthetic/random.js';
 import { GENERATION_CONFIG, hfJson, SHAPE_NAMES, SHAPES, shapeConfig, type ShapeName } from './synthetic/shapes.js';
@@ -134,19 +135,6 @@ function shardFileName(index: number, count: number): string {
   return `model-${pad(index + 1)}-of-${pad(count)}.safetensors`;
 }
 
-async function prepareOutputFolder(out: string): Promise<void> {
-  try {
-    await mkdir(out, { recursive: true });
-    const present = await readdir(out);
-    if (present.length > 0) {
-      throw badFlag(`--out ${out} is not empty (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', …' : ''}); give a new or empty folder`);
-    }
-  } catch (e) {
-    if (e instanceof OmniError) throw e;
-    throw new OmniError('IO', `cannot create ${out}: ${(e as Error).message}`, { cause: e });
-  }
-}
-
 async function checkFreeSpace(out: string, needed: number): Promise<void> {
   const fs = await statfs(out);
   const free = fs.bavail * fs.bsize;
@@ -205,7 +193,7 @@ export async function makeCheckpoint(options: MakeCheckpointOptions): Promise<Ma
   const shards = splitIntoShards(plan, bytesPerElement, options.shardBytes);
   const totalBytes = plan.reduce((sum, t) => sum + elementCount(t) * bytesPerElement, 0);
 
-  await prepareOutputFolder(out);
+  await prepareEmptyFolder(out, 'make-checkpoint');
   await checkFreeSpace(out, totalBytes);
   const files: { name: string; bytes: number }[] = [];
   const writeText = async (name: string, text: string) => {
