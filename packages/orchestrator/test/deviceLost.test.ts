@@ -1,8 +1,8 @@
 // WebGPU device loss, in Node on Dawn's SwiftShader (CPU; slow, so short text-only turns): a
 // GPUDevice is destroyed between turns; the next turn fails with DEVICE_LOST, the stage comes
-// back on a new device with its weights reloaded (the Thinker worker; in-thread, the whole
-// pipeline), and the session answers again: a fresh conversation, so the same reply to the
-// same first prompt.
+// back on a new device with its weights reloaded (the Thinker worker, or on wasm when no GPU
+// can be had; in-thread, the whole pipeline), and the session answers again: a fresh
+// conversation, so the same reply to the same first prompt.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Remote } from 'comlink';
 import { createBackend, openCheckpoint } from '@omniweb/core';
@@ -30,6 +30,23 @@ describe('a lost GPU device (WebGPU on SwiftShader)', () => {
     expect(pipeline.worker('thinker')!.info.kind).toBe('webgpu');
     const again = await turn(driver, { text: 'Hello!' });
     expect(again.ids).toEqual(first.ids);
+    driver.dispose();
+  });
+
+  it('a worker that finds no GPU any more when it restarts falls back to wasm', async () => {
+    const driver = textDriver(pipeline, 3);
+    await turn(driver, { text: 'Hello!' });
+    await (pipeline.worker('thinker')!.host as unknown as Remote<{ destroyDevice(): void }>).destroyDevice();
+    process.env.OMNIWEB_TEST_NO_GPU = '1';
+    try {
+      await expect(turn(driver, { text: 'Again.' })).rejects.toThrow(/GPU device was lost .*restarted the thinker stage/);
+    } finally {
+      delete process.env.OMNIWEB_TEST_NO_GPU;
+    }
+    expect(pipeline.worker('thinker')!.info.kind).toBe('wasm');
+    expect(pipeline.worker('talker')!.info.kind).toBe('webgpu');
+    const again = await turn(driver, { text: 'Hello!' });
+    expect(again.ids).toHaveLength(3);
     driver.dispose();
   });
 

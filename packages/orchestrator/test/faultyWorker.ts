@@ -1,9 +1,10 @@
 // A stage worker for the fault tests: the real StageHost, plus `fault(method, nth, kind)`, which
 // makes the nth call of `method` from now on (on the stage or on an object it returned) fail: throw a
-// plain Error, report a lost GPU device, or end the worker thread; and `destroyDevice()`.
+// plain Error, report a lost GPU device, or end the worker thread; `destroyDevice()`; and no GPU
+// at all when the environment says so.
 import { OmniError } from '@omniweb/core';
 import { proxy, proxyMarker } from 'comlink';
-import { serveInWorker, StageHost } from '../src/workerHost.js';
+import { serveInWorker, StageHost, type StageLoad } from '../src/workerHost.js';
 
 type FaultKind = 'throw' | 'device-lost' | 'exit';
 
@@ -19,6 +20,14 @@ class FaultyHost extends StageHost {
   /** Destroys the stage's GPU device, as a driver reset or a lost GPU would. */
   destroyDevice(): void {
     (this.backend as unknown as { device: GPUDevice }).device.destroy();
+  }
+
+  /** With OMNIWEB_TEST_NO_GPU set (a worker copies the environment when it starts), no GPU device can be had. */
+  override load(request: StageLoad, progress?: (bytesDone: number, bytesTotal: number) => void) {
+    if (process.env.OMNIWEB_TEST_NO_GPU && request.device !== 'wasm') {
+      return Promise.reject(new OmniError('NO_ADAPTER', 'no WebGPU adapter (simulated)'));
+    }
+    return super.load(request, progress);
   }
 
   override get stage() {
