@@ -91,6 +91,8 @@ export async function startModelServer(routes: Record<string, string>, contentTy
     }
     response.end();
   });
+  // Loaders pause between range requests while they convert a block; keep their connections open.
+  server.keepAliveTimeout = 120_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', resolve);

@@ -146,6 +146,9 @@ export interface UrlSourceOptions {
   fetch?: typeof fetch;
 }
 
+/** Tries per request when the connection fails before a response arrives. */
+const FETCH_ATTEMPTS = 3;
+
 /** Bytes [start, end) as an HTTP Range header value (inclusive end). */
 function rangeHeader(start: number, end: number): string {
   return `bytes=${start}-${end - 1}`;
@@ -166,11 +169,16 @@ export async function urlSource(url: string, options: UrlSourceOptions = {}): Pr
   const doFetch = options.fetch ?? globalThis.fetch;
   const maxUnranged = options.maxUnrangedBytes ?? 2 ** 30;
   const get = async (range: string | null): Promise<Response> => {
-    try {
-      return await doFetch(url, { headers: range ? { Range: range } : {}, signal: options.signal });
-    } catch (e) {
-      if (options.signal?.aborted) throw new OmniError('ABORTED', `download of ${url} was aborted`, { cause: e });
-      throw new OmniError('IO', `fetching ${url} failed: ${(e as Error).message}`, { cause: e });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await doFetch(url, { headers: range ? { Range: range } : {}, signal: options.signal });
+      } catch (e) {
+        if (options.signal?.aborted) throw new OmniError('ABORTED', `download of ${url} was aborted`, { cause: e });
+        // A kept-alive connection the server closed just as the request went out fails before any
+        // response; a range GET is safe to send again on a fresh one.
+        if (attempt < FETCH_ATTEMPTS) continue;
+        throw new OmniError('IO', `fetching ${url} failed (${FETCH_ATTEMPTS} attempts): ${(e as Error).message}`, { cause: e });
+      }
     }
   };
   const probe = await get(rangeHeader(0, 1));
