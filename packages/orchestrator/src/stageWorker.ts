@@ -36,10 +36,13 @@ export class StageWorker<Stage extends object> {
     this.#load = load;
   }
 
-  /** Spawns the worker and has it load its stage; `progress` hears the checkpoint bytes it reads. */
-  static async start<Stage extends object>(url: string | URL, load: StageLoad, progress?: LoadBytes): Promise<StageWorker<Stage>> {
+  /**
+   * Spawns the worker and has it load its stage; `progress` hears the checkpoint bytes it
+   * reads; `signal` ends the worker and the load (ABORTED).
+   */
+  static async start<Stage extends object>(url: string | URL, load: StageLoad, progress?: LoadBytes, signal?: AbortSignal): Promise<StageWorker<Stage>> {
     const worker = new StageWorker<Stage>(url, load);
-    await worker.#start(progress);
+    await worker.#start(progress, signal);
     return worker;
   }
 
@@ -90,7 +93,7 @@ export class StageWorker<Stage extends object> {
     this.#stage = null;
   }
 
-  async #start(progress?: LoadBytes): Promise<void> {
+  async #start(progress?: LoadBytes, signal?: AbortSignal): Promise<void> {
     let died!: (why: string) => void;
     const death = new Promise<never>((_, reject) => {
       died = (why) => reject(new OmniError('INTERNAL', `the ${this.kind} worker stopped: ${why}`));
@@ -100,12 +103,20 @@ export class StageWorker<Stage extends object> {
     this.#worker = worker;
     this.#broken = null;
     const host = worker.remote;
+    let onAbort: (() => void) | null = null;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new OmniError('ABORTED', `loading was aborted while the ${this.kind} worker loaded`));
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort);
+    });
     try {
-      this.#info = await Promise.race([host.load(this.#load, progress && proxy(progress)), death]);
+      this.#info = await Promise.race([host.load(this.#load, progress && proxy(progress)), death, aborted]);
     } catch (e) {
       worker.terminate();
       this.#worker = null;
       throw e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort!);
     }
     this.#stage = this.#guard(worker, host.stage, death, false) as Stage;
   }

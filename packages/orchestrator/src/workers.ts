@@ -4,7 +4,7 @@
  * codec decoding and synthesis overlap on separate threads. A broken worker is replaced on
  * `recover()`; replacing the Thinker's loses every conversation's context.
  */
-import { OmniError, type BackendInfo, type DeviceChoice } from '@omniweb/core';
+import { isOmniError, OmniError, type BackendInfo, type DeviceChoice } from '@omniweb/core';
 import type { Recovery } from './driver.js';
 import type { Pipeline } from './inThread.js';
 import type { CheckpointInfo, ModuleWeights } from './models.js';
@@ -28,6 +28,8 @@ export interface WorkerPipelineOptions {
    * count can pass the checkpoint's size); `kind` is the worker that read last.
    */
   onBytes?: (progress: { kind: StageKind; bytesDone: number; bytesTotal: number }) => void;
+  /** Ends every worker and the load (ABORTED). */
+  signal?: AbortSignal;
 }
 
 interface StageWorkers {
@@ -65,12 +67,15 @@ export class WorkerPipeline implements Pipeline {
         const all = [...done.values()].reduce((a, b) => a + b, 0);
         onBytes({ kind, bytesDone: all, bytesTotal: Math.max(bytesTotal, all) });
       });
-      return StageWorker.start(url, { kind, model, device: options.device, formats: options.formats, preprocessor: info.preprocessor }, progress);
+      const load = { kind, model, device: options.device, formats: options.formats, preprocessor: info.preprocessor };
+      return StageWorker.start(url, load, progress, options.signal);
     }));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) {
       for (const s of started) if (s.status === 'fulfilled') s.value.terminate();
-      throw (failed as PromiseRejectedResult).reason;
+      // An abort is the cause of whatever else failed meanwhile.
+      const aborted = started.find((s) => s.status === 'rejected' && isOmniError(s.reason, 'ABORTED'));
+      throw ((aborted ?? failed) as PromiseRejectedResult).reason;
     }
     const byKind = new Map(kinds.map((kind, i) => [kind, (started[i] as PromiseFulfilledResult<StageWorker<object>>).value]));
     return new WorkerPipeline(info, {

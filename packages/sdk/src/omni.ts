@@ -179,12 +179,8 @@ export class Omni {
       const workers = await WorkerPipeline.load(info, {
         model: files ?? (model as string | URL), device: device ?? 'auto', formats, workerUrl, started: (kind) => started(STAGE_MODULE[kind]),
         onBytes: onProgress && (({ kind, bytesDone, bytesTotal }) => onProgress({ module: STAGE_MODULE[kind], bytesDone, bytesTotal })),
+        signal,
       });
-      // The workers load without watching the signal; an abort meanwhile is honoured once they are up.
-      if (signal?.aborted) {
-        await workers.close();
-        throw new OmniError('ABORTED', 'loading was aborted while the stage workers loaded');
-      }
       return new Omni(workers);
     } catch (e) {
       backend?.destroy();

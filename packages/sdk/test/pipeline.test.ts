@@ -54,6 +54,17 @@ describe("Omni.load({ pipeline: 'workers' })", () => {
     await rejects(Omni.load({ model: directoryFiles(tiny.dir), pipeline: 'workers' }), 'BAD_INPUT', /needs model as a path, a URL or the picked files/);
   });
 
+  it('an abort while the workers load ends them: ABORTED', async () => {
+    const abort = new AbortController();
+    let reports = 0;
+    const loading = Omni.load({
+      model: tiny.dir, device: 'wasm', pipeline: 'workers', signal: abort.signal,
+      onProgress: () => { if (++reports === 1) abort.abort(); },
+    });
+    await rejects(loading, 'ABORTED', /loading was aborted while the \w+ worker loaded/);
+    expect(reports).toBeGreaterThan(0);
+  });
+
   it('takes the picked files themselves (File[]): each worker opens them', async () => {
     const files = readdirSync(tiny.dir).map((name) => new File([readFileSync(join(tiny.dir, name))], name));
     const omni = await Omni.load({ model: files, device: 'wasm', pipeline: 'workers' });
