@@ -79,7 +79,15 @@ export async function startModelServer(routes: Record<string, string>, contentTy
         if (bytesRead === 0) break;
         // The socket copies what it is given only later; a fresh copy keeps the chunk buffer reusable.
         if (!response.write(Buffer.from(chunk.subarray(0, bytesRead)))) {
-          await new Promise((resolve) => { response.once('drain', resolve); response.once('close', resolve); });
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              response.off('drain', done);
+              response.off('close', done);
+              resolve();
+            };
+            response.on('drain', done);
+            response.on('close', done);
+          });
         }
         // The client went away (a cancelled body): stop reading the file.
         if (response.destroyed) break;
