@@ -197,25 +197,27 @@ export async function urlSource(url: string, options: UrlSourceOptions = {}): Pr
     if (size === null) {
       throw new OmniError('IO', `${url} answered a range request without a usable Content-Range header; cannot tell the file size`);
     }
+    const fetchRange = async (start: number, length: number): Promise<Uint8Array> => {
+      const res = await get(rangeHeader(start, start + length));
+      if (res.status !== 206) {
+        await res.body?.cancel();
+        throw new OmniError('IO', `${url}: range request for bytes ${start}..${start + length} got HTTP ${res.status}`);
+      }
+      const body = new Uint8Array(await res.arrayBuffer());
+      if (body.length !== length) {
+        throw new OmniError('TRUNCATED', `${url}: asked for ${length} bytes at ${start}, got ${body.length}`);
+      }
+      return body;
+    };
     return {
       name: url,
       size,
       async read(offset, length) {
         checkRange(url, size, offset, length);
         if (length === 0) return new Uint8Array(0);
-        return readChunked(length, async (into, at) => {
-          const start = offset + at;
-          const res = await get(rangeHeader(start, start + into.length));
-          if (res.status !== 206) {
-            await res.body?.cancel();
-            throw new OmniError('IO', `${url}: range request for bytes ${start}..${start + into.length} got HTTP ${res.status}`);
-          }
-          const body = new Uint8Array(await res.arrayBuffer());
-          if (body.length !== into.length) {
-            throw new OmniError('TRUNCATED', `${url}: asked for ${into.length} bytes at ${start}, got ${body.length}`);
-          }
-          into.set(body);
-        });
+        // One request's body is returned as it is: copying it into a second buffer would double the peak.
+        if (length <= READ_CHUNK_BYTES) return fetchRange(offset, length);
+        return readChunked(length, async (into, at) => into.set(await fetchRange(offset + at, into.length)));
       },
       async close() {},
     };

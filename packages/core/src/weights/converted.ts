@@ -4,8 +4,9 @@
  * missing, short or corrupt shard fails the open with a typed error and no model half-loads.
  * With a model cache, each verified file is stored as soon as it is checked: a load that was
  * cut off resumes after the last good file, and a later load reads only from the cache.
- * Without one, a shard is read whole to check it and then again range by range as tensors
- * are asked for (over HTTP: downloaded twice), so memory stays at one shard.
+ * Without one, a shard is hashed as it is read (in Node 16 MiB at a time; in a browser whole,
+ * at most 256 MiB) and read again range by range as tensors are asked for (over HTTP:
+ * downloaded twice), so it is never held beyond its check.
  */
 import { isOmniError, OmniError } from '../errors.js';
 import { bytesSource, type ByteSource } from './byteSource.js';
@@ -15,7 +16,7 @@ import {
   convertedRowBytes, MANIFEST_FILE, parseManifest, partDataName, partScalesName, type Manifest, type ManifestFile, type ManifestMatrix,
 } from './manifest.js';
 import { memoryCache, type ModelCache } from './modelCache.js';
-import { sha256Hex } from './sha256.js';
+import { sha256Hex, sha256OfSource } from './sha256.js';
 import type { ConvertedPart, StoredTensor, StoreEntry } from './tensorStore.js';
 
 /** Something the caller should know but that does not stop the load. */
@@ -42,7 +43,8 @@ function verifiedFiles(files: CheckpointFiles, manifest: Manifest, options: Conv
   let fellBack = false;
   const location = files.location.endsWith('/') ? files.location : `${files.location}/`;
 
-  const download = async (entry: ManifestFile, source: ByteSource): Promise<Uint8Array> => {
+  /** Checks the file's size and hash; returns its bytes when `keep` (to cache them), else null. */
+  const verify = async (entry: ManifestFile, source: ByteSource, keep: boolean): Promise<Uint8Array | null> => {
     const where = `${location}${entry.file}`;
     if (source.size !== entry.bytes) {
       throw new OmniError(
@@ -50,8 +52,8 @@ function verifiedFiles(files: CheckpointFiles, manifest: Manifest, options: Conv
         `${where} is ${source.size} bytes but ${MANIFEST_FILE} lists ${entry.bytes}; ${source.size < entry.bytes ? 'the file is truncated' : 'it is not the file that was converted'} (re-download it)`,
       );
     }
-    const bytes = await source.read(0, source.size);
-    const sha256 = await sha256Hex(bytes);
+    const bytes = keep ? await source.read(0, source.size) : null;
+    const sha256 = bytes ? await sha256Hex(bytes) : await sha256OfSource(source);
     if (sha256 !== entry.sha256) {
       throw new OmniError('HASH_MISMATCH', `${where} has sha256 ${sha256}, but ${MANIFEST_FILE} lists ${entry.sha256}; the file is corrupt or from another conversion (re-download it)`);
     }
@@ -68,20 +70,18 @@ function verifiedFiles(files: CheckpointFiles, manifest: Manifest, options: Conv
       if (hit) return hit;
       const source = await files.open(fileName);
       if (!source) return null;
-      let bytes: Uint8Array;
+      // Without a cache a shard is read again range by range, so its bytes need not be kept.
+      const keep = cache !== null || !shards.has(fileName);
+      let bytes: Uint8Array | null;
       try {
-        bytes = await download(entry, source);
+        bytes = await verify(entry, source, keep);
       } catch (e) {
         await source.close();
         throw e;
       }
-      if (!cache) {
-        // Without a cache a shard is read again range by range, so only its verification held it whole.
-        if (shards.has(fileName)) return source;
-        await source.close();
-        return bytesSource(bytes, key.url);
-      }
+      if (!bytes) return source;
       await source.close();
+      if (!cache) return bytesSource(bytes, key.url);
       try {
         return await cache.put(key, bytes);
       } catch (e) {
