@@ -15,7 +15,8 @@ import { DEFAULT_SHARD_BYTES, makeCheckpoint } from './makeCheckpoint.js';
 
 export const RUN_USAGE = `omniweb run [--model <dir>] [--text "…"] [--audio f.wav] [--image f.png|f.jpg] [--video f.y4m]
     [--voice NAME] [--device wasm|webgpu] [--weights f32|f16|q8|q4] [--max-new-tokens N] [--max-codes N]
-    [--pipeline workers|in-thread] [--out reply.wav] [--json]`;
+    [--pipeline workers|in-thread] [--out reply.wav] [--json]
+    (without --out the reply is text only and the Talker and token2wav are not loaded)`;
 
 /** The model used without --model: the tiny synthetic checkpoint (random weights, the official layout). */
 export const EMBEDDED_MODEL = fileURLToPath(new URL('../../../.cache/tiny-omni', import.meta.url));
@@ -161,10 +162,11 @@ export async function runTurn(options: TurnOptions, onText: (text: string) => vo
   const model = options.model ?? await ensureEmbeddedModel(log);
   log(`loading ${model} on ${options.device} (${options.weights}, ${options.pipeline === 'workers' ? 'a worker thread per stage' : 'in-thread'})…`);
   const started = performance.now();
-  const omni = await Omni.load({ model, device: options.device, weights: options.weights, pipeline: options.pipeline });
+  // Text-only turns leave the speech stages unloaded: less memory, a faster load.
+  const speech = options.out !== null;
+  const omni = await Omni.load({ model, device: options.device, weights: options.weights, pipeline: options.pipeline, speech });
   const loadMs = Math.round(performance.now() - started);
   try {
-    const speech = options.out !== null;
     const session = omni.session({
       speech,
       ...(options.voice !== null && { voice: options.voice }),

@@ -4,7 +4,7 @@
  * pending forever; such a failure, or a DEVICE_LOST or INTERNAL error from the stage, marks
  * the worker broken, and `restart()` replaces it with a fresh one that reloads its weights.
  */
-import { OmniError, isOmniError, type BackendInfo } from '@omniweb/core';
+import { OmniError, isOmniError, type BackendInfo, type LoadWarning } from '@omniweb/core';
 import { proxy, releaseProxy, type Remote } from 'comlink';
 import './errors.js';
 import { connectWorker, type ConnectedWorker } from './spawn.js';
@@ -38,11 +38,13 @@ export class StageWorker<Stage extends object> {
 
   /**
    * Spawns the worker and has it load its stage; `progress` hears the checkpoint bytes it
-   * reads; `signal` ends the worker and the load (ABORTED).
+   * reads; `signal` ends the worker and the load (ABORTED); `warning` hears the load's warnings.
    */
-  static async start<Stage extends object>(url: string | URL, load: StageLoad, progress?: LoadBytes, signal?: AbortSignal): Promise<StageWorker<Stage>> {
+  static async start<Stage extends object>(
+    url: string | URL, load: StageLoad, progress?: LoadBytes, signal?: AbortSignal, warning?: (w: LoadWarning) => void,
+  ): Promise<StageWorker<Stage>> {
     const worker = new StageWorker<Stage>(url, load);
-    await worker.#start(progress, signal);
+    await worker.#start(progress, signal, warning);
     return worker;
   }
 
@@ -93,7 +95,7 @@ export class StageWorker<Stage extends object> {
     this.#stage = null;
   }
 
-  async #start(progress?: LoadBytes, signal?: AbortSignal): Promise<void> {
+  async #start(progress?: LoadBytes, signal?: AbortSignal, warning?: (w: LoadWarning) => void): Promise<void> {
     let died!: (why: string) => void;
     const death = new Promise<never>((_, reject) => {
       died = (why) => reject(new OmniError('INTERNAL', `the ${this.kind} worker stopped: ${why}`));
@@ -110,7 +112,7 @@ export class StageWorker<Stage extends object> {
       else signal?.addEventListener('abort', onAbort);
     });
     try {
-      this.#info = await Promise.race([host.load(this.#load, progress && proxy(progress)), death, aborted]);
+      this.#info = await Promise.race([host.load(this.#load, progress && proxy(progress), warning && proxy(warning)), death, aborted]);
     } catch (e) {
       worker.terminate();
       this.#worker = null;

@@ -2,7 +2,10 @@
  * What a stage worker runs: it opens the checkpoint itself, creates its own backend and loads
  * only its stage's modules, then serves the stage to the driver's thread over comlink.
  */
-import { blobFiles, createBackend, loadOmniConfig, OmniError, openCheckpoint, type Backend, type BackendInfo, type DeviceChoice } from '@omniweb/core';
+import {
+  blobFiles, createBackend, defaultModelCache, loadOmniConfig, OmniError, openCheckpoint, type Backend, type BackendInfo, type DeviceChoice,
+  type LoadWarning,
+} from '@omniweb/core';
 import type { PreprocessorConfig } from '@omniweb/media';
 import { expose, type Endpoint } from 'comlink';
 import './errors.js';
@@ -30,6 +33,8 @@ export interface StageLoad {
   device: DeviceChoice;
   formats: ModuleWeights;
   preprocessor: PreprocessorConfig;
+  /** 'auto': open the worker's context's model cache (a cache object cannot be cloned); null: none. */
+  cache: 'auto' | null;
 }
 
 type LocalStage = LocalPerception | LocalThinker | LocalTalker | LocalSpeech;
@@ -39,10 +44,17 @@ export class StageHost {
   #modules: LoadedModules = {};
   #stage: LocalStage | null = null;
 
-  /** Loads the stage; its device's description comes back. `progress` hears the checkpoint bytes read. */
-  async load(request: StageLoad, progress?: (bytesDone: number, bytesTotal: number) => void): Promise<BackendInfo> {
+  /**
+   * Loads the stage; its device's description comes back. `progress` hears the checkpoint
+   * bytes read, `warning` what does not stop the load (a full model cache).
+   */
+  async load(request: StageLoad, progress?: (bytesDone: number, bytesTotal: number) => void, warning?: (w: LoadWarning) => void): Promise<BackendInfo> {
     if (this.#stage) throw new OmniError('INTERNAL', `this worker already serves the ${request.kind} stage`);
-    const checkpoint = await openCheckpoint(typeof request.model === 'string' ? request.model : blobFiles(request.model), progress && { onProgress: ({ bytesDone, bytesTotal }) => progress(bytesDone, bytesTotal) });
+    const checkpoint = await openCheckpoint(typeof request.model === 'string' ? request.model : blobFiles(request.model), {
+      onProgress: progress && (({ bytesDone, bytesTotal }) => progress(bytesDone, bytesTotal)),
+      cache: request.cache === 'auto' ? await defaultModelCache() : null,
+      onWarning: warning && ((w) => warning({ kind: w.kind, message: `${request.kind} worker: ${w.message}` })),
+    });
     try {
       const config = await loadOmniConfig(checkpoint);
       const backend = this.#backend = await createBackend({ device: request.device });

@@ -4,7 +4,7 @@
  * codec decoding and synthesis overlap on separate threads. A broken worker is replaced on
  * `recover()`; replacing the Thinker's loses every conversation's context.
  */
-import { isOmniError, OmniError, type BackendInfo, type DeviceChoice } from '@omniweb/core';
+import { isOmniError, OmniError, type BackendInfo, type DeviceChoice, type LoadWarning } from '@omniweb/core';
 import type { Recovery } from './driver.js';
 import type { Pipeline } from './inThread.js';
 import type { CheckpointInfo, ModuleWeights } from './models.js';
@@ -30,6 +30,10 @@ export interface WorkerPipelineOptions {
   onBytes?: (progress: { kind: StageKind; bytesDone: number; bytesTotal: number }) => void;
   /** Ends every worker and the load (ABORTED). */
   signal?: AbortSignal;
+  /** 'auto': each worker opens the context's model cache for converted folders (default none). */
+  cache?: StageLoad['cache'];
+  /** Hears every worker's load warnings (e.g. a full model cache). */
+  onWarning?: (warning: LoadWarning) => void;
 }
 
 interface StageWorkers {
@@ -67,8 +71,8 @@ export class WorkerPipeline implements Pipeline {
         const all = [...done.values()].reduce((a, b) => a + b, 0);
         onBytes({ kind, bytesDone: all, bytesTotal: Math.max(bytesTotal, all) });
       });
-      const load = { kind, model, device: options.device, formats: options.formats, preprocessor: info.preprocessor };
-      return StageWorker.start(url, load, progress, options.signal);
+      const load = { kind, model, device: options.device, formats: options.formats, preprocessor: info.preprocessor, cache: options.cache ?? null };
+      return StageWorker.start(url, load, progress, options.signal, options.onWarning);
     }));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) {

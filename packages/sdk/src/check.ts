@@ -1,12 +1,14 @@
 /**
  * Will the model fit? The one capability table: which tensors each module owns and in what
  * precision it keeps them, summed from the checkpoint's headers (nothing is downloaded but
- * the headers) and compared with the backend's limits. Weights only: the KV caches and
- * activations come on top (small next to the weights at the sizes a session uses).
+ * the headers) and compared with the backend's limits, per heap: in-thread every module
+ * shares one backend, with workers each stage has its own (packages/orchestrator/README.md).
+ * Weights only: the KV caches and activations come on top (small next to the weights at the
+ * sizes a session uses).
  */
 import { OmniError, paddedCols, QUANT_GROUP, type BackendInfo, type TensorStore, type WeightFormat } from '@omniweb/core';
 // The modules whose matrix precision a caller chooses; token2wav always runs in float32 (fact sheet §1).
-import type { ModuleName, ModuleWeights, WeightedModule } from '@omniweb/orchestrator';
+import { STAGE_MODULES, type ModuleName, type ModuleWeights, type StageKind, type WeightedModule } from '@omniweb/orchestrator';
 
 export type { ModuleName, ModuleWeights, WeightedModule };
 
@@ -38,37 +40,81 @@ export function resolveWeights(weights: WeightFormat | Partial<ModuleWeights> | 
   return { thinker: weights.thinker ?? 'f32', audio: weights.audio ?? 'f32', vision: weights.vision ?? 'f32', talker: weights.talker ?? 'f32' };
 }
 
-/**
- * Device bytes of a [rows, cols] matrix in `format` (quant.ts layouts: values padded to
- * whole groups of 32, one scale per group, counted as f32, the larger of the two forms).
- */
-function matrixBytes(rows: number, cols: number, format: WeightFormat): number {
+/** The bytes of a [rows, cols] matrix in `format`, as the backends allocate it (quant.ts layouts). */
+interface MatrixBytes {
+  /** The values, padded to whole groups of 32 when quantized. */
+  values: number;
+  /** One scale per group, counted as f32 (the larger of the two forms); 0 unquantized. */
+  scales: number;
+}
+
+function matrixBytes(rows: number, cols: number, format: WeightFormat): MatrixBytes {
+  const groups = rows * (paddedCols(cols) / QUANT_GROUP) * 4;
   switch (format) {
-    case 'f32': return rows * cols * 4;
-    case 'f16': return rows * cols * 2;
-    case 'q8': return rows * (paddedCols(cols) + (paddedCols(cols) / QUANT_GROUP) * 4);
-    case 'q4': return rows * (paddedCols(cols) / 2 + (paddedCols(cols) / QUANT_GROUP) * 4);
+    case 'f32': return { values: rows * cols * 4, scales: 0 };
+    case 'f16': return { values: rows * cols * 2, scales: 0 };
+    case 'q8': return { values: rows * paddedCols(cols), scales: groups };
+    case 'q4': return { values: rows * paddedCols(cols) / 2, scales: groups };
   }
 }
+
+/**
+ * The wasm32 heap's ceiling, 4 GiB less one page (packages/core/src/wasm/backend.ts); one
+ * backend's tensors all live in it, and its single allocations stay under `maxBufferBytes`.
+ */
+export const WASM_HEAP_BYTES = 2 ** 32 - 65536;
 
 export interface ModuleSize {
   module: ModuleName;
   format: WeightFormat;
   tensors: number;
   bytes: number;
-  /** The largest single buffer the module needs: a vector, or one row of a matrix (matrices are split by rows). */
+  /**
+   * The largest single buffer the module needs: on WebGPU a vector or one row of a matrix
+   * (matrices are split by rows), on wasm a whole tensor's values or scales (one allocation each).
+   */
   largestUnitBytes: number;
+}
+
+/** One backend's share of the weights: the whole model in-thread, one stage's modules with workers. */
+export interface HeapSize {
+  /** The stage whose worker holds this heap; 'all' in-thread. */
+  heap: StageKind | 'all';
+  modules: ModuleName[];
+  /** The Talker's worker also holds the Thinker's token table (the Talker reads it): its bytes are in `bytes`. */
+  sharedTokenTableBytes: number;
+  bytes: number;
+  /** What one backend may hold: the wasm heap's ceiling; null on WebGPU (it reports no memory size). */
+  limitBytes: number | null;
 }
 
 export interface CheckReport {
   device: Pick<BackendInfo, 'kind' | 'name' | 'maxBufferBytes'>;
+  pipeline: 'in-thread' | 'workers';
+  /** The modules a load with these options brings up (no talker or token2wav without speech). */
   modules: ModuleSize[];
+  heaps: HeapSize[];
+  /** Every heap together. */
   totalBytes: number;
-  /** What the weights must fit in altogether; null where the platform does not say (WebGPU reports no memory size). */
+  /** What all heaps must fit in together: the host's memory on wasm; null where the platform does not say (WebGPU reports no memory size). */
   memoryLimitBytes: number | null;
   fits: boolean;
   /** Why not, one line per limit exceeded. */
   problems: string[];
+}
+
+/** What the check reads of a checkpoint: its tensor names and shapes (a `TensorStore` or `Checkpoint` has them). */
+export type TensorHeaders = Pick<TensorStore, 'names'> & { info(name: string): { readonly shape: readonly number[] } };
+
+export interface FitOptions {
+  /** 'in-thread' (default): one backend holds every module; 'workers': one backend per stage. */
+  pipeline?: 'in-thread' | 'workers';
+  /** Without speech the talker and token2wav are not loaded (default true). */
+  speech?: boolean;
+  /** One wasm backend's ceiling (default WASM_HEAP_BYTES). */
+  heapBytes?: number;
+  /** The host's memory (default: what the platform reports). */
+  hostBytes?: number | null;
 }
 
 /** The memory the platform reports: the machine's in Node, `navigator.deviceMemory` (rounded GiB) in a browser. */
@@ -84,15 +130,37 @@ async function hostMemoryBytes(): Promise<number | null> {
 
 function sizeText(bytes: number): string {
   for (const [unit, scale] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
-    if (bytes >= scale) return `${(bytes / scale).toFixed(1)} ${unit}`;
+    if (bytes >= scale) return `${(bytes / scale).toFixed(2)} ${unit}`;
   }
   return `${bytes} bytes`;
 }
 
-/** Sizes every module present in `weights` at the chosen formats and checks them against `device`'s limits. */
-export async function checkFit(store: TensorStore, device: BackendInfo, formats: ModuleWeights): Promise<CheckReport> {
-  const modules: ModuleSize[] = [];
+/** The Thinker's tensors outside its layers and head: the token table (and final norm) a Talker-only worker loads. */
+function isTokenTable(name: string): boolean {
+  return name.startsWith('thinker.model.') && !name.startsWith('thinker.model.layers.');
+}
+
+/** What would shrink a heap that is too full, most direct first. */
+function remedies(heap: HeapSize, sizes: readonly ModuleSize[]): string[] {
+  const out: string[] = [];
+  if (sizes.some((m) => heap.modules.includes(m.module) && m.module !== 'token2wav' && m.format !== 'q4')) out.push('choose q8 or q4 weights');
+  if (heap.heap === 'all') out.push("use pipeline 'workers' (a heap per stage)");
+  if (heap.modules.includes('talker') || heap.modules.includes('token2wav')) out.push('load with speech: false');
+  out.push('or use a smaller model');
+  return out;
+}
+
+/**
+ * Sizes every module a load with `options` brings up at the chosen formats and checks each
+ * backend's share, and all of them together, against `device`'s limits.
+ */
+export async function checkFit(store: TensorHeaders, device: BackendInfo, formats: ModuleWeights, options: FitOptions = {}): Promise<CheckReport> {
+  const { pipeline = 'in-thread', speech = true, heapBytes = WASM_HEAP_BYTES } = options;
+  const wasm = device.kind !== 'webgpu';
+  const sizes: ModuleSize[] = [];
+  let tokenTableBytes = 0;
   for (const module of Object.keys(MODULE_PREFIXES) as ModuleName[]) {
+    if (!speech && (module === 'talker' || module === 'token2wav')) continue;
     const format = module === 'token2wav' ? 'f32' : formats[module];
     const size: ModuleSize = { module, format, tensors: 0, bytes: 0, largestUnitBytes: 0 };
     for (const name of store.names()) {
@@ -101,29 +169,51 @@ export async function checkFit(store: TensorStore, device: BackendInfo, formats:
       const elements = shape.reduce((a, b) => a * b, 1);
       // Loaders keep every tensor of two or more dimensions as a matrix weight, vectors as f32.
       const matrix = module !== 'token2wav' && shape.length >= 2;
-      const bytes = matrix ? matrixBytes(shape[0], elements / shape[0], format) : elements * 4;
+      const parts = matrix ? matrixBytes(shape[0], elements / shape[0], format) : { values: elements * 4, scales: 0 };
+      const bytes = parts.values + parts.scales;
+      const unit = !wasm && matrix ? bytes / shape[0] : Math.max(parts.values, parts.scales);
       size.tensors++;
       size.bytes += bytes;
-      size.largestUnitBytes = Math.max(size.largestUnitBytes, matrix ? bytes / shape[0] : bytes);
+      size.largestUnitBytes = Math.max(size.largestUnitBytes, unit);
+      if (isTokenTable(name)) tokenTableBytes += bytes;
     }
-    if (size.tensors > 0) modules.push(size);
+    if (size.tensors > 0) sizes.push(size);
   }
-  const totalBytes = modules.reduce((s, m) => s + m.bytes, 0);
+  const present = new Set(sizes.map((m) => m.module));
+  const bytesOf = (modules: readonly ModuleName[]) => sizes.filter((m) => modules.includes(m.module)).reduce((s, m) => s + m.bytes, 0);
+  const limitBytes = wasm ? heapBytes : null;
+  const heaps: HeapSize[] = pipeline === 'in-thread'
+    ? [{ heap: 'all', modules: [...present], sharedTokenTableBytes: 0, bytes: bytesOf([...present]), limitBytes }]
+    : (Object.keys(STAGE_MODULES) as StageKind[]).flatMap((heap) => {
+      const modules = STAGE_MODULES[heap].filter((m) => present.has(m));
+      if (modules.length === 0) return [];
+      const shared = heap === 'talker' ? tokenTableBytes : 0;
+      return [{ heap, modules, sharedTokenTableBytes: shared, bytes: bytesOf(modules) + shared, limitBytes }];
+    });
+  const totalBytes = heaps.reduce((s, h) => s + h.bytes, 0);
   const problems: string[] = [];
-  for (const m of modules) {
+  for (const m of sizes) {
     if (m.largestUnitBytes > device.maxBufferBytes) {
-      problems.push(`${m.module}: one buffer of ${sizeText(m.largestUnitBytes)} exceeds the device's limit of ${sizeText(device.maxBufferBytes)} per buffer`);
+      problems.push(`${m.module}: one buffer of ${sizeText(m.largestUnitBytes)} exceeds the device's limit of ${sizeText(device.maxBufferBytes)} per ${wasm ? 'allocation' : 'buffer'}`);
     }
   }
-  // The wasm backend holds every tensor in one heap; its ceiling is maxBufferBytes, and the heap is host memory.
-  const host = await hostMemoryBytes();
-  const memoryLimitBytes = device.kind === 'webgpu' ? null : Math.min(device.maxBufferBytes, host ?? Infinity);
+  for (const h of heaps) {
+    if (h.limitBytes === null || h.bytes <= h.limitBytes) continue;
+    const whose = h.heap === 'all' ? 'the in-thread heap' : `the ${h.heap} worker's heap`;
+    const held = `${h.modules.join(' + ')}${h.sharedTokenTableBytes > 0 ? " + the Thinker's token table" : ''}`;
+    problems.push(`${whose} (${held}) needs ${sizeText(h.bytes)}, one wasm heap holds at most ${sizeText(h.limitBytes)}; ${remedies(h, sizes).join(', ')}`);
+  }
+  const host = options.hostBytes === undefined ? await hostMemoryBytes() : options.hostBytes;
+  // Every wasm heap is host memory; WebGPU reports no memory size to check against.
+  const memoryLimitBytes = wasm ? host : null;
   if (memoryLimitBytes !== null && totalBytes > memoryLimitBytes) {
-    problems.push(`the weights take ${sizeText(totalBytes)}, the ${device.kind} heap holds at most ${sizeText(memoryLimitBytes)}; choose q8 or q4 weights or a smaller model`);
+    problems.push(`the weights take ${sizeText(totalBytes)} in all, the host has ${sizeText(memoryLimitBytes)} of memory; choose q8 or q4 weights or a smaller model`);
   }
   return {
     device: { kind: device.kind, name: device.name, maxBufferBytes: device.maxBufferBytes },
-    modules,
+    pipeline,
+    modules: sizes,
+    heaps,
     totalBytes,
     memoryLimitBytes,
     fits: problems.length === 0,

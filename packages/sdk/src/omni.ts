@@ -3,8 +3,8 @@
  * `omni.session()` opens a conversation.
  */
 import {
-  blobFiles, createBackend, loadOmniConfig, OmniError, openCheckpoint,
-  type Backend, type BackendInfo, type CheckpointInput, type DeviceChoice, type OmniConfig, type WeightFormat,
+  blobFiles, createBackend, defaultModelCache, loadOmniConfig, OmniError, openCheckpoint,
+  type Backend, type BackendInfo, type CheckpointInput, type DeviceChoice, type LoadWarning, type ModelCache, type OmniConfig, type WeightFormat,
 } from '@omniweb/core';
 import { TALKER_SAMPLING } from '@omniweb/talker';
 import { Sampler, type CachePolicy, type SamplingOptions } from '@omniweb/thinker';
@@ -31,19 +31,31 @@ export interface CheckOptions {
   device?: DeviceChoice;
   /** Matrix precision, for every module or per module (default f32); token2wav stays float32. */
   weights?: WeightFormat | Partial<ModuleWeights>;
+  /**
+   * 'in-thread' (default): every stage in the calling thread on one backend. 'workers': one
+   * worker per stage (perception, Thinker, Talker, token2wav), each with its own backend, so
+   * the stages overlap, the calling thread stays free and each stage's weights get a wasm heap
+   * of their own; the Talker's worker holds its own copy of the Thinker's token table (the
+   * Talker reads it), and `model` must be a path, a URL or the picked files. A failed worker
+   * is restarted with its weights reloaded.
+   */
+  pipeline?: PipelineKind;
+  /** false: the talker and token2wav are not loaded (less memory; sessions are text only). Default true. */
+  speech?: boolean;
+  /**
+   * For folders `omniweb convert` wrote: where verified files are kept between loads.
+   * 'auto': the best cache the context offers (OPFS, else the Cache API, else memory), opened
+   * by every thread that reads the checkpoint; a `ModelCache` object (in-thread only: it
+   * cannot cross to a worker); null or absent: none.
+   */
+  cache?: 'auto' | ModelCache | null;
+  /** Hears what does not stop the load, e.g. `cache-full` (a file kept in memory instead); with workers, from every worker. */
+  onWarning?: (warning: LoadWarning) => void;
 }
 
 export interface LoadOptions extends CheckOptions {
   onProgress?: (progress: LoadProgress) => void;
   signal?: AbortSignal;
-  /**
-   * 'in-thread' (default): every stage in the calling thread on one backend. 'workers': one
-   * worker per stage (perception, Thinker, Talker, token2wav), each with its own backend, so
-   * the stages overlap and the calling thread stays free; the Talker's worker holds its own
-   * copy of the Thinker's token table (the Talker reads it), and `model` must be a path, a URL
-   * or the picked files. A failed worker is restarted with its weights reloaded.
-   */
-  pipeline?: PipelineKind;
   /**
    * With pipeline 'workers': the URL of the stage worker script, `@omniweb/orchestrator/worker`
    * as the app's bundler emitted it. Default: the script next to the orchestrator module
@@ -74,7 +86,8 @@ export interface SessionOptions {
   cache?: CachePolicy;
 }
 
-const LOAD_KEYS = new Set(['model', 'device', 'weights', 'onProgress', 'signal', 'pipeline', 'workerUrl']);
+const CHECK_KEYS = new Set(['model', 'device', 'weights', 'pipeline', 'speech', 'cache', 'onWarning']);
+const LOAD_KEYS = new Set([...CHECK_KEYS, 'onProgress', 'signal', 'workerUrl']);
 const SESSION_KEYS = new Set(['voice', 'systemPrompt', 'speech', 'sampling', 'maxNewTokens', 'talker', 'cache']);
 const DEFAULT_MAX_NEW_TOKENS = 512;
 
@@ -83,11 +96,31 @@ function checkKeys(options: object, allowed: ReadonlySet<string>, where: string)
   if (unknown.length > 0) throw new OmniError('BAD_INPUT', `${where}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; known: ${[...allowed].join(', ')}`);
 }
 
+function isModelCache(x: unknown): x is ModelCache {
+  const c = x as ModelCache;
+  return typeof x === 'object' && x !== null && typeof c.get === 'function' && typeof c.put === 'function' && typeof c.delete === 'function';
+}
+
 function checkOptions<T extends CheckOptions>(options: T, keys: ReadonlySet<string>, where: string): T {
-  if (options === null || typeof options !== 'object') throw new OmniError('BAD_INPUT', `${where} takes { model, device?, weights? }`);
+  if (options === null || typeof options !== 'object') throw new OmniError('BAD_INPUT', `${where} takes { model, device?, weights?, … }`);
   checkKeys(options, keys, where);
   if (options.model === undefined || options.model === null || options.model === '') throw new OmniError('BAD_INPUT', `${where}: model is required (the checkpoint folder: a path, URL or picked files)`);
+  const { pipeline, speech, cache, onWarning } = options;
+  if (pipeline !== undefined && pipeline !== 'in-thread' && pipeline !== 'workers') throw new OmniError('BAD_INPUT', `${where}: pipeline must be 'in-thread' or 'workers', got ${JSON.stringify(pipeline)}`);
+  if (speech !== undefined && typeof speech !== 'boolean') throw new OmniError('BAD_INPUT', `${where}: speech must be true or false, got ${JSON.stringify(speech)}`);
+  if (cache !== undefined && cache !== null && cache !== 'auto' && !isModelCache(cache)) {
+    throw new OmniError('BAD_INPUT', `${where}: cache must be 'auto', a ModelCache (get, put, delete) or null, got ${JSON.stringify(cache)}`);
+  }
+  if (isModelCache(cache) && pipeline === 'workers') {
+    throw new OmniError('BAD_INPUT', `${where}: a ModelCache object cannot cross to the stage workers; with pipeline 'workers' pass cache: 'auto' (each worker opens the context's cache)`);
+  }
+  if (onWarning !== undefined && typeof onWarning !== 'function') throw new OmniError('BAD_INPUT', `${where}: onWarning must be a function`);
   return options;
+}
+
+/** The cache the calling thread opens the checkpoint with. */
+async function resolveCache(cache: CheckOptions['cache']): Promise<ModelCache | null> {
+  return cache === 'auto' ? defaultModelCache() : cache ?? null;
 }
 
 /** Picked files as a `FileList` or `File[]`: they survive structured cloning, so stage workers can open them too. */
@@ -116,10 +149,13 @@ export class Omni {
   /** Turns of all sessions take the device one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** Whether the load brought up the speech stages (Omni.load's `speech`). */
+  readonly #speechLoaded: boolean;
 
-  private constructor(pipeline: Pipeline) {
+  private constructor(pipeline: Pipeline, speechLoaded: boolean) {
     this.#pipeline = pipeline;
     this.config = pipeline.info.config;
+    this.#speechLoaded = speechLoaded;
   }
 
   /**
@@ -127,14 +163,14 @@ export class Omni {
    * checkpoint's headers alone (no weights are read).
    */
   static async check(options: CheckOptions): Promise<CheckReport> {
-    const { model, device, weights } = checkOptions(options, new Set(['model', 'device', 'weights']), 'Omni.check');
+    const { model, device, weights, pipeline, speech, cache, onWarning } = checkOptions(options, CHECK_KEYS, 'Omni.check');
     const formats = resolveWeights(weights);
-    const checkpoint = await openCheckpoint(checkpointInput(model));
+    const checkpoint = await openCheckpoint(checkpointInput(model), { cache: await resolveCache(cache), onWarning });
     try {
       await loadOmniConfig(checkpoint);
       const backend = await createBackend({ device });
       try {
-        return await checkFit(checkpoint, backend.info, formats);
+        return await checkFit(checkpoint, backend.info, formats, { pipeline, speech });
       } finally {
         backend.destroy();
       }
@@ -145,9 +181,10 @@ export class Omni {
 
   /** Opens the checkpoint, checks that it fits (OUT_OF_MEMORY otherwise) and loads every module. */
   static async load(options: LoadOptions): Promise<Omni> {
-    const { model, device, weights, onProgress, signal, pipeline = 'in-thread', workerUrl } = checkOptions(options, LOAD_KEYS, 'Omni.load');
+    const {
+      model, device, weights, onProgress, signal, pipeline = 'in-thread', workerUrl, speech = true, cache, onWarning,
+    } = checkOptions(options, LOAD_KEYS, 'Omni.load');
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new OmniError('BAD_INPUT', 'Omni.load: onProgress must be a function');
-    if (pipeline !== 'in-thread' && pipeline !== 'workers') throw new OmniError('BAD_INPUT', `Omni.load: pipeline must be 'in-thread' or 'workers', got ${JSON.stringify(pipeline)}`);
     if (workerUrl !== undefined && pipeline !== 'workers') throw new OmniError('BAD_INPUT', "Omni.load: workerUrl goes with pipeline: 'workers'");
     if (workerUrl !== undefined && typeof workerUrl !== 'string' && !(workerUrl instanceof URL)) throw new OmniError('BAD_INPUT', 'Omni.load: workerUrl must be a string or URL');
     const files = pickedFiles(model);
@@ -159,29 +196,34 @@ export class Omni {
     const checkpoint = await openCheckpoint(checkpointInput(model), {
       signal,
       onProgress: onProgress && (({ bytesDone, bytesTotal }) => onProgress({ module, bytesDone, bytesTotal })),
+      cache: await resolveCache(cache),
+      onWarning,
     });
     let backend: Backend | null = null;
     try {
       const config = await loadOmniConfig(checkpoint);
       backend = await createBackend({ device });
-      const fit = await checkFit(checkpoint, backend.info, formats);
+      const fit = await checkFit(checkpoint, backend.info, formats, { pipeline, speech });
       if (!fit.fits) throw new OmniError('OUT_OF_MEMORY', `the model does not fit ${backend.info.name}: ${fit.problems.join('; ')}`);
       const started = (next: LoadProgress['module']) => {
         if (signal?.aborted) throw new OmniError('ABORTED', `loading was aborted before the ${next}`);
         module = next;
       };
       started('tokenizer');
-      const info = await loadCheckpointInfo(checkpoint, config);
-      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model: checkpointInput(model), device: device ?? 'auto' }));
+      const loaded = await loadCheckpointInfo(checkpoint, config);
+      // Without voices no speech stage is loaded, in-thread or in workers.
+      const info = speech ? loaded : { ...loaded, speakers: null };
+      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model: checkpointInput(model), device: device ?? 'auto' }), speech);
       // The workers bring their own backends; this one only answered the fit check.
       backend.destroy();
       backend = null;
       const workers = await WorkerPipeline.load(info, {
         model: files ?? (model as string | URL), device: device ?? 'auto', formats, workerUrl, started: (kind) => started(STAGE_MODULE[kind]),
+        cache: cache === 'auto' ? 'auto' : null, onWarning,
         onBytes: onProgress && (({ kind, bytesDone, bytesTotal }) => onProgress({ module: STAGE_MODULE[kind], bytesDone, bytesTotal })),
         signal,
       });
-      return new Omni(workers);
+      return new Omni(workers, speech);
     } catch (e) {
       backend?.destroy();
       throw e;
@@ -212,6 +254,9 @@ export class Omni {
     const { speakers, config } = this.#pipeline.info;
     const speech = options.speech ?? speakers !== null;
     if (typeof speech !== 'boolean') throw new OmniError('BAD_INPUT', `speech must be true or false, got ${JSON.stringify(options.speech)}`);
+    if (speech && !this.#speechLoaded) {
+      throw new OmniError('BAD_INPUT', 'speech: this model was loaded with speech: false (no talker or token2wav); pass speech: false, or load it again without that option');
+    }
     if (speech && !speakers) {
       throw new OmniError('BAD_INPUT', 'speech: this checkpoint cannot speak (it lacks the talker, token2wav or spk_dict.pt, or disables audio output); pass speech: false');
     }

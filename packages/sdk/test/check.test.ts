@@ -1,7 +1,10 @@
-// Omni.check: bytes per module at each precision from the headers, against the device's limits.
+// Omni.check: bytes per module and per heap at each precision from the headers, against the device's limits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openCheckpoint, type BackendInfo, type Checkpoint } from '@omniweb/core';
-import { checkFit, resolveWeights } from '../src/check.js';
+import { openCheckpoint, parseOmniConfig, type BackendInfo, type Checkpoint } from '@omniweb/core';
+// The synthetic checkpoints' tensor tables: the real 3B and 7B shapes without writing a byte.
+import { checkpointLayout } from '../../cli/src/synthetic/layout.js';
+import { SHAPES, shapeConfig } from '../../cli/src/synthetic/shapes.js';
+import { checkFit, resolveWeights, WASM_HEAP_BYTES, type TensorHeaders } from '../src/check.js';
 import { Omni } from '../src/index.js';
 import { makeTiny, rejects, throws } from './helpers.js';
 
@@ -17,6 +20,16 @@ afterAll(async () => {
 });
 
 const wasm = (maxBufferBytes: number): BackendInfo => ({ kind: 'wasm', name: 'test heap', shaderF16: false, maxBufferBytes, threads: 1 });
+/** The wasm backend's single-allocation limit (packages/core/src/wasm/backend.ts). */
+const WASM_ALLOCATION = 2 ** 31 - 2 ** 20;
+const GiB = 2 ** 30;
+
+/** The headers of a synthetic checkpoint of `shape`, from its layout (no file). */
+function headers(shape: '3b' | '7b'): TensorHeaders {
+  const plan = checkpointLayout(parseOmniConfig(shapeConfig(SHAPES[shape], 'bfloat16')));
+  const byName = new Map(plan.map((t) => [t.name, t]));
+  return { names: () => plan.map((t) => t.name), info: (name) => byName.get(name)! };
+}
 
 /** Elements of the tensors under `prefix`, split into matrices (≥ 2 dims) and vectors. */
 function elements(prefix: string): { matrix: number; vector: number } {
@@ -37,9 +50,21 @@ describe('Omni.check', () => {
       ['thinker', 'q8'], ['audio', 'q8'], ['vision', 'q8'], ['talker', 'q8'], ['token2wav', 'f32'],
     ]);
     expect(report.totalBytes).toBe(report.modules.reduce((s, m) => s + m.bytes, 0));
+    expect(report.pipeline).toBe('in-thread');
+    expect(report.heaps).toEqual([{
+      heap: 'all', modules: ['thinker', 'audio', 'vision', 'talker', 'token2wav'], sharedTokenTableBytes: 0, bytes: report.totalBytes, limitBytes: WASM_HEAP_BYTES,
+    }]);
     expect(report.fits).toBe(true);
     expect(report.problems).toEqual([]);
-    expect(report.memoryLimitBytes).toBeLessThanOrEqual(report.device.maxBufferBytes);
+    expect(report.memoryLimitBytes).toBeGreaterThan(0);
+  });
+
+  it('with workers and without speech: a heap per stage, no talker or token2wav', async () => {
+    const report = await Omni.check({ model: tiny.dir, device: 'wasm', weights: 'q4', pipeline: 'workers', speech: false });
+    expect(report.pipeline).toBe('workers');
+    expect(report.modules.map((m) => m.module)).toEqual(['thinker', 'audio', 'vision']);
+    expect(report.heaps.map((h) => [h.heap, h.modules])).toEqual([['perception', ['audio', 'vision']], ['thinker', ['thinker']]]);
+    expect(report.fits).toBe(true);
   });
 
   it('counts f32 and f16 exactly, q8 and q4 smaller in turn; token2wav stays f32', async () => {
@@ -58,18 +83,84 @@ describe('Omni.check', () => {
     }
   });
 
-  it('says what does not fit: a heap smaller than the weights, a buffer smaller than one row', async () => {
-    const small = await checkFit(checkpoint, wasm(4 * 2 ** 20), resolveWeights('f32'));
+  it('says what does not fit: a heap smaller than the weights, the host smaller than all heaps, a buffer smaller than one row', async () => {
+    const small = await checkFit(checkpoint, wasm(2 ** 31), resolveWeights('f32'), { heapBytes: 4 * 2 ** 20 });
     expect(small.fits).toBe(false);
-    expect(small.problems.join('\n')).toMatch(/the weights take [\d.]+ MiB, the wasm heap holds at most 4.0 MiB; choose q8 or q4/);
+    expect(small.problems).toEqual([expect.stringMatching(
+      /^the in-thread heap \(thinker \+ audio \+ vision \+ talker \+ token2wav\) needs [\d.]+ MiB, one wasm heap holds at most 4.00 MiB; choose q8 or q4 weights, use pipeline 'workers' \(a heap per stage\), load with speech: false, or use a smaller model$/,
+    )]);
+    const host = await checkFit(checkpoint, wasm(2 ** 31), resolveWeights('f32'), { hostBytes: 2 ** 20 });
+    expect(host.memoryLimitBytes).toBe(2 ** 20);
+    expect(host.problems).toEqual([expect.stringMatching(/^the weights take [\d.]+ MiB in all, the host has 1.00 MiB of memory/)]);
     const narrow = await checkFit(checkpoint, { ...wasm(2 ** 31), kind: 'webgpu', maxBufferBytes: 100 }, resolveWeights('f32'));
     expect(narrow.memoryLimitBytes).toBeNull();
+    expect(narrow.heaps[0].limitBytes).toBeNull();
     expect(narrow.problems.join('\n')).toMatch(/thinker: one buffer of \d+ bytes exceeds the device's limit of 100 bytes per buffer/);
+  });
+
+  it('the 3B at q4: 5.0 GiB in one in-thread heap does not fit; with a worker per stage every heap does', async () => {
+    const store = headers('3b');
+    const q4 = resolveWeights('q4');
+    const inThread = await checkFit(store, wasm(WASM_ALLOCATION), q4, { hostBytes: 16 * GiB });
+    expect(inThread.totalBytes / GiB).toBeCloseTo(5.01, 2);
+    expect(inThread.fits).toBe(false);
+    expect(inThread.problems).toEqual([
+      "the in-thread heap (thinker + audio + vision + talker + token2wav) needs 5.01 GiB, one wasm heap holds at most 4.00 GiB; use pipeline 'workers' (a heap per stage), load with speech: false, or use a smaller model",
+    ]);
+
+    const workers = await checkFit(store, wasm(WASM_ALLOCATION), q4, { pipeline: 'workers', hostBytes: 16 * GiB });
+    expect(workers.problems).toEqual([]);
+    expect(workers.fits).toBe(true);
+    const heap = Object.fromEntries(workers.heaps.map((h) => [h.heap, h]));
+    expect(Object.keys(heap)).toEqual(['perception', 'thinker', 'talker', 'speech']);
+    const module = Object.fromEntries(workers.modules.map((m) => [m.module, m.bytes]));
+    expect(heap.perception.bytes).toBe(module.audio + module.vision);
+    expect(heap.thinker.bytes).toBe(module.thinker);
+    expect(heap.speech.bytes).toBe(module.token2wav);
+    // The Talker's worker also holds the Thinker's 151936 × 2048 token table at q4 (and its final norm).
+    const table = 151936 * (2048 / 2 + (2048 / 32) * 4) + 2048 * 4;
+    expect(heap.talker.sharedTokenTableBytes).toBe(table);
+    expect(heap.talker.bytes).toBe(module.talker + table);
+    expect(workers.totalBytes).toBe(inThread.totalBytes + table);
+    for (const h of workers.heaps) expect(h.bytes).toBeLessThan(WASM_HEAP_BYTES);
+    expect(heap.thinker.bytes / GiB).toBeGreaterThan(1.6);
+
+    // Without speech the in-thread heap holds the Thinker and the encoders: 2.6 GiB.
+    const textOnly = await checkFit(store, wasm(WASM_ALLOCATION), q4, { speech: false, hostBytes: 16 * GiB });
+    expect(textOnly.modules.map((m) => m.module)).toEqual(['thinker', 'audio', 'vision']);
+    expect(textOnly.fits).toBe(true);
+    expect(textOnly.totalBytes).toBe(heap.perception.bytes + heap.thinker.bytes);
+  });
+
+  it('the 3B at f32 overflows the stage heaps; the 7B\'s f32 token table is one allocation over 2 GiB on wasm, split by rows on WebGPU', async () => {
+    const f32 = await checkFit(headers('3b'), wasm(WASM_ALLOCATION), resolveWeights('f32'), { pipeline: 'workers', hostBytes: 64 * GiB });
+    expect(f32.problems).toEqual([
+      "the perception worker's heap (audio + vision) needs 4.87 GiB, one wasm heap holds at most 4.00 GiB; choose q8 or q4 weights, or use a smaller model",
+      "the thinker worker's heap (thinker) needs 11.50 GiB, one wasm heap holds at most 4.00 GiB; choose q8 or q4 weights, or use a smaller model",
+      "the talker worker's heap (talker + the Thinker's token table) needs 6.14 GiB, one wasm heap holds at most 4.00 GiB; choose q8 or q4 weights, load with speech: false, or use a smaller model",
+    ]);
+    // At q4 the 7B Thinker alone is 4.4 GiB: no precision left to choose.
+    const q4 = await checkFit(headers('7b'), wasm(WASM_ALLOCATION), resolveWeights('q4'), { pipeline: 'workers', hostBytes: 64 * GiB });
+    expect(q4.problems).toEqual(["the thinker worker's heap (thinker) needs 4.43 GiB, one wasm heap holds at most 4.00 GiB; or use a smaller model"]);
+
+    const table = 152064 * 3584 * 4;
+    const onWasm = await checkFit(headers('7b'), wasm(WASM_ALLOCATION), resolveWeights({ thinker: 'f32' }), { pipeline: 'workers', hostBytes: 64 * GiB });
+    expect(onWasm.modules.find((m) => m.module === 'thinker')!.largestUnitBytes).toBe(table);
+    expect(onWasm.problems[0]).toBe("thinker: one buffer of 2.03 GiB exceeds the device's limit of 2.00 GiB per allocation");
+    const gpu = await checkFit(headers('7b'), { ...wasm(WASM_ALLOCATION), kind: 'webgpu' }, resolveWeights({ thinker: 'f32' }), { pipeline: 'workers' });
+    // There the widest row is the MLP's down projection: 18944 f32 values.
+    expect(gpu.modules.find((m) => m.module === 'thinker')!.largestUnitBytes).toBe(18944 * 4);
+    expect(gpu.problems).toEqual([]);
+    expect(gpu.heaps.every((h) => h.limitBytes === null)).toBe(true);
   });
 
   it('refuses bad options', async () => {
     await rejects(Omni.check({ model: tiny.dir, weights: 'int4' as never }), 'BAD_INPUT', /"int4" is not a weight format/);
     await rejects(Omni.check({ model: tiny.dir, onProgress: () => {} } as never), 'BAD_INPUT', /unknown option onProgress/);
+    await rejects(Omni.check({ model: tiny.dir, pipeline: 'threads' as never }), 'BAD_INPUT', /pipeline must be 'in-thread' or 'workers', got "threads"/);
+    await rejects(Omni.check({ model: tiny.dir, speech: 'no' as never }), 'BAD_INPUT', /speech must be true or false, got "no"/);
+    await rejects(Omni.check({ model: tiny.dir, cache: 'opfs' as never }), 'BAD_INPUT', /cache must be 'auto', a ModelCache \(get, put, delete\) or null, got "opfs"/);
+    await rejects(Omni.check({ model: tiny.dir, onWarning: 'log' as never }), 'BAD_INPUT', /onWarning must be a function/);
     throws(() => resolveWeights({ vision: 'q2' } as never), 'BAD_INPUT', /vision is "q2"/);
     expect(resolveWeights({ thinker: 'q4' })).toEqual({ thinker: 'q4', audio: 'f32', vision: 'f32', talker: 'f32' });
   });
