@@ -249,7 +249,7 @@ if (webgpuDitLayers > 0) {
   swiftShaderEnv();
   results.push(...await webgpuRows({
     checkpoint, config, voice, solvers, ditLayers: webgpuDitLayers, bigvganFrames: webgpuBigvganFrames,
-    talkerLayers: webgpuTalkerLayers, talkerCodes: webgpuTalkerCodes, reps: webgpuReps, log,
+    talkerLayers: webgpuTalkerLayers, talkerCodes: webgpuTalkerCodes, codeRate: CODE_RATE, reps: webgpuReps, log,
   }));
 }
 await checkpoint.close();

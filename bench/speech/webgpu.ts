@@ -38,6 +38,8 @@ export interface WebGpuSpeechOptions {
   /** The two Talker depths the per-code time is fitted through; [] skips the Talker. */
   talkerLayers: readonly number[];
   talkerCodes: number;
+  /** Codes per second the Talker makes (the first-PCM rows' code arrivals). */
+  codeRate: number;
   reps: number;
   log: (line: string) => void;
 }
@@ -64,10 +66,12 @@ export async function webgpuRows(o: WebGpuSpeechOptions): Promise<Result[]> {
   const b = prof.backend;
   try {
     // ---- DiT: one evaluation of `ditLayers` blocks on a steady-state window.
+    const chunks: Result[] = [];
     {
       const ran = Math.min(o.ditLayers, t2w.dit.layers);
       o.log(`${WEBGPU_TARGET}:`);
-      results.push(...ditRows(WEBGPU_TARGET, await ditEvaluations(prof, o.checkpoint, t2w.dit, o.voice, ran, o.reps, o.log), t2w.dit, ran, o.solvers));
+      chunks.push(...ditRows(WEBGPU_TARGET, await ditEvaluations(prof, o.checkpoint, t2w.dit, o.voice, ran, o.reps, o.log), t2w.dit, ran, o.solvers));
+      results.push(...chunks);
     }
     // ---- BigVGAN: two short pieces, fitted in frames (SwiftShader's time has a large part that
     // does not grow with frames: single runs here took 171 s at 4 frames and 185 s at 8).
@@ -96,20 +100,43 @@ export async function webgpuRows(o: WebGpuSpeechOptions): Promise<Result[]> {
       }
       bigvgan.dispose();
       const [lo, hi] = points;
-      results.push({
+      const piece: Result = {
         target: WEBGPU_TARGET, weights: 'f32', audioSeconds: w.chunk / 100,
         what: `BigVGAN: ${w.overlap} overlap + ${w.chunk} new frames in, ${w.chunk} frames kept`,
         ran: `${lo.x} and ${hi.x} of ${total} frames, linear fit`,
         ...linearFit(lo, hi, total),
         extra: { 'fit points ms': `${lo.ms.toFixed(0)} @${lo.x}, ${hi.ms.toFixed(0)} @${hi.x}` },
         runsMs: [lo.ms, hi.ms],
-      });
+      };
+      results.push(piece, ...chunks.map((chunk, i) => firstPcmRow(chunk, piece, o.solvers[i], t2w.dit, o.codeRate)));
     }
   } finally {
     b.destroy();
   }
   if (o.talkerLayers.length === 2) results.push(await talkerRow(o));
   return results;
+}
+
+/**
+ * First code → first PCM sample, added up from the parts (a stream on SwiftShader would take
+ * hours): the codes chunk 0 waits for, arriving at the Talker's rate, then one DiT chunk and one
+ * BigVGAN piece. Chunk 0 has no past frames, so its DiT window is smaller than the steady-state
+ * one measured: the sum is an upper bound.
+ */
+function firstPcmRow(chunk: Result, piece: Result, solver: DitSolver, dit: DitConfig, codeRate: number): Result {
+  const w = streamWindows(dit);
+  const firstChunkCodes = (w.chunk + w.future) / dit.repeats;
+  const arrivals = (1000 * (firstChunkCodes - 1)) / codeRate;
+  const both = totals(new Map([['dit', chunk.ops], ['bigvgan', piece.ops]]));
+  const compute = chunk.ms + piece.ms;
+  return {
+    target: WEBGPU_TARGET, weights: 'f32', audioSeconds: null,
+    what: `stream (${solver}): first code → first PCM (codes at ${codeRate}/s; chunk 0 needs ${firstChunkCodes} codes)`,
+    ran: 'sum of the DiT chunk and BigVGAN rows above (upper bound)',
+    ms: arrivals + compute, flops: both.flops, weightBytes: both.weightBytes, ops: both.ops,
+    extra: { 'code arrivals ms': arrivals, 'compute ms': compute },
+    runsMs: [arrivals + compute],
+  };
 }
 
 interface FitPoint {
