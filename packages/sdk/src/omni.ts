@@ -159,8 +159,9 @@ export class Omni {
   }
 
   /**
-   * Bytes each module takes at the chosen precision against the device's limits, from the
-   * checkpoint's headers alone (no weights are read).
+   * Bytes each module takes at the chosen precision, and each backend's heap with the chosen
+   * pipeline and speech, against the device's limits, from the checkpoint's headers alone (no
+   * weights are read).
    */
   static async check(options: CheckOptions): Promise<CheckReport> {
     const { model, device, weights, pipeline, speech, cache, onWarning } = checkOptions(options, CHECK_KEYS, 'Omni.check');
