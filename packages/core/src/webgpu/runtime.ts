@@ -4,6 +4,8 @@ import { wgsl } from '../generated/wgsl.js';
 /** GPUBufferUsage / GPUMapMode bits (fixed by the spec), so no global constants are needed in Node. */
 export const BufferUsage = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
 const MAP_MODE_READ = 0x1;
+/** How long a failed read waits for `device.lost` to settle before calling the failure something else. */
+const LOST_GRACE_MS = 1000;
 
 /** Usage of every tensor and weight buffer; COPY_SRC | STORAGE also lets tfjs wrap them. */
 export const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
@@ -66,6 +68,13 @@ export class GpuRuntime {
     void device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
+  }
+
+  /** Resolves once `device.lost` has settled (and `lostReason` is set: that reaction was registered first) or after `ms`. */
+  private async lostWithin(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.device.lost, new Promise((resolve) => { timer = setTimeout(resolve, ms); })]);
+    clearTimeout(timer);
   }
 
   /** Throws DEVICE_LOST once the device is gone or this backend was destroyed. */
@@ -212,8 +221,10 @@ export class GpuRuntime {
       this.throwIfFailed();
       return staging.getMappedRange().slice(0);
     } catch (e) {
-      this.throwIfFailed();
+      // Chromium rejects a pending mapping as soon as the device is destroyed, before `device.lost` settles: wait for it, so a lost device reads as DEVICE_LOST.
+      await this.lostWithin(LOST_GRACE_MS);
       this.assertAlive();
+      this.throwIfFailed();
       throw new OmniError('INTERNAL', `reading a GPU buffer failed: ${(e as Error).message}`, { cause: e });
     } finally {
       staging.destroy();
