@@ -325,6 +325,11 @@ export class Assistant {
         break;
       case 'error':
         this.reportError(message(event.error));
+        // After a lost GPU device the SDK reloads the model on a new device (WebGPU again, or wasm when none can be had): show where it runs now.
+        if (this.#omni) {
+          state.device = this.#omni.device.kind;
+          state.deviceName = this.#omni.device.name;
+        }
         break;
       case 'speech':
         if (event.phase === 'start') {
