@@ -5,7 +5,7 @@ import { measureHops, measureTurns, type Echo, type HopResult, type TurnTimes } 
 
 export interface E2ePageApi {
   hops(reps: number): Promise<HopResult[]>;
-  turns(pipeline: PipelineKind, reps: number): Promise<TurnTimes & { loadMs: number; device: string }>;
+  turns(device: 'wasm' | 'webgpu', pipeline: PipelineKind, reps: number): Promise<TurnTimes & { loadMs: number; deviceName: string }>;
 }
 
 const api: E2ePageApi = {
@@ -17,15 +17,16 @@ const api: E2ePageApi = {
       worker.terminate();
     }
   },
-  async turns(pipeline, reps) {
+  async turns(device, pipeline, reps) {
     const started = performance.now();
     const omni = await Omni.load({
-      model: `${location.origin}/ckpt/`, device: 'wasm', pipeline,
+      model: `${location.origin}/ckpt/`, device, pipeline,
       ...(pipeline === 'workers' && { workerUrl: new URL('./build/worker.js', location.href) }),
     });
     const loadMs = performance.now() - started;
     try {
-      return { loadMs, device: omni.device.name, ...(await measureTurns(omni, reps)) };
+      if (omni.device.kind !== device) throw new Error(`asked for ${device}, got ${omni.device.name}`);
+      return { loadMs, deviceName: omni.device.name, ...(await measureTurns(omni, reps)) };
     } finally {
       await omni.close();
     }
