@@ -2,8 +2,7 @@
 // tiny one, and the 0.5B-shaped Thinker (≈300 MB converted, in two shards). The first visit
 // downloads and verifies every file into OPFS, the second — a new page of the same origin —
 // fetches nothing of the model but its manifest. Requests are counted at the server.
-import { createRequire } from 'node:module';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,40 +14,11 @@ import { convertCheckpoint } from '../../packages/cli/src/convert.js';
 import { makeCheckpoint } from '../../packages/cli/src/makeCheckpoint.js';
 import { ensureEmbeddedModel } from '../../packages/cli/src/run.js';
 import { launchChromium } from '../chromium.js';
+import { bundleTestPage } from '../esbuildPage.js';
 import type { PageLoad } from '../modelCache/page.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const pageDir = `${root}e2e/dist/modelCache`;
-
-/** The part of esbuild's API used here (esbuild is bench/'s dependency, not e2e/'s). */
-interface Esbuild {
-  build(options: Record<string, unknown> & {
-    plugins: { name: string; setup(b: { onResolve(o: { filter: RegExp }, f: (args: { path: string }) => { path: string }): void }): void }[];
-  }): Promise<unknown>;
-}
-
-/** Bundles page.ts with the workspace packages from their sources (esbuild, as bench/ has it). */
-async function bundlePage(): Promise<void> {
-  const { build } = createRequire(`${root}bench/package.json`)('esbuild') as Esbuild;
-  mkdirSync(`${pageDir}/build`, { recursive: true });
-  await build({
-    entryPoints: [`${root}e2e/modelCache/page.ts`],
-    outfile: `${pageDir}/build/page.js`,
-    bundle: true, format: 'esm', platform: 'browser', target: 'es2022', logLevel: 'warning',
-    plugins: [{
-      name: 'omniweb-workspace-sources',
-      setup(b) {
-        b.onResolve({ filter: /^@omniweb\/[\w-]+$/ }, (args) => {
-          const pkg = args.path.slice('@omniweb/'.length);
-          return { path: pkg === 'kernels' ? `${root}kernels/index.ts` : `${root}packages/${pkg}/src/index.ts` };
-        });
-      },
-    }],
-    // Node-only branches of the loader (fs, crypto) are behind runtime checks.
-    external: ['node:*'],
-  });
-  writeFileSync(`${pageDir}/index.html`, '<!doctype html>\n<meta charset="utf-8">\n<title>model cache</title>\n<script type="module" src="./build/page.js"></script>\n');
-}
 
 describe('the model cache in Chromium', () => {
   let scratch: string;
@@ -64,7 +34,7 @@ describe('the model cache in Chromium', () => {
     await makeCheckpoint({ shape: '0.5b-thinker', out: join(scratch, 'bf16-0.5b'), seed: 0, dtype: 'bf16', shardBytes: 5e9 });
     await convertCheckpoint({ source: join(scratch, 'bf16-0.5b'), out: join(scratch, '0.5b'), weights: 'q4', shardBytes: 256 * 2 ** 20 });
     rmSync(join(scratch, 'bf16-0.5b'), { recursive: true });
-    await bundlePage();
+    await bundleTestPage(`${root}e2e/modelCache/page.ts`, pageDir, 'model cache');
     server = await startModelServer(
       { '/': pageDir, '/assets/': `${root}packages/core/assets`, '/model/': scratch },
       { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm', '.json': 'application/json' },
