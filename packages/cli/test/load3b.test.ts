@@ -52,7 +52,7 @@ describe('the synthetic 3B checkpoint in Node (wasm, q4)', () => {
     const report = JSON.parse(await run([join(root, 'packages/cli/src/main.ts'), ...args])) as RunJson;
     const MiB = 2 ** 20;
     console.log(
-      `omniweb ${args.slice(3).join(' ')}: load ${(report.loadMs / 1000).toFixed(0)} s, ${report.stats.tokens} tokens and ${report.stats.codes} codes `
+      `omniweb run <3B> ${args.slice(3).join(' ')}: load ${(report.loadMs / 1000).toFixed(0)} s, ${report.stats.tokens} tokens and ${report.stats.codes} codes `
       + `in ${(report.stats.totalMs / 1000).toFixed(1)} s, peak RSS ${(report.peakRssBytes / MiB).toFixed(0)} MiB, ${((performance.now() - started) / 1000).toFixed(0)} s in all`,
     );
     expect(report.pipeline).toBe('workers');
