@@ -6,7 +6,7 @@
  * Weights only: the KV caches and activations come on top (small next to the weights at the
  * sizes a session uses).
  */
-import { OmniError, paddedCols, QUANT_GROUP, type BackendInfo, type TensorStore, type WeightFormat } from '@omniweb/core';
+import { OmniError, paddedCols, QUANT_GROUP, WASM_HEAP_BYTES, type BackendInfo, type TensorStore, type WeightFormat } from '@omniweb/core';
 // The modules whose matrix precision a caller chooses; token2wav always runs in float32 (fact sheet §1).
 import { STAGE_MODULES, type ModuleName, type ModuleWeights, type StageKind, type WeightedModule } from '@omniweb/orchestrator';
 
@@ -57,12 +57,6 @@ function matrixBytes(rows: number, cols: number, format: WeightFormat): MatrixBy
     case 'q4': return { values: rows * paddedCols(cols) / 2, scales: groups };
   }
 }
-
-/**
- * The wasm32 heap's ceiling, 4 GiB less one page (packages/core/src/wasm/backend.ts); one
- * backend's tensors all live in it, and its single allocations stay under `maxBufferBytes`.
- */
-export const WASM_HEAP_BYTES = 2 ** 32 - 65536;
 
 export interface ModuleSize {
   module: ModuleName;

@@ -4,7 +4,8 @@ import { openCheckpoint, parseOmniConfig, type BackendInfo, type Checkpoint } fr
 // The synthetic checkpoints' tensor tables: the real 3B and 7B shapes without writing a byte.
 import { checkpointLayout } from '../../cli/src/synthetic/layout.js';
 import { SHAPES, shapeConfig } from '../../cli/src/synthetic/shapes.js';
-import { checkFit, resolveWeights, WASM_HEAP_BYTES, type TensorHeaders } from '../src/check.js';
+import { WASM_HEAP_BYTES } from '@omniweb/core';
+import { checkFit, resolveWeights, type TensorHeaders } from '../src/check.js';
 import { Omni } from '../src/index.js';
 import { makeTiny, rejects, throws } from './helpers.js';
 

@@ -49,9 +49,8 @@ export class WasmWeight implements Weight {
 }
 
 const MASK_CODES = { none: 0, causal: 1, segments: 2, blockWindow: 3 } as const;
-/** Function numbers of omni_unary (kernels/wasm/elementwise.c). */
-/** The wasm32 heap's ceiling: 4 GiB less one page. */
-const HEAP_LIMIT = 2 ** 32 - 65536;
+/** The wasm32 heap's ceiling: 4 GiB less one page; every tensor of one backend lives in it. */
+export const WASM_HEAP_BYTES = 2 ** 32 - 65536;
 /** One allocation must stay under 2 GiB: emscripten's sbrk takes a signed 32-bit increment. */
 const ALLOCATION_LIMIT = 2 ** 31 - 2 ** 20;
 
@@ -513,7 +512,7 @@ export class WasmBackendImpl implements Backend {
     }
     const ptr = this.kernels._omni_malloc(Math.max(bytes, 1)) >>> 0;
     if (ptr === 0) {
-      throw new OmniError('OUT_OF_MEMORY', `wasm backend: no room for ${what} (${bytes} bytes); the heap holds ${this.heap().u8.byteLength} bytes and may grow to ${HEAP_LIMIT}`);
+      throw new OmniError('OUT_OF_MEMORY', `wasm backend: no room for ${what} (${bytes} bytes); the heap holds ${this.heap().u8.byteLength} bytes and may grow to ${WASM_HEAP_BYTES}`);
     }
     return ptr;
   }

@@ -1,6 +1,8 @@
 import type { Backend } from '../backend.js';
 import { OmniError } from '../errors.js';
 import { WasmBackendImpl } from './backend.js';
+
+export { WASM_HEAP_BYTES } from './backend.js';
 import { loadKernels, threadsAvailable } from './module.js';
 
 /**
