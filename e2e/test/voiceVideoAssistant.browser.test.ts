@@ -2,17 +2,11 @@
 // (a y4m clip) and a fake microphone (espeak-ng speech): real turns on the embedded tiny
 // checkpoint on wasm, in-thread and on the worker pipeline, read back through the page's
 // `window.omniDemo` and its panels.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { launchChromium } from '../chromium.js';
-import { writeSpeechWav, writeY4m, type SpeechWav } from '../fakeMedia.js';
-import { serveDemo } from '../../examples/voice-video-assistant/src/demoServer.js';
+import { demoState, holdTalk, startDemoBrowser, type DemoBrowser } from '../demoPage.js';
 import { EMBEDDED_MODEL } from '../../packages/cli/src/run.js';
 import type { DemoState } from '../../examples/voice-video-assistant/src/demoState.js';
 
@@ -22,59 +16,12 @@ const PIPELINES = ['in-thread', 'workers'] as const;
 /** Short replies keep a turn within seconds on two shared cores; 160 codes are 3.2 s of speech. */
 const REPLY_LIMITS = 'maxTokens=12&maxCodes=160';
 
-interface Demo { speech: SpeechWav; pageErrors: string[]; notFound: string[]; open: (query: string, initScript?: () => void) => Promise<Page> }
-const closers: (() => Promise<void> | void)[] = [];
-
-async function startDemo(): Promise<Demo> {
-  const rollupBin = createRequire(import.meta.url).resolve('rollup/dist/bin/rollup');
-  execFileSync(process.execPath, [rollupBin, '-c', `${root}examples/voice-video-assistant/rollup.config.mjs`, '--silent'], { cwd: root, stdio: 'inherit' });
-  const scratch = mkdtempSync(join(tmpdir(), 'omniweb-demo-e2e-'));
-  closers.push(() => rmSync(scratch, { recursive: true, force: true }));
-  // One breath (no sentence pause the detector could take for the end), then 2 s of silence.
-  const speech = writeSpeechWav(join(scratch, 'speech.wav'), 'Hello there what do you see in front of the camera right now', 2);
-  const camera = join(scratch, 'camera.y4m');
-  writeY4m(camera, { width: 160, height: 120, fps: 10, frames: 30 });
-  const server = await serveDemo(0, () => undefined);
-  closers.push(() => server.close());
-  const browser = await launchChromium([
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${speech.path}`, `--use-file-for-fake-video-capture=${camera}`,
-    '--autoplay-policy=no-user-gesture-required',
-  ]);
-  closers.push(() => browser.close());
-  const pageErrors: string[] = [];
-  const notFound: string[] = [];
-  /** A page of the demo (with `initScript` run before its own), once its model is loaded (or failed to load). */
-  const open = async (query: string, initScript?: () => void) => {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    if (initScript) await page.addInitScript(initScript);
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    // A missing resource is reported by its response; the console's copy of it names no URL.
-    page.on('response', (r) => { if (r.status() === 404) notFound.push(new URL(r.url()).pathname); });
-    page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('status of 404')) pageErrors.push(m.text()); });
-    await page.goto(`${server.url}${query}`);
-    await page.waitForFunction(() => ['ready', 'listening', 'error'].includes(window.omniDemo?.state), null, { timeout: 180_000 });
-    return page;
-  };
-  return { speech, pageErrors, notFound, open };
-}
-
-let demo: Promise<Demo> | undefined;
-const ready = () => (demo ??= startDemo());
+let demo: Promise<DemoBrowser> | undefined;
+const ready = () => (demo ??= startDemoBrowser());
 
 afterAll(async () => {
-  for (const close of closers.reverse()) await close();
+  await (await demo)?.close();
 });
-
-const demoState = (page: Page) => page.evaluate(() => structuredClone(window.omniDemo));
-
-/** Holds the talk button for `seconds` (pointer events, as a finger or mouse gives them). */
-async function holdTalk(page: Page, seconds: number): Promise<void> {
-  await page.locator('#talk').dispatchEvent('pointerdown');
-  await page.waitForFunction(() => window.omniDemo.state === 'recording', null, { timeout: 10_000 });
-  await page.waitForTimeout(seconds * 1000);
-  await page.locator('#talk').dispatchEvent('pointerup');
-}
 
 /** Until `turns` turns have ended and the player has played or dropped everything it was given. */
 async function waitForTurns(page: Page, turns: number): Promise<DemoState> {

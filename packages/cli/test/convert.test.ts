@@ -10,12 +10,13 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, unli
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  isOmniError, memoryCache, openCheckpoint, parseManifest, partDataName, MANIFEST_FILE, type Checkpoint, type HostMatrix, type LoadWarning, type Manifest, type OmniErrorCode,
+  memoryCache, openCheckpoint, parseManifest, partDataName, MANIFEST_FILE, type Checkpoint, type HostMatrix, type LoadWarning, type Manifest,
 } from '@omniweb/core';
 import { startModelServer, type ModelServer } from '../../../bench/load/server.js';
 import { convertCheckpoint, parseConvertArgs } from '../src/convert.js';
 import { makeCheckpoint } from '../src/makeCheckpoint.js';
 import { ensureEmbeddedModel } from '../src/run.js';
+import { failure } from './omniFailure.js';
 
 const SHARD = 2 * 2 ** 20;
 
@@ -27,16 +28,6 @@ function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
 function sameMatrix(a: HostMatrix, b: HostMatrix): boolean {
   return a.format === b.format && a.rows === b.rows && a.cols === b.cols && sameBytes(a.data, b.data)
     && ('scales' in a && 'scales' in b ? sameBytes(a.scales, b.scales) : !('scales' in a) && !('scales' in b));
-}
-
-async function failure(run: () => Promise<unknown>): Promise<{ code: OmniErrorCode; message: string }> {
-  try {
-    await run();
-  } catch (e) {
-    if (isOmniError(e)) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error('expected an OmniError');
 }
 
 function readManifest(dir: string): Manifest {

@@ -7,20 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createWasmBackend, isOmniError, loadOmniConfig, openCheckpoint, type Backend, type OmniErrorCode } from '@omniweb/core';
+import { createWasmBackend, loadOmniConfig, openCheckpoint, type Backend } from '@omniweb/core';
 import { Thinker, ThinkerSession } from '@omniweb/thinker';
 import { ensureEmbeddedModel } from '../src/run.js';
+import { failure } from './omniFailure.js';
 import { hfJson, SHAPES, shapeConfig } from '../src/synthetic/shapes.js';
-
-async function failure(run: () => Promise<unknown>): Promise<{ code: OmniErrorCode; message: string }> {
-  try {
-    await run();
-  } catch (e) {
-    if (isOmniError(e)) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error('expected an OmniError');
-}
 
 /** A copy of `from` with files replaced. */
 function variant(scratch: string, from: string, replace: Record<string, Uint8Array | string>): string {

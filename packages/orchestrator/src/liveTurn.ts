@@ -14,7 +14,7 @@
  */
 import { OmniError, type ThinkerConfig } from '@omniweb/core';
 import { MelStream, VideoPatchStream, type MelBlock, type PreprocessorConfig, type RgbImage } from '@omniweb/media';
-import { audioInVideoChunks, thinkerTmropeConfig, TmropeStream, type GridThw, type TmropeConfig, type TmropeInputs } from '@omniweb/tmrope';
+import { audioInVideoChunks, concatPositions, thinkerTmropeConfig, TmropeStream, type GridThw, type TmropeConfig, type TmropeInputs } from '@omniweb/tmrope';
 import type { TurnOutcome, TurnSink } from './driver.js';
 import type { ConversationState, PromptBuilder, TurnPrompt } from './prompt.js';
 import type { EmbeddingRows, MediaRowSet, PerceptionStage, PrefillChunk, PrefillRows } from './stages.js';
@@ -84,19 +84,6 @@ function concat<T extends Float32Array | Int32Array>(parts: readonly T[]): T {
 function concatRows(parts: readonly EmbeddingRows[]): EmbeddingRows {
   if (parts.length === 1) return parts[0];
   return { data: concat(parts.map((p) => p.data)), rows: parts.reduce((n, p) => n + p.rows, 0) };
-}
-
-/** Stream-major [3 · n] position pieces → one stream-major [3 · Σn]. */
-function concatPositions(parts: readonly Int32Array[]): Int32Array {
-  const n = parts.reduce((sum, p) => sum + p.length / 3, 0);
-  const out = new Int32Array(3 * n);
-  let at = 0;
-  for (const part of parts) {
-    const m = part.length / 3;
-    for (let s = 0; s < 3; s++) out.set(part.subarray(s * m, (s + 1) * m), s * n + at);
-    at += m;
-  }
-  return out;
 }
 
 /** A signal that something changed (a block, a frame, an input's end). */

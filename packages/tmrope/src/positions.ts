@@ -284,7 +284,7 @@ export class TmropeStream {
   /** A whole audio clip: `<|audio_bos|>`, its `<|AUDIO|>` tokens, `<|audio_eos|>`. */
   audio(featureLength: number): Int32Array {
     const n = audioTokenCount(featureLength);
-    return concat([this.beginAudio(), this.audioBlock(n), this.endAudio()]);
+    return concatPositions([this.beginAudio(), this.audioBlock(n), this.endAudio()]);
   }
 
   /** `<|audio_bos|>` of an audio clip whose tokens arrive block by block. */
@@ -333,7 +333,7 @@ export class TmropeStream {
     const parts = [this.beginVideo({ gridHeight: grid[1], gridWidth: grid[2], secondPerGrid: 1 })];
     for (let t = 0; t < grid[0]; t++) parts.push(this.videoPatch());
     parts.push(this.endVideo());
-    return concat(parts);
+    return concatPositions(parts);
   }
 
   /** A whole video without its audio: `<|vision_bos|>`, its `<|VIDEO|>` tokens, `<|vision_eos|>`. */
@@ -342,7 +342,7 @@ export class TmropeStream {
     const parts = [this.beginVideo({ gridHeight: grid[1], gridWidth: grid[2], secondPerGrid })];
     for (let t = 0; t < grid[0]; t++) parts.push(this.videoPatch());
     parts.push(this.endVideo());
-    return concat(parts);
+    return concatPositions(parts);
   }
 
   /** `<|vision_bos|>` of a video (without its audio) whose temporal patches arrive one by one. */
@@ -440,7 +440,7 @@ export class TmropeStream {
     const parts: Int32Array[] = [];
     if (chunk.video > 0) parts.push(this.videoTokens(chunk.video));
     if (chunk.audio > 0) parts.push(this.audioBlock(chunk.audio));
-    return concat(parts);
+    return concatPositions(parts);
   }
 
   /**
@@ -469,7 +469,7 @@ export class TmropeStream {
     const parts = [this.beginAudioInVideo({ gridHeight: grid[1], gridWidth: grid[2], secondPerGrid })];
     for (const chunk of chunks) parts.push(this.audioInVideoChunk(chunk));
     parts.push(this.endAudioInVideo());
-    return concat(parts);
+    return concatPositions(parts);
   }
 
   #expect(kind: Block['kind'], method: string): void {
@@ -504,7 +504,8 @@ export class TmropeStream {
   }
 }
 
-function concat(parts: Int32Array[]): Int32Array {
+/** Stream-major [3 · n] position pieces → one stream-major [3 · Σn]. */
+export function concatPositions(parts: readonly Int32Array[]): Int32Array {
   const n = parts.reduce((sum, p) => sum + p.length / 3, 0);
   const out = new Int32Array(3 * n);
   let at = 0;
@@ -648,7 +649,7 @@ export function tmropePositions(inputs: TmropeInputs, config: TmropeConfig): Tmr
   for (const [count, what] of unused) {
     if (count > 0) throw badInput(`tmropePositions: ${count} ${what} left over; the ids hold fewer media blocks than inputs given`);
   }
-  return { positionIds: concat(parts), ropeDeltas: stream.ropeDeltas };
+  return { positionIds: concatPositions(parts), ropeDeltas: stream.ropeDeltas };
 }
 
 /**
