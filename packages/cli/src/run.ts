@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OmniError, type WeightFormat } from '@omniweb/core';
 import { encodeWav } from '@omniweb/media';
-import { Omni, type PipelineKind, type SendInput, type TurnResult } from '@omniweb/sdk';
+import { Omni, type ModuleWeights, type PipelineKind, type SendInput, type TurnResult } from '@omniweb/sdk';
 import { SAMPLE_RATE } from '@omniweb/vocoder';
 import { DEFAULT_SHARD_BYTES, makeCheckpoint } from './makeCheckpoint.js';
 
@@ -143,6 +143,8 @@ export interface TurnReport {
   model: string;
   device: string;
   pipeline: PipelineKind;
+  /** Each module's matrix precision as loaded. */
+  weights: ModuleWeights;
   loadMs: number;
   result: TurnResult;
   /** The spoken reply, when --out was given. */
@@ -202,7 +204,7 @@ export async function runTurn(options: TurnOptions, onText: (text: string) => vo
         throw new OmniError('IO', `cannot write ${options.out}: ${(e as Error).message}`, { cause: e });
       }
     }
-    return { model, device: omni.device.name, pipeline: options.pipeline, loadMs, result, speech: written };
+    return { model, device: omni.device.name, pipeline: options.pipeline, weights: omni.weights, loadMs, result, speech: written };
   } finally {
     await omni.close();
   }
@@ -225,6 +227,7 @@ export async function runCommand(argv: readonly string[]): Promise<void> {
     model: report.model,
     device: report.device,
     pipeline: report.pipeline,
+    weights: report.weights,
     loadMs: report.loadMs,
     text: result.text,
     ids: result.ids,

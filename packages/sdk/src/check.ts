@@ -24,13 +24,15 @@ const MODULE_PREFIXES: Record<ModuleName, readonly string[]> = {
   token2wav: ['token2wav.'],
 };
 
-/** `weights` as `Omni.load` takes it: one format for every module, or one per module (default f32). */
-export function resolveWeights(weights: WeightFormat | Partial<ModuleWeights> | undefined): ModuleWeights {
-  const bad = (what: string) => new OmniError('BAD_INPUT', `weights: ${what}; use one of ${FORMATS.join(', ')}, or { ${WEIGHTED.join(', ')} } with those values`);
-  if (weights === undefined || typeof weights === 'string') {
-    const format = weights ?? 'f32';
-    if (!FORMATS.includes(format)) throw bad(`${JSON.stringify(format)} is not a weight format`);
-    return { thinker: format, audio: format, vision: format, talker: format };
+/** `weights` as `Omni.load` takes it: 'auto' (the default), one format for every module, or one per module. */
+export type WeightsOption = 'auto' | WeightFormat | Partial<ModuleWeights>;
+
+/** Explicit `weights`: one format for every module, or one per module (the modules not named get f32). */
+export function resolveWeights(weights: WeightFormat | Partial<ModuleWeights>): ModuleWeights {
+  const bad = (what: string) => new OmniError('BAD_INPUT', `weights: ${what}; use 'auto', one of ${FORMATS.join(', ')}, or { ${WEIGHTED.join(', ')} } with those values`);
+  if (typeof weights === 'string') {
+    if (!FORMATS.includes(weights)) throw bad(`${JSON.stringify(weights)} is not a weight format`);
+    return { thinker: weights, audio: weights, vision: weights, talker: weights };
   }
   if (weights === null || typeof weights !== 'object' || Array.isArray(weights)) throw bad(`got ${JSON.stringify(weights)}`);
   for (const [key, value] of Object.entries(weights)) {
@@ -38,6 +40,11 @@ export function resolveWeights(weights: WeightFormat | Partial<ModuleWeights> | 
     if (!FORMATS.includes(value as WeightFormat)) throw bad(`${key} is ${JSON.stringify(value)}`);
   }
   return { thinker: weights.thinker ?? 'f32', audio: weights.audio ?? 'f32', vision: weights.vision ?? 'f32', talker: weights.talker ?? 'f32' };
+}
+
+/** Checks `weights` up front (before any file is opened): 'auto' when absent or 'auto', else the formats given. */
+export function parseWeights(weights: WeightsOption | undefined): ModuleWeights | 'auto' {
+  return weights === undefined || weights === 'auto' ? 'auto' : resolveWeights(weights);
 }
 
 /** The bytes of a [rows, cols] matrix in `format`, as the backends allocate it (quant.ts layouts). */
@@ -85,6 +92,10 @@ export interface HeapSize {
 export interface CheckReport {
   device: Pick<BackendInfo, 'kind' | 'name' | 'maxBufferBytes'>;
   pipeline: 'in-thread' | 'workers';
+  /** The format of each weighted module's matrices (also in `modules`, for the modules present). */
+  weights: ModuleWeights;
+  /** Whether `weights` were chosen to fit the device (no `weights` or 'auto') rather than given. */
+  weightsChosen: boolean;
   /** The modules a load with these options brings up (no talker or token2wav without speech). */
   modules: ModuleSize[];
   heaps: HeapSize[];
@@ -206,6 +217,8 @@ export async function checkFit(store: TensorHeaders, device: BackendInfo, format
   return {
     device: { kind: device.kind, name: device.name, maxBufferBytes: device.maxBufferBytes },
     pipeline,
+    weights: { ...formats },
+    weightsChosen: false,
     modules: sizes,
     heaps,
     totalBytes,
@@ -213,4 +226,63 @@ export async function checkFit(store: TensorHeaders, device: BackendInfo, format
     fits: problems.length === 0,
     problems,
   };
+}
+
+/**
+ * The lowest format each module may be stepped down to: the encoders stop at f16 (they are
+ * small, and quantizing them costs accuracy for little memory); the Thinker and Talker go to q4.
+ */
+const FLOOR: Record<WeightedModule, WeightFormat> = { thinker: 'q4', talker: 'q4', audio: 'f16', vision: 'f16' };
+
+/** `formats` with `module` one step down the ladder f32 → f16 → q8 → q4; null at its floor. */
+function stepDown(formats: ModuleWeights, module: WeightedModule): ModuleWeights | null {
+  const at = FORMATS.indexOf(formats[module]);
+  if (at >= FORMATS.indexOf(FLOOR[module])) return null;
+  return { ...formats, [module]: FORMATS[at + 1] };
+}
+
+/**
+ * Each limit `report` exceeds (a module's largest buffer, a heap, the host), as the bytes that
+ * must shrink there, so that a step is judged by what it frees where memory is short.
+ */
+function shortfalls(report: CheckReport): ((r: CheckReport) => number)[] {
+  const out: ((r: CheckReport) => number)[] = [];
+  for (const wide of report.modules.filter((m) => m.largestUnitBytes > report.device.maxBufferBytes)) {
+    out.push((r) => r.modules.find((m) => m.module === wide.module)!.largestUnitBytes);
+  }
+  report.heaps.forEach((h, i) => {
+    if (h.limitBytes !== null && h.bytes > h.limitBytes) out.push((r) => r.heaps[i].bytes);
+  });
+  if (report.memoryLimitBytes !== null && report.totalBytes > report.memoryLimitBytes) out.push((r) => r.totalBytes);
+  return out;
+}
+
+/**
+ * The formats for `weights`: given ones are checked as they are; 'auto' starts every module at
+ * the reference's f32 and, while a limit is exceeded, steps down the module whose step frees
+ * the most bytes where it is exceeded, until everything fits or no step helps (then the
+ * report says what does not fit).
+ */
+export async function fitWeights(store: TensorHeaders, device: BackendInfo, weights: ModuleWeights | 'auto', options: FitOptions = {}): Promise<CheckReport> {
+  if (weights !== 'auto') return checkFit(store, device, weights, options);
+  // The host's memory is read once, not at every step.
+  const fixed: FitOptions = { ...options, hostBytes: options.hostBytes === undefined ? await hostMemoryBytes() : options.hostBytes };
+  let report = await checkFit(store, device, resolveWeights('f32'), fixed);
+  for (;;) {
+    // The first exceeded limit that a step can relieve (one at its floor may leave others that can).
+    let best: { report: CheckReport; freed: number } | null = null;
+    for (const measure of shortfalls(report)) {
+      for (const module of WEIGHTED) {
+        const next = stepDown(report.weights, module);
+        if (next === null) continue;
+        const candidate = await checkFit(store, device, next, fixed);
+        const freed = measure(report) - measure(candidate);
+        if (freed > 0 && (best === null || freed > best.freed)) best = { report: candidate, freed };
+      }
+      if (best !== null) break;
+    }
+    if (best === null) break;
+    report = best.report;
+  }
+  return { ...report, weightsChosen: true };
 }

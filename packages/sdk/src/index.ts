@@ -4,9 +4,10 @@
  * - `Omni.check({ model, device, weights, pipeline, speech })` → bytes per module at that precision
  *   and per heap (one in-thread, one per stage worker) against the device's limits and a
  *   fits/does-not-fit verdict, from the checkpoint's headers alone.
- * - `Omni.load({ model, device: 'auto'|'webgpu'|'wasm', weights: 'f32'|'f16'|'q8'|'q4' | { thinker, audio,
+ * - `Omni.load({ model, device: 'auto'|'webgpu'|'wasm', weights: 'auto'|'f32'|'f16'|'q8'|'q4' | { thinker, audio,
  *   vision, talker }, pipeline: 'in-thread'|'workers', speech, cache, onWarning, onProgress, signal })`
- *   → `Omni` (`device`, `voices`, `canSpeak`, `config`, `close()`).
+ *   → `Omni` (`device`, `weights`, `voices`, `canSpeak`, `config`, `close()`); without weights (or 'auto')
+ *   each module gets the most precise format that fits the device.
  * - `omni.session({ voice, systemPrompt, speech, sampling, maxNewTokens, talker, cache })` → `OmniSession`:
  *   `send({ text, audio, image, video } | { ids, … })` runs one turn and resolves with its `TurnResult`;
  *   `events()` streams `text`, `audio` (24 kHz PCM), `turn` start/end (with `TurnStats`) and `error`
@@ -24,5 +25,5 @@ export type { AttachOptions, Attachment, PcmSource } from './attachment.js';
 export type { LiveProgress } from '@omniweb/orchestrator';
 export type { OmniEvent, TurnStats } from './events.js';
 export type { AudioSamples, SendInput, VideoFrames } from '@omniweb/orchestrator';
-export type { CheckReport, HeapSize, ModuleName, ModuleSize, ModuleWeights, WeightedModule } from './check.js';
+export type { CheckReport, HeapSize, ModuleName, ModuleSize, ModuleWeights, WeightedModule, WeightsOption } from './check.js';
 export type { Conversation, TurnOutcome, TurnSink } from '@omniweb/orchestrator';

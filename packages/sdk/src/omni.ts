@@ -4,13 +4,13 @@
  */
 import {
   blobFiles, createBackend, defaultModelCache, loadOmniConfig, OmniError, openCheckpoint,
-  type Backend, type BackendInfo, type CheckpointInput, type DeviceChoice, type LoadWarning, type ModelCache, type OmniConfig, type WeightFormat,
+  type Backend, type BackendInfo, type CheckpointInput, type DeviceChoice, type LoadWarning, type ModelCache, type OmniConfig,
 } from '@omniweb/core';
 import { TALKER_SAMPLING } from '@omniweb/talker';
 import { Sampler, type CachePolicy, type SamplingOptions } from '@omniweb/thinker';
 import { SAMPLE_RATE } from '@omniweb/vocoder';
 import { InThreadPipeline, loadCheckpointInfo, systemText, TurnDriver, WorkerPipeline, type Pipeline } from '@omniweb/orchestrator';
-import { checkFit, resolveWeights, type CheckReport, type ModuleName, type ModuleWeights } from './check.js';
+import { fitWeights, parseWeights, type CheckReport, type ModuleName, type ModuleWeights, type WeightsOption } from './check.js';
 import { OmniSession, type TurnScheduler } from './session.js';
 
 export interface LoadProgress {
@@ -29,8 +29,11 @@ export interface CheckOptions {
   model: CheckpointInput | PickedFiles;
   /** Default 'auto': WebGPU when an adapter exists, else wasm. */
   device?: DeviceChoice;
-  /** Matrix precision, for every module or per module (default f32); token2wav stays float32. */
-  weights?: WeightFormat | Partial<ModuleWeights>;
+  /**
+   * Matrix precision, for every module or per module (unnamed modules get f32); token2wav stays
+   * float32. 'auto' (default): the most precise formats that fit the device (see `Omni.load`).
+   */
+  weights?: WeightsOption;
   /**
    * 'in-thread' (default): every stage in the calling thread on one backend. 'workers': one
    * worker per stage (perception, Thinker, Talker, token2wav), each with its own backend, so
@@ -144,6 +147,8 @@ function positiveInteger(value: unknown, what: string): number {
 
 export class Omni {
   readonly config: OmniConfig;
+  /** Each module's matrix precision: the given `weights`, or those chosen to fit the device. */
+  readonly weights: ModuleWeights;
   readonly #pipeline: Pipeline;
   readonly #sessions = new Set<OmniSession>();
   /** Turns of all sessions take the device one at a time. */
@@ -152,8 +157,9 @@ export class Omni {
   /** Whether the load brought up the speech stages (Omni.load's `speech`). */
   readonly #speechLoaded: boolean;
 
-  private constructor(pipeline: Pipeline, speechLoaded: boolean) {
+  private constructor(pipeline: Pipeline, speechLoaded: boolean, weights: ModuleWeights) {
     this.#pipeline = pipeline;
+    this.weights = weights;
     this.config = pipeline.info.config;
     this.#speechLoaded = speechLoaded;
   }
@@ -165,13 +171,13 @@ export class Omni {
    */
   static async check(options: CheckOptions): Promise<CheckReport> {
     const { model, device, weights, pipeline, speech, cache, onWarning } = checkOptions(options, CHECK_KEYS, 'Omni.check');
-    const formats = resolveWeights(weights);
+    const formats = parseWeights(weights);
     const checkpoint = await openCheckpoint(checkpointInput(model), { cache: await resolveCache(cache), onWarning });
     try {
       await loadOmniConfig(checkpoint);
       const backend = await createBackend({ device });
       try {
-        return await checkFit(checkpoint, backend.info, formats, { pipeline, speech });
+        return await fitWeights(checkpoint, backend.info, formats, { pipeline, speech });
       } finally {
         backend.destroy();
       }
@@ -180,7 +186,13 @@ export class Omni {
     }
   }
 
-  /** Opens the checkpoint, checks that it fits (OUT_OF_MEMORY otherwise) and loads every module. */
+  /**
+   * Opens the checkpoint, checks that it fits (OUT_OF_MEMORY otherwise) and loads every module.
+   * Without `weights` (or with 'auto') each module gets the most precise format that fits: all
+   * start at f32, and while a heap, the host's memory or a buffer limit is exceeded the module
+   * whose step frees the most there goes one step down f32 → f16 → q8 → q4 (the encoders stop
+   * at f16; token2wav stays f32). `omni.weights` says what was chosen; given weights are kept.
+   */
   static async load(options: LoadOptions): Promise<Omni> {
     const {
       model, device, weights, onProgress, signal, pipeline = 'in-thread', workerUrl, speech = true, cache, onWarning,
@@ -192,7 +204,7 @@ export class Omni {
     if (pipeline === 'workers' && typeof model !== 'string' && !(model instanceof URL) && !files) {
       throw new OmniError('BAD_INPUT', "Omni.load: pipeline 'workers' needs model as a path, a URL or the picked files (FileList or File[]) that each worker opens itself; other CheckpointFiles load with pipeline 'in-thread'");
     }
-    const formats = resolveWeights(weights);
+    const choice = parseWeights(weights);
     let module: LoadProgress['module'] = 'tokenizer';
     const checkpoint = await openCheckpoint(checkpointInput(model), {
       signal,
@@ -204,7 +216,8 @@ export class Omni {
     try {
       const config = await loadOmniConfig(checkpoint);
       backend = await createBackend({ device });
-      const fit = await checkFit(checkpoint, backend.info, formats, { pipeline, speech });
+      const fit = await fitWeights(checkpoint, backend.info, choice, { pipeline, speech });
+      const formats = fit.weights;
       if (!fit.fits) throw new OmniError('OUT_OF_MEMORY', `the model does not fit ${backend.info.name}: ${fit.problems.join('; ')}`);
       const started = (next: LoadProgress['module']) => {
         if (signal?.aborted) throw new OmniError('ABORTED', `loading was aborted before the ${next}`);
@@ -214,7 +227,7 @@ export class Omni {
       const loaded = await loadCheckpointInfo(checkpoint, config);
       // Without voices no speech stage is loaded, in-thread or in workers.
       const info = speech ? loaded : { ...loaded, speakers: null };
-      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model: checkpointInput(model), device: device ?? 'auto' }), speech);
+      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model: checkpointInput(model), device: device ?? 'auto' }), speech, formats);
       // The workers bring their own backends; this one only answered the fit check.
       backend.destroy();
       backend = null;
@@ -224,7 +237,7 @@ export class Omni {
         onBytes: onProgress && (({ kind, bytesDone, bytesTotal }) => onProgress({ module: STAGE_MODULE[kind], bytesDone, bytesTotal })),
         signal,
       });
-      return new Omni(workers, speech);
+      return new Omni(workers, speech, formats);
     } catch (e) {
       backend?.destroy();
       throw e;

@@ -5,7 +5,7 @@ import { openCheckpoint, parseOmniConfig, type BackendInfo, type Checkpoint } fr
 import { checkpointLayout } from '../../cli/src/synthetic/layout.js';
 import { SHAPES, shapeConfig } from '../../cli/src/synthetic/shapes.js';
 import { WASM_HEAP_BYTES } from '@omniweb/core';
-import { checkFit, resolveWeights, type TensorHeaders } from '../src/check.js';
+import { checkFit, fitWeights, resolveWeights, type TensorHeaders } from '../src/check.js';
 import { Omni } from '../src/index.js';
 import { makeTiny, rejects, throws } from './helpers.js';
 
@@ -155,6 +155,71 @@ describe('Omni.check', () => {
     expect(gpu.heaps.every((h) => h.limitBytes === null)).toBe(true);
   });
 
+  it('without weights the tiny checkpoint keeps f32 everywhere, chosen automatically', async () => {
+    const report = await Omni.check({ model: tiny.dir, device: 'wasm' });
+    expect(report.weights).toEqual({ thinker: 'f32', audio: 'f32', vision: 'f32', talker: 'f32' });
+    expect(report.weightsChosen).toBe(true);
+    expect(report.modules.every((m) => m.format === 'f32')).toBe(true);
+    expect(report.fits).toBe(true);
+    const given = await Omni.check({ model: tiny.dir, device: 'wasm', weights: 'q8' });
+    expect(given.weightsChosen).toBe(false);
+    const omni = await Omni.load({ model: tiny.dir, device: 'wasm', weights: 'auto', speech: false });
+    expect(omni.weights).toEqual(report.weights);
+    await omni.close();
+  });
+
+  it('auto on the 3B: in-thread the Thinker and Talker step to q4 and the encoders to f16, still too big; with workers each heap gets what fits it', async () => {
+    const store = headers('3b');
+    const inThread = await fitWeights(store, wasm(WASM_ALLOCATION), 'auto', { hostBytes: 16 * GiB });
+    expect(inThread.weights).toEqual({ thinker: 'q4', audio: 'f16', vision: 'f16', talker: 'q4' });
+    expect(inThread.weightsChosen).toBe(true);
+    expect(inThread.fits).toBe(false);
+    expect(inThread.problems).toEqual([expect.stringMatching(/^the in-thread heap \(thinker \+ audio \+ vision \+ talker \+ token2wav\) needs 6.68 GiB/)]);
+
+    // With workers the Thinker frees the most in its heap at each step until q8 fits; the
+    // perception heap needs only vision at f16, the Talker's heap only the Talker at f16.
+    const workers = await fitWeights(store, wasm(WASM_ALLOCATION), 'auto', { pipeline: 'workers', hostBytes: 16 * GiB });
+    expect(workers.weights).toEqual({ thinker: 'q8', audio: 'f32', vision: 'f16', talker: 'f16' });
+    expect(workers.fits).toBe(true);
+    for (const h of workers.heaps) expect(h.bytes).toBeLessThanOrEqual(WASM_HEAP_BYTES);
+    // One step more precise in any module would overflow its heap.
+    for (const [module, format] of [['thinker', 'f16'], ['vision', 'f32'], ['talker', 'f32']] as const) {
+      const richer = await checkFit(store, wasm(WASM_ALLOCATION), { ...workers.weights, [module]: format }, { pipeline: 'workers', hostBytes: 16 * GiB });
+      expect(richer.fits).toBe(false);
+    }
+    // A host smaller than all heaps together pushes further down.
+    const host = await fitWeights(store, wasm(WASM_ALLOCATION), 'auto', { pipeline: 'workers', hostBytes: 8 * GiB });
+    expect(host.fits).toBe(true);
+    expect(host.totalBytes).toBeLessThanOrEqual(8 * GiB);
+    expect(host.totalBytes).toBeLessThan(workers.totalBytes);
+  });
+
+  it('auto on the 7B with workers: the Thinker reaches q4 and still overflows, the Talker\'s heap is relieved anyway', async () => {
+    const report = await fitWeights(headers('7b'), wasm(WASM_ALLOCATION), 'auto', { pipeline: 'workers', hostBytes: 64 * GiB });
+    expect(report.weights).toEqual({ thinker: 'q4', audio: 'f32', vision: 'f16', talker: 'f16' });
+    expect(report.problems).toEqual(["the thinker worker's heap (thinker) needs 4.43 GiB, one wasm heap holds at most 4.00 GiB; or use a smaller model"]);
+  });
+
+  it('auto on a WebGPU-like device whose buffers are narrower than an f32 row: only the modules with such rows step down', async () => {
+    const gpu: BackendInfo = { ...wasm(40000), kind: 'webgpu' };
+    const report = await fitWeights(headers('7b'), gpu, 'auto', { speech: false });
+    expect(report.fits).toBe(true);
+    expect(report.weights.thinker).toBe('f16');
+    for (const m of report.modules) expect(m.largestUnitBytes).toBeLessThanOrEqual(40000);
+    expect(report.memoryLimitBytes).toBeNull();
+  });
+
+  it('explicit weights are checked as given, never changed', async () => {
+    const given = resolveWeights({ thinker: 'f32' });
+    const report = await fitWeights(headers('3b'), wasm(WASM_ALLOCATION), given, { pipeline: 'workers', hostBytes: 64 * GiB });
+    expect(report.weights).toEqual(given);
+    expect(report.weightsChosen).toBe(false);
+    expect(report.fits).toBe(false);
+    const omni = await Omni.load({ model: tiny.dir, device: 'wasm', weights: { thinker: 'q8' }, speech: false });
+    expect(omni.weights).toEqual({ thinker: 'q8', audio: 'f32', vision: 'f32', talker: 'f32' });
+    await omni.close();
+  });
+
   it('refuses bad options', async () => {
     await rejects(Omni.check({ model: tiny.dir, weights: 'int4' as never }), 'BAD_INPUT', /"int4" is not a weight format/);
     await rejects(Omni.check({ model: tiny.dir, onProgress: () => {} } as never), 'BAD_INPUT', /unknown option onProgress/);
@@ -163,6 +228,7 @@ describe('Omni.check', () => {
     await rejects(Omni.check({ model: tiny.dir, cache: 'opfs' as never }), 'BAD_INPUT', /cache must be 'auto', a ModelCache \(get, put, delete\) or null, got "opfs"/);
     await rejects(Omni.check({ model: tiny.dir, onWarning: 'log' as never }), 'BAD_INPUT', /onWarning must be a function/);
     throws(() => resolveWeights({ vision: 'q2' } as never), 'BAD_INPUT', /vision is "q2"/);
+    await rejects(Omni.load({ model: tiny.dir, weights: 'Auto' as never }), 'BAD_INPUT', /"Auto" is not a weight format; use 'auto'/);
     expect(resolveWeights({ thinker: 'q4' })).toEqual({ thinker: 'q4', audio: 'f32', vision: 'f32', talker: 'f32' });
   });
 });
