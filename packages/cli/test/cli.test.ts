@@ -1,27 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint, readCase } from '../../core/src/weights/index.js';
 import { STAGES } from '../src/stages.js';
+import { omniweb, type Run } from './cliProcess.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const tsx = join(root, 'node_modules/.bin/tsx');
-const main = join(root, 'packages/cli/src/main.ts');
 const golden = join(root, 'fixtures/golden');
 const tinyOmni = join(golden, 'tiny-omni');
-
-interface Run { code: number; stdout: string; stderr: string }
-
-function omniweb(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(tsx, [main, ...args], { cwd: root, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
 
 /** The contract for bad input: exit 2 and exactly one `error: CODE: message` line. */
 function expectBadInput(run: Run, code: string, message: RegExp): void {

@@ -2,7 +2,6 @@
 // through the SDK, the reply's text on stdout (or a JSON summary), its speech in a 24 kHz WAV
 // that decodes to 480 samples per codec code.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
@@ -10,20 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeWav, encodeWav } from '@omniweb/media';
 import { DEFAULT_SHARD_BYTES, makeCheckpoint } from '../src/makeCheckpoint.js';
+import { omniweb, type Run } from './cliProcess.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const tsx = join(root, 'node_modules/.bin/tsx');
-const main = join(root, 'packages/cli/src/main.ts');
-
-interface Run { code: number; stdout: string; stderr: string }
-
-function omniweb(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(tsx, [main, ...args], { cwd: root, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
 
 /** The contract for bad input: exit 2 and exactly one `error: CODE: message` line. */
 function expectBadInput(run: Run, code: string, message: RegExp): void {
