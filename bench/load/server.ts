@@ -17,6 +17,12 @@ const HEADERS = {
   'Cache-Control': 'no-store',
 };
 
+/** Content types for serving a bundled test page and the kernel assets next to the models. */
+export const PAGE_CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm', '.json': 'application/json',
+};
+
 export interface ModelServer {
   /** Origin with a trailing slash. */
   url: string;
