@@ -8,7 +8,8 @@
  * temporary buffers) but not WebAssembly.Memory, i.e. not the wasm heap that holds the
  * weights. It answers only once every agent of the page has, and a pool thread parked in
  * Atomics.wait never does, hence one thread (no pool). A measurement that does not answer
- * within JS_MEMORY_TIMEOUT_MS ends the sampling and is reported as timed out.
+ * within JS_MEMORY_TIMEOUT_MS ends the sampling and is reported as timed out. Samples are
+ * JS_MEMORY_INTERVAL_MS apart, so a buffer that lives shorter than that can fall between two.
  */
 import { createBackend, loadOmniConfig, openCheckpoint, type WeightFormat } from '@omniweb/core';
 import { loadModules, memoryAccount, type LoadModule, type ModuleLoad } from './modules.js';
@@ -20,6 +21,8 @@ export interface JsMemory {
   /** What the figure leaves out, stated with it. */
   scope: 'JS heaps and ArrayBuffers of the page; excludes WebAssembly.Memory (the wasm heap holding the weights)';
   samples: number;
+  /** Time between the end of one measurement and the start of the next. */
+  intervalMs: number;
   /** Largest `bytes` of the answered samples; null when none answered. */
   maxBytes: number | null;
   /** A measurement did not answer within the timeout (sampling stopped there). */
@@ -45,7 +48,7 @@ type MeasureMemory = () => Promise<{ bytes: number }>;
 async function sampleJsMemory(done: Promise<unknown>): Promise<JsMemory> {
   const memory: JsMemory = {
     scope: 'JS heaps and ArrayBuffers of the page; excludes WebAssembly.Memory (the wasm heap holding the weights)',
-    samples: 0, maxBytes: null, timedOut: false, error: null,
+    samples: 0, intervalMs: JS_MEMORY_INTERVAL_MS, maxBytes: null, timedOut: false, error: null,
   };
   const measure = (performance as unknown as { measureUserAgentSpecificMemory?: MeasureMemory }).measureUserAgentSpecificMemory;
   if (typeof measure !== 'function') return { ...memory, error: 'performance.measureUserAgentSpecificMemory is missing' };
