@@ -8,5 +8,5 @@ export { mergeMedia, MEDIA_KINDS, type MediaKind, type MediaRows, type MediaEmbe
 export { Sampler, TokenHistory, seededRandom, type SamplingOptions } from './sampling.js';
 export {
   ThinkerSession,
-  type SessionOptions, type PromptChunk, type PrefillOptions, type PrefillResult, type TokenEvent, type GenerateOptions,
+  type SessionOptions, type SessionMark, type PromptChunk, type PrefillOptions, type PrefillResult, type TokenEvent, type GenerateOptions,
 } from './session.js';

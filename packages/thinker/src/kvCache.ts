@@ -12,8 +12,8 @@
  * A policy only names row ranges to drop (`Eviction`); compacting the tensors
  * and re-positioning the keys is this module's job, so heavy-hitter (H2O)
  * eviction, which drops scattered rows, plugs in as another policy; a
- * speculative-decoding rollback only needs to lower `length` (rows past it
- * are never read).
+ * rollback (a withdrawn turn, a rejected speculative draft) only lowers
+ * `length` (`rewind`: rows past it are never read).
  *
  * Re-positioning. StreamingLLM gives cached tokens positions by their place
  * in the cache, so after dropping a gap the rows behind it move closer to
@@ -133,11 +133,14 @@ export class KVCache {
    * around a gap to size the shift.
    */
   readonly rowPositions: Int32Array;
+  /** Each row's index among all rows ever committed (what `rewind` counts in). */
+  readonly #rowSequence: Int32Array;
   readonly #backend: Backend;
   readonly #rope: RopeSpec;
   /** Where moved rows wait (and get re-rotated) so no copy reads and writes overlapping ranges. */
   readonly #scratch: Tensor;
   #length = 0;
+  #appended = 0;
   #positionShift = 0;
   #disposed = false;
 
@@ -155,6 +158,7 @@ export class KVCache {
     this.values = Array.from({ length: layers }, () => backend.empty(rows));
     this.#scratch = backend.empty(rows);
     this.rowPositions = new Int32Array(3 * this.capacity);
+    this.#rowSequence = new Int32Array(this.capacity);
   }
 
   /** Rows filled. */
@@ -212,7 +216,34 @@ export class KVCache {
     const rows = positions.length / 3;
     if (this.#length + rows > this.capacity) throw new OmniError('INTERNAL', `commit of ${rows} rows overruns the cache (${this.#length} of ${this.capacity})`);
     for (let s = 0; s < 3; s++) this.rowPositions.set(positions.subarray(s * rows, (s + 1) * rows), s * this.capacity + this.#length);
+    for (let r = 0; r < rows; r++) this.#rowSequence[this.#length + r] = this.#appended + r;
     this.#length += rows;
+    this.#appended += rows;
+  }
+
+  /** Rows committed over the cache's life, evicted ones included. */
+  get appended(): number {
+    return this.#appended;
+  }
+
+  /**
+   * Forgets every row committed after the first `appended` (a withdrawn turn, a rejected
+   * draft): they are never read again and the next reserve writes over them. Returns false
+   * and changes nothing when some of those rows were evicted already (the turn outgrew the
+   * window): what came before them is gone, so the cache cannot be put back.
+   */
+  rewind(appended: number): boolean {
+    this.#checkLive();
+    if (!(Number.isSafeInteger(appended) && appended >= 0 && appended <= this.#appended)) {
+      throw new OmniError('BAD_INPUT', `cache rewind to ${appended} rows appended: it must be an integer in [0, ${this.#appended}]`);
+    }
+    const drop = this.#appended - appended;
+    // Rows keep their order through evictions, so the rows to drop are a suffix, complete or not.
+    const first = this.#length - drop;
+    if (drop > 0 && (first < 0 || this.#rowSequence[first] !== appended)) return false;
+    this.#length = first;
+    this.#appended = appended;
+    return true;
   }
 
   dispose(): void {
@@ -258,6 +289,7 @@ export class KVCache {
         row.copyWithin(start, end, this.#length);
         for (let r = start; r < start + moved; r++) row[r] -= shift;
       }
+      this.#rowSequence.copyWithin(start, end, this.#length);
     }
     this.#length -= count;
     this.#positionShift += shift;

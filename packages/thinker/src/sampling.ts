@@ -58,6 +58,15 @@ export class TokenHistory {
   get ids(): Int32Array {
     return this.#ids.subarray(0, this.#count);
   }
+
+  /** Keeps the first `count` distinct ids (in the order first seen): the history as it was then. */
+  truncate(count: number): void {
+    if (!(Number.isSafeInteger(count) && count >= 0 && count <= this.#count)) {
+      throw new OmniError('BAD_INPUT', `token history truncate to ${count}: it must be an integer in [0, ${this.#count}]`);
+    }
+    for (let i = count; i < this.#count; i++) this.#seen[this.#ids[i]] = 0;
+    this.#count = count;
+  }
 }
 
 function checkNumber(value: number | undefined, fallback: number, ok: (v: number) => boolean, what: string): number {

@@ -73,6 +73,21 @@ export interface GenerateOptions {
   detokenize?: (id: number) => string;
 }
 
+/**
+ * Where a conversation stood (`ThinkerSession.mark`): `rewind` puts the session back there,
+ * as if nothing after it had been fed.
+ */
+export interface SessionMark {
+  readonly length: number;
+  readonly nextPosition: number;
+  readonly pending: number | null;
+  readonly historySize: number;
+  readonly logits: Float32Array | null;
+  /** The last fed token's final hidden state and input embedding [hidden]. */
+  readonly hidden: Float32Array;
+  readonly embedding: Float32Array;
+}
+
 function aborted(what: string): OmniError {
   return new OmniError('ABORTED', `${what} was aborted; the cache holds every token fed before that`);
 }
@@ -95,6 +110,8 @@ export class ThinkerSession {
   #pending: number | null = null;
   #busy = false;
   #disposed = false;
+  /** Marks this session made: a mark only rewinds the session it came from. */
+  readonly #marks = new WeakSet<SessionMark>();
 
   constructor(thinker: Thinker, options: SessionOptions = {}) {
     this.#thinker = thinker;
@@ -213,6 +230,52 @@ export class ThinkerSession {
         if (signal?.aborted) throw aborted('generation');
         await this.#decode(id);
       }
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Where the conversation stands now, for `rewind`. */
+  async mark(): Promise<SessionMark> {
+    this.#enter();
+    try {
+      const mark: SessionMark = {
+        length: this.#length, nextPosition: this.#nextPosition, pending: this.#pending,
+        historySize: this.#history.ids.length, logits: this.#lastLogits,
+        hidden: await this.#thinker.readRows(this.#lastHidden, 0, 1),
+        embedding: await this.#thinker.readRows(this.#lastInput, 0, 1),
+      };
+      this.#marks.add(mark);
+      return mark;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /**
+   * Forgets everything fed since `mark` (a withdrawn or failed turn), so the next prompt
+   * continues from there. Returns false and changes nothing when part of it was evicted
+   * already (a sinkWindow cache smaller than what came after the mark).
+   */
+  async rewind(mark: SessionMark): Promise<boolean> {
+    if (!this.#marks.has(mark)) throw new OmniError('BAD_INPUT', 'rewind takes a mark made by this session\'s mark()');
+    this.#enter();
+    try {
+      if (mark.length > this.#length || !this.cache.rewind(mark.length)) return false;
+      this.#length = mark.length;
+      this.#nextPosition = mark.nextPosition;
+      this.#pending = mark.pending;
+      this.#history.truncate(mark.historySize);
+      this.#lastLogits = mark.logits;
+      const b = this.#thinker.backend;
+      const hidden = this.#thinker.config.text.hidden;
+      const saved = [b.tensor(mark.hidden, [1, hidden]), b.tensor(mark.embedding, [1, hidden])];
+      b.copy(saved[0], this.#lastHidden, 0, 0, hidden);
+      b.copy(saved[1], this.#lastInput, 0, 0, hidden);
+      // The uploads must outlive the queued copies that read them.
+      await b.sync();
+      for (const t of saved) b.dispose(t);
+      return true;
     } finally {
       this.#busy = false;
     }

@@ -195,6 +195,40 @@ describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $
     cache.dispose();
   });
 
+  it('rewinds a suffix of committed rows, through evictions of older rows, and refuses once the suffix was evicted', async () => {
+    const rope: RopeSpec = { invFreq: Float32Array.of(1), stream: Int32Array.of(0), style: 'half' };
+    const cache = new KVCache(base, { layers: 1, kvHeads: 1, headDim: 2 }, { kind: 'sinkWindow', sink: 2, window: 6, evictStep: 2 }, rope);
+    let next = 0;
+    const append = async (rows: number) => {
+      await cache.reserve(rows);
+      const positions = new Int32Array(3 * rows);
+      for (let s = 0; s < 3; s++) for (let r = 0; r < rows; r++) positions[s * rows + r] = next + r - cache.positionShift;
+      cache.commit(positions);
+      next += rows;
+    };
+    await append(5);
+    const mark = cache.appended;
+    await append(2);
+    expect(cache.rewind(mark)).toBe(true);
+    expect([cache.length, cache.appended]).toEqual([5, 5]);
+    next = 5;
+    // Three more fill the cache past 8 rows: two pre-mark rows after the sinks are evicted, the new ones stay.
+    await append(3);
+    await append(1);
+    expect(cache.length).toBe(7);
+    expect(cache.rewind(mark)).toBe(true);
+    expect([cache.length, cache.appended]).toEqual([3, 5]);
+    // Past the window: the rows after the mark are partly evicted, so there is no going back.
+    await append(4);
+    await append(4);
+    const length = cache.length;
+    expect(cache.rewind(mark)).toBe(false);
+    expect(cache.length).toBe(length);
+    expect(() => cache.rewind(cache.appended + 1)).toThrow(/rewind/);
+    expect(cache.rewind(cache.appended)).toBe(true);
+    cache.dispose();
+  });
+
   it('refuses bad policies and chunks larger than the window', async () => {
     const thinker = await loadSynthetic(base, await syntheticCheckpoint(shape));
     expect(() => new ThinkerSession(thinker, { cache: { kind: 'sinkWindow', sink: -1, window: 4 } })).toThrow(/sink/);

@@ -142,6 +142,61 @@ describe.each(TINY_BACKENDS)('ThinkerSession on the tiny checkpoint ($label)', (
     for (const t of Object.values(media)) backend.dispose(t as never);
   });
 
+  it('rewinding to a mark forgets a withdrawn turn: the next turn equals one that never saw it', async () => {
+    const media = mediaFromGolden(backend, thinker.config, p1);
+    const withdrawn = Int32Array.of(198, 151644, 872, 198, 9707, 11, 1879, 13, 2585, 525);
+    const turn2 = Int32Array.of(198, 151644, 872, 198, 72, 83, 30, 151645, 198, 151644, 77091, 198);
+    const run = async (withdraw: boolean) => {
+      const session = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: 256 } });
+      await session.prefill({ ids: p1.ids, media, positions: p1.positions });
+      await collect(session.generate({ maxNewTokens: 8, stopIds: [] }));
+      if (withdraw) {
+        const mark = await session.mark();
+        const before = { length: session.length, next: session.nextPosition, pending: session.pending };
+        // A turn fed in part (one chunk of its text), then a reply begun on it.
+        await session.prefill({ ids: Int32Array.of(session.pending!, ...withdrawn) });
+        await collect(session.generate({ maxNewTokens: 2, stopIds: [] }));
+        expect(await session.rewind(mark)).toBe(true);
+        expect({ length: session.length, next: session.nextPosition, pending: session.pending }).toEqual(before);
+        expect(session.cache.length).toBe(before.length);
+      }
+      await session.prefill({ ids: Int32Array.of(session.pending!, ...turn2) });
+      const events = await collect(session.generate({ maxNewTokens: 4, stopIds: [], logits: true, hidden: true }));
+      session.dispose();
+      return events;
+    };
+    const rewound = await run(true);
+    const never = await run(false);
+    expect(rewound.map((e) => e.id)).toEqual(never.map((e) => e.id));
+    rewound.forEach((e, i) => {
+      expect(relativeError(e.logits!, never[i].logits!)).toBe(0);
+      expect(relativeError(e.hidden!, never[i].hidden!)).toBe(0);
+    });
+    for (const t of Object.values(media)) backend.dispose(t as never);
+  });
+
+  it('a rewind right after the mark restores the next step exactly; foreign marks are refused', async () => {
+    const embeddings = backend.tensor(p1.inputsEmbeds, [p1.length, hidden]);
+    const session = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: 200 } });
+    await session.prefill({ embeddings, positions: p1.positions });
+    const mark = await session.mark();
+    const first = await collect(session.generate({ maxNewTokens: 3, stopIds: [], hidden: true, logits: true }));
+    expect(await session.rewind(mark)).toBe(true);
+    // generate() continues from the restored logits and last fed rows, not the withdrawn ones.
+    const again = await collect(session.generate({ maxNewTokens: 3, stopIds: [], hidden: true, logits: true }));
+    expect(again.map((e) => e.id)).toEqual(p1.generatedIds.slice(0, 3));
+    again.forEach((e, i) => {
+      expect(relativeError(e.logits!, first[i].logits!)).toBe(0);
+      expect(relativeError(e.hidden!, first[i].hidden!)).toBe(0);
+    });
+    const other = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: 8 } });
+    await expectOmniError(() => other.rewind(mark), 'BAD_INPUT');
+    await expectOmniError(() => session.rewind({ ...mark }), 'BAD_INPUT');
+    other.dispose();
+    session.dispose();
+    backend.dispose(embeddings);
+  });
+
   it('cancelling mid-generation leaves the cache consistent: the next request continues exactly', async () => {
     const embeddings = backend.tensor(p1.inputsEmbeds, [p1.length, hidden]);
     const session = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: 200 } });
