@@ -27,11 +27,16 @@ export interface TurnOutcome {
   codes: number;
   /** The signal fired: the reply is cut where it was, and the conversation keeps that much. */
   interrupted: boolean;
+  /** Interrupted before the first reply token: the turn was taken back, the conversation is as before it. */
+  withdrawn: boolean;
 }
 
 /** A conversation's stages, as a session drives them one turn at a time. */
 export interface Conversation {
-  /** Runs one turn; rejects with OmniError, leaving the conversation able to take the next turn. */
+  /**
+   * Runs one turn; rejects with OmniError, leaving the conversation able to take the next turn
+   * and, unless the Thinker itself had to be rebuilt, as it was before the failed one.
+   */
   runTurn(input: SendInput, sink: TurnSink, signal: AbortSignal): Promise<TurnOutcome>;
   /** Runs one live turn: its input is encoded and prefilled as it arrives (`LiveTurn`), then the reply. */
   runLiveTurn(input: LiveTurnInput, sink: TurnSink, signal: AbortSignal, onProgress: (progress: LiveProgress) => void): Promise<TurnOutcome>;
@@ -115,11 +120,14 @@ export class TurnDriver implements Conversation {
   async runTurn(input: SendInput, sink: TurnSink, signal: AbortSignal): Promise<TurnOutcome> {
     checkSendInput(input);
     if (this.#disposed) throw new OmniError('BAD_INPUT', 'this conversation was disposed');
+    let marked = false;
     try {
       const media = await this.perceive(input);
       const thinker = await this.#conversation();
       const prompt = this.#prompts.build(input, media.layout, await thinker.state(), this.#stops);
-      const outcome: TurnOutcome = { promptTokens: prompt.ids.length, ids: [], codes: 0, interrupted: false };
+      await thinker.markTurn();
+      marked = true;
+      const outcome: TurnOutcome = { promptTokens: prompt.ids.length, ids: [], codes: 0, interrupted: false, withdrawn: false };
       try {
         const speech = this.#options.speaker !== null;
         const rows = await this.prefillChunk({ ids: prompt.ids, positions: prompt.positions, media: media.rows, rows: speech }, signal);
@@ -129,27 +137,35 @@ export class TurnDriver implements Conversation {
       } catch (e) {
         if (!(isAborted(e) && signal.aborted)) throw e;
         outcome.interrupted = true;
+        // A prompt cut off before any answer is no message; a reply cut off is what was said.
+        if (outcome.ids.length === 0) outcome.withdrawn = await thinker.rewindTurn();
       }
       return outcome;
     } catch (e) {
-      throw await this.#recover(e);
+      throw await this.#fail(e, marked);
     }
   }
 
   async runLiveTurn(input: LiveTurnInput, sink: TurnSink, signal: AbortSignal, onProgress: (progress: LiveProgress) => void): Promise<TurnOutcome> {
     if (this.#disposed) throw new OmniError('BAD_INPUT', 'this conversation was disposed');
+    let marked = false;
     try {
       const { config, preprocessor } = this.#pipeline.info;
       const live = new LiveTurn({
         thinkerConfig: config.thinker, preprocessor, perception: this.#pipeline.stages().perception,
         prompts: this.#prompts, stops: this.#stops, speech: this.#options.speaker !== null,
         state: async () => (await this.#conversation()).state(),
+        markTurn: async () => {
+          await (await this.#conversation()).markTurn();
+          marked = true;
+        },
+        rewindTurn: async () => (await this.#conversation()).rewindTurn(),
         prefillChunk: (chunk, s) => this.prefillChunk(chunk, s),
         reply: (prompt, rows, out, s, outcome) => this.reply(prompt, rows, out, s, outcome),
       }, input, onProgress);
       return await live.run(sink, signal);
     } catch (e) {
-      throw await this.#recover(e);
+      throw await this.#fail(e, marked);
     }
   }
 
@@ -206,6 +222,8 @@ export class TurnDriver implements Conversation {
     stop.signal.addEventListener('abort', onStop);
     const onAbort = () => stop.abort();
     signal.addEventListener('abort', onAbort);
+    // An interruption that came while the prompt was prefilled (too late to cut it) stops the reply before it begins.
+    if (signal.aborted) stop.abort();
     let speaking: Promise<void> | null = null;
     let speechError: unknown = null;
     let failure: unknown = null;
@@ -288,6 +306,19 @@ export class TurnDriver implements Conversation {
     } finally {
       signal.removeEventListener('abort', cancel);
     }
+  }
+
+  /**
+   * After a failed turn: the pipeline repairs what broke, and a Thinker conversation that
+   * survived forgets the turn (one rebuilt has no context to withdraw from).
+   */
+  async #fail(e: unknown, marked: boolean): Promise<OmniError> {
+    const error = await this.#recover(e);
+    if (marked && this.#thinker && this.#thinkerStage === this.#pipeline.stages().thinker) {
+      const thinker = await this.#thinker.catch(() => null);
+      await thinker?.rewindTurn().catch(() => false);
+    }
+    return error;
   }
 
   /** Has the pipeline repair what the failure broke, and says in the error what that cost. */

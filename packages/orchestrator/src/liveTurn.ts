@@ -62,6 +62,9 @@ export interface LiveTurnSteps {
   /** The reply is spoken: prefills return their rows for the Talker. */
   speech: boolean;
   state(): Promise<ConversationState>;
+  /** The Thinker conversation's `markTurn` and `rewindTurn`. */
+  markTurn(): Promise<void>;
+  rewindTurn(): Promise<boolean>;
   prefillChunk(chunk: PrefillChunk, signal: AbortSignal): Promise<PrefillRows>;
   reply(prompt: TurnPrompt, rows: PrefillRows, sink: TurnSink, signal: AbortSignal, outcome: TurnOutcome): Promise<void>;
 }
@@ -156,8 +159,9 @@ export class LiveTurn {
   }
 
   /**
-   * Runs the turn to the end of its reply. `signal` interrupts it: the outcome says so, and
-   * the conversation keeps what was prefilled and said.
+   * Runs the turn to the end of its reply. `signal` interrupts it: the outcome says so. Cut
+   * during the reply, the conversation keeps the turn and what was said; cut before the first
+   * reply token (the user still being heard), the turn is withdrawn (its prefilled part forgotten).
    */
   async run(sink: TurnSink, signal: AbortSignal): Promise<TurnOutcome> {
     const stop = () => {
@@ -169,8 +173,9 @@ export class LiveTurn {
     // Readers end on their own at the input's end (or at their next item once stopped).
     void this.#readAudio();
     void this.#readVideo();
-    const outcome: TurnOutcome = { promptTokens: 0, ids: [], codes: 0, interrupted: false };
+    const outcome: TurnOutcome = { promptTokens: 0, ids: [], codes: 0, interrupted: false, withdrawn: false };
     try {
+      await this.#steps.markTurn();
       const { prompt, rows } = await this.#prefillAll(signal);
       outcome.promptTokens = prompt.ids.length;
       await this.#steps.reply(prompt, rows, sink, signal, outcome);
@@ -179,6 +184,7 @@ export class LiveTurn {
       if (!(e instanceof OmniError && e.code === 'ABORTED' && signal.aborted)) throw e;
       outcome.promptTokens ||= this.#progress.prefilledTokens;
       outcome.interrupted = true;
+      if (outcome.ids.length === 0) outcome.withdrawn = await this.#steps.rewindTurn();
     } finally {
       signal.removeEventListener('abort', stop);
       stop();

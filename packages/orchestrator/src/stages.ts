@@ -79,6 +79,13 @@ export interface ThinkerConversation {
   stopReply(): Promise<void>;
   /** Cuts a running prefill or `next()` short with ABORTED; the cache stays consistent. */
   abort(): Promise<void>;
+  /** Remembers where the conversation stands as a turn begins, for `rewindTurn`. */
+  markTurn(): Promise<void>;
+  /**
+   * Forgets everything fed since `markTurn` (a withdrawn or failed turn). False when it cannot:
+   * no mark, or a sinkWindow cache that already evicted part of the turn.
+   */
+  rewindTurn(): Promise<boolean>;
   close(): Promise<void>;
 }
 

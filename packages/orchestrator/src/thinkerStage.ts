@@ -1,6 +1,6 @@
 /** The Thinker stage on a backend: one `ThinkerSession` per conversation over shared weights. */
 import { OmniError, type Tensor } from '@omniweb/core';
-import { ThinkerSession, type CachePolicy, type MediaEmbeddings, type Thinker, type TokenEvent } from '@omniweb/thinker';
+import { ThinkerSession, type CachePolicy, type MediaEmbeddings, type SessionMark, type Thinker, type TokenEvent } from '@omniweb/thinker';
 import { proxy } from 'comlink';
 import type { MediaRowSet, PrefillChunk, PrefillRows, ReplyOptions, ReplyToken, ThinkerConversation, ThinkerStage } from './stages.js';
 import type { ConversationState } from './prompt.js';
@@ -20,6 +20,7 @@ class LocalThinkerConversation implements ThinkerConversation {
   /** Fires to cut the running prefill or reply; a fresh one per call that can be cut. */
   #abort = new AbortController();
   #reply: AsyncGenerator<TokenEvent, void, undefined> | null = null;
+  #turnMark: SessionMark | null = null;
 
   constructor(thinker: Thinker, cache: CachePolicy | undefined) {
     this.#thinker = thinker;
@@ -86,6 +87,18 @@ class LocalThinkerConversation implements ThinkerConversation {
 
   async abort(): Promise<void> {
     this.#abort.abort();
+  }
+
+  async markTurn(): Promise<void> {
+    this.#turnMark = await this.#session.mark();
+  }
+
+  async rewindTurn(): Promise<boolean> {
+    const mark = this.#turnMark;
+    this.#turnMark = null;
+    if (!mark) return false;
+    await this.stopReply();
+    return this.#session.rewind(mark);
   }
 
   async close(): Promise<void> {

@@ -51,7 +51,7 @@ describe('worker faults', () => {
     await reading;
   });
 
-  it('a Talker stage that throws: the turn fails with the cause, the Talker worker is reloaded, the context is kept', async () => {
+  it('a Talker stage that throws: the turn fails with the cause, the Talker worker is reloaded, the conversation is as before the turn', async () => {
     const { session, events, reading } = openSession();
     const first = await session.send({ text: 'Hello!' });
     await fault('talker', 'next', 2, 'throw');
@@ -65,6 +65,14 @@ describe('worker faults', () => {
     expect(events.filter((e) => e.type === 'audio').length).toBeGreaterThan(0);
     await session.close();
     await reading;
+    // The failed turn left nothing behind: the same as a conversation that never had it.
+    const reference = openSession();
+    await reference.session.send({ text: 'Hello!' });
+    const want = await reference.session.send({ text: 'Go on.' });
+    expect(next.ids).toEqual(want.ids);
+    expect(next.stats.promptTokens).toBe(want.stats.promptTokens);
+    await reference.session.close();
+    await reference.reading;
   });
 
   it('a lost device in the speech stage: DEVICE_LOST, the speech worker gets a new backend, speech goes on', async () => {

@@ -5,6 +5,7 @@ import { ensureEmbeddedModel } from '../../cli/src/run.js';
 import {
   InThreadPipeline, loadCheckpointInfo, systemText, TurnDriver, WorkerPipeline,
   type CheckpointInfo, type ModuleWeights, type Pipeline, type SendInput, type StageSet, type Stages, type TalkerReply,
+  type ThinkerConversation, type ThinkerStage,
 } from '../src/index.js';
 
 export const F32: ModuleWeights = { thinker: 'f32', audio: 'f32', vision: 'f32', talker: 'f32' };
@@ -63,6 +64,42 @@ export function recordingCodes(pipeline: Pipeline, codes: number[]): StageSet {
   };
 }
 
+/** A pipeline that fires `abort` as the Thinker is handed its `nth` prefill (the call goes ahead: the abort races it). */
+export function abortingAtPrefill(pipeline: Pipeline, abort: AbortController, nth: number): StageSet {
+  let prefills = 0;
+  let inner: ThinkerStage | null = null;
+  let wrapped: ThinkerStage | null = null;
+  const wrap = (c: ThinkerConversation): ThinkerConversation => ({
+    state: () => c.state(),
+    prefill: (chunk) => {
+      const done = c.prefill(chunk);
+      if (++prefills === nth) abort.abort();
+      return done;
+    },
+    startReply: (o) => c.startReply(o),
+    next: () => c.next(),
+    stopReply: () => c.stopReply(),
+    abort: () => c.abort(),
+    markTurn: () => c.markTurn(),
+    rewindTurn: () => c.rewindTurn(),
+    close: () => c.close(),
+  });
+  return {
+    info: pipeline.info,
+    recover: (e) => pipeline.recover(e),
+    stages(): Stages {
+      const stages = pipeline.stages();
+      // One wrapper per Thinker stage: the driver opens a new conversation only when the stage changes.
+      if (stages.thinker !== inner) {
+        const stage = stages.thinker;
+        inner = stage;
+        wrapped = { open: async (options) => wrap(await stage.open(options)) };
+      }
+      return { ...stages, thinker: wrapped! };
+    },
+  };
+}
+
 export function speakingDriver(stages: StageSet, maxNewTokens = 6, maxCodes = 60): TurnDriver {
   const speaker = stages.info.speakers!.values().next().value!;
   return new TurnDriver(stages, {
@@ -80,6 +117,7 @@ export interface TurnOutput {
   text: string;
   pcm: Float32Array;
   interrupted: boolean;
+  withdrawn: boolean;
 }
 
 /** Runs one turn and gathers what it produced; `onText` sees each text event. */
@@ -94,5 +132,5 @@ export async function turn(driver: TurnDriver, input: SendInput, signal = new Ab
   const pcm = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
   for (const c of chunks) { pcm.set(c, at); at += c.length; }
-  return { ids: outcome.ids, codes: outcome.codes, text, pcm, interrupted: outcome.interrupted };
+  return { ids: outcome.ids, codes: outcome.codes, text, pcm, interrupted: outcome.interrupted, withdrawn: outcome.withdrawn };
 }

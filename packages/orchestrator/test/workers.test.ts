@@ -2,7 +2,7 @@
 // greedy Thinker and Talker): the same reply ids, codec codes and PCM, turn after turn.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointInfo, InThreadPipeline, WorkerPipeline } from '../src/index.js';
-import { inThread, inWorkers, recordingCodes, speakingDriver, tinyModel, turn, type TurnOutput } from './pipelines.js';
+import { abortingAtPrefill, inThread, inWorkers, recordingCodes, speakingDriver, tinyModel, turn, type TurnOutput } from './pipelines.js';
 
 let model: string;
 let info: CheckpointInfo;
@@ -68,7 +68,7 @@ describe('worker pipeline', () => {
     const driver = speakingDriver(workers, 12, 400);
     const abort = new AbortController();
     const cut = await turn(driver, { text: 'Hello!' }, abort.signal, (n) => { if (n === 3) abort.abort(); });
-    expect(cut.interrupted).toBe(true);
+    expect(cut).toMatchObject({ interrupted: true, withdrawn: false });
     expect(cut.ids.length).toBeLessThan(12);
     for (const kind of ['perception', 'thinker', 'talker', 'speech'] as const) expect(workers.worker(kind)!.broken).toBeNull();
     const next = await turn(driver, { text: 'Go on.' });
@@ -89,4 +89,24 @@ describe('worker pipeline', () => {
     expect(next.codes).toBeGreaterThan(0);
     driver.dispose();
   });
+
+  for (const which of ['in-thread', 'workers'] as const) {
+    it(`${which}: an interruption while the prompt is prefilled withdraws the turn; the next turn answers as if it had never been sent`, async () => {
+      const pipeline = which === 'workers' ? workers : local;
+      const abort = new AbortController();
+      const driver = speakingDriver(abortingAtPrefill(pipeline, abort, 2), 6, 30);
+      const first = await turn(driver, { text: 'Hello!' });
+      const cut = await turn(driver, { text: 'Tell me everything you know about the sea, please.' }, abort.signal);
+      expect(cut).toMatchObject({ interrupted: true, withdrawn: true, ids: [], codes: 0 });
+      const next = await turn(driver, { text: 'Go on.' });
+      driver.dispose();
+      const reference = speakingDriver(pipeline, 6, 30);
+      const want = [await turn(reference, { text: 'Hello!' }), await turn(reference, { text: 'Go on.' })];
+      reference.dispose();
+      expect(first.ids).toEqual(want[0].ids);
+      expect(next.ids).toEqual(want[1].ids);
+      expect(next.codes).toBeGreaterThan(0);
+      expect(Buffer.from(next.pcm.buffer).equals(Buffer.from(want[1].pcm.buffer))).toBe(true);
+    });
+  }
 });

@@ -26,9 +26,12 @@ export type OmniEvent =
   /** A piece of the spoken reply, mono PCM in [−1, 1]. */
   | { type: 'audio'; pcm: Float32Array; sampleRate: number }
   | { type: 'turn'; phase: 'start'; turn: number }
-  /** `interrupted`: `interrupt()` or `close()` cut the reply short; the conversation keeps what was said. */
-  | { type: 'turn'; phase: 'end'; turn: number; stats: TurnStats; interrupted: boolean }
-  /** A send that failed; the session stays usable. */
+  /**
+   * `interrupted`: `interrupt()` or `close()` cut the turn short; the conversation keeps what was
+   * said. `withdrawn`: it was cut before the first reply token, and the turn was taken back.
+   */
+  | { type: 'turn'; phase: 'end'; turn: number; stats: TurnStats; interrupted: boolean; withdrawn: boolean }
+  /** A send that failed; the session stays usable and the conversation is as it was before it. */
   | { type: 'error'; error: OmniError }
   /** The speech detector of an attached input heard speech begin or end (`atMs`: audio time since attach). */
   | { type: 'speech'; phase: 'start' | 'end'; atMs: number }

@@ -16,6 +16,8 @@ export interface TurnResult {
   ids: number[];
   stats: TurnStats;
   interrupted: boolean;
+  /** Interrupted before the first reply token: the turn was taken back and the conversation is as it was before it. */
+  withdrawn: boolean;
 }
 
 /** Runs a task once every earlier task of the same scheduler has settled (turns share the device). */
@@ -107,7 +109,11 @@ export class OmniSession {
     return this.#events.read();
   }
 
-  /** Stops the current reply at once (generation, Talker and token2wav); the conversation keeps what was said. */
+  /**
+   * Stops the current turn at once. During the reply (generation, Talker and token2wav) the
+   * conversation keeps what was said; before its first token (a prompt still being prefilled,
+   * a live turn still being heard) the turn is withdrawn, as if it had not been sent.
+   */
   interrupt(): void {
     this.#current?.abort();
   }
@@ -163,13 +169,14 @@ export class OmniSession {
     try {
       const outcome = await body(sink, abort.signal, turn);
       Object.assign(stats, { promptTokens: outcome.promptTokens, tokens: outcome.ids.length, codes: outcome.codes, totalMs: since() });
-      this.#events.push({ type: 'turn', phase: 'end', turn, stats, interrupted: outcome.interrupted });
-      return { text, ids: outcome.ids, stats, interrupted: outcome.interrupted };
+      const { interrupted, withdrawn } = outcome;
+      this.#events.push({ type: 'turn', phase: 'end', turn, stats, interrupted, withdrawn });
+      return { text, ids: outcome.ids, stats, interrupted, withdrawn };
     } catch (e) {
       const error = asOmniError(e);
       stats.totalMs = since();
       this.#events.push({ type: 'error', error });
-      this.#events.push({ type: 'turn', phase: 'end', turn, stats, interrupted: false });
+      this.#events.push({ type: 'turn', phase: 'end', turn, stats, interrupted: false, withdrawn: false });
       throw error;
     } finally {
       this.#current = null;

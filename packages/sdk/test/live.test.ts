@@ -233,6 +233,34 @@ describe('session.attach with voice-activity turns', () => {
   });
 });
 
+describe('withdrawn live turns', () => {
+  it('interrupt() while a push-to-talk turn is still heard withdraws it: the blocks it prefilled are forgotten', async () => {
+    const session = omni.session({ speech: false, maxNewTokens: 4 });
+    const reader = collect(session);
+    async function* mic() {
+      yield* paced(join32(silence(0.3), say('Please forget what I am saying right now, it does not matter at all.')), 10);
+      await pause(10_000_000);
+    }
+    const attachment = session.attach({ audio: { sampleRate: RATE, chunks: mic() }, turnTaking: 'manual' });
+    await waitFor(reader, (events) => ofType(events, 'stats').some((s) => s.prefilledTokens > 0), 'a block of the turn to be prefilled');
+    session.interrupt();
+    await waitFor(reader, turnEnded(1), 'the interrupted turn to end');
+    await attachment.detach();
+    const next = await session.send({ text: 'Hello!' });
+    await session.close();
+    await reader.done;
+    expect(reader.turn(1).at(-1)).toMatchObject({ phase: 'end', interrupted: true, withdrawn: true, stats: { tokens: 0 } });
+    // The conversation is as if the turn had never been: the next send renders the system turn again and answers the same.
+    const fresh = omni.session({ speech: false, maxNewTokens: 4 });
+    const want = await fresh.send({ text: 'Hello!' });
+    await fresh.close();
+    expect(next.stats.promptTokens).toBe(want.stats.promptTokens);
+    expect(next.ids).toEqual(want.ids);
+    expect(next.withdrawn).toBe(false);
+    expect(ofType(reader.events, 'error')).toEqual([]);
+  });
+});
+
 describe('live turns with a camera and on workers', () => {
   function rgb(seed: number): RgbImage {
     const data = new Uint8Array(56 * 56 * 3);

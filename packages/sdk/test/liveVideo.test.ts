@@ -52,6 +52,8 @@ function recorded(): { set: StageSet; chunks: PrefillChunk[] } {
         next: () => c.next(),
         stopReply: () => c.stopReply(),
         abort: () => c.abort(),
+        markTurn: () => c.markTurn(),
+        rewindTurn: () => c.rewindTurn(),
         close: () => c.close(),
       };
     },
