@@ -125,25 +125,28 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
       return floors;
     });
     const pairOpts: PairOptions = { prefillTokens: quick ? 128 : 512, decodeTokens: quick ? 6 : 10, warmupTokens: 2, rounds: 1 };
-    const pairs: { format: WeightFormat; gguf: GgufWeights; threads: number; rounds: number }[] = quick
+    // gguf null: ours alone (the peer's figures in the brief are f32 and q8_0).
+    const pairs: { format: WeightFormat; gguf: GgufWeights | null; threads: number; rounds: number }[] = quick
       ? [{ format: 'q8', gguf: 'q8_0', threads: 2, rounds: 1 }]
       : [
         { format: 'q8', gguf: 'q8_0', threads: 2, rounds: 2 },
         { format: 'f32', gguf: 'f32', threads: 2, rounds: 1 },
         { format: 'q8', gguf: 'q8_0', threads: 1, rounds: 1 },
+        { format: 'q4', gguf: null, threads: 2, rounds: 1 },
       ];
     for (const pair of pairs.filter((p) => run.formats.includes(p.format))) {
       const label = `${pair.format} ↔ llama.cpp ${pair.gguf}, ${pair.threads}T`;
       try {
-        if (!run.peer) {
+        const gguf = pair.gguf;
+        if (!run.peer || gguf === null) {
           const r = await inPage((call) => call('ours', 'wasm', pair.format, pair.threads, {
             prefillTokens: pairOpts.prefillTokens, contexts: [0, pairOpts.prefillTokens], decodeTokens: pairOpts.decodeTokens, warmupTokens: 2,
           }));
           results.push({ target: 'wasm Chromium', weights: pair.format, threads: r.info.threads, result: r.result, work: r.work, roofline, peaks, prefillPassRows: 256 });
           continue;
         }
-        await ensureGguf(pair.gguf, log);
-        const r = await inPage((call) => call('pair', pair.format, ggufName(pair.gguf), pair.threads, { ...pairOpts, rounds: pair.rounds }));
+        await ensureGguf(gguf, log);
+        const r = await inPage((call) => call('pair', pair.format, ggufName(gguf), pair.threads, { ...pairOpts, rounds: pair.rounds }));
         peerRuns.push(r.peer);
         if (r.check) checks.push({ pair: label, ...r.check });
         const figures: PeerFigures = {};
