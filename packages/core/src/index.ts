@@ -7,3 +7,4 @@ export * from './config.js';
 export * from './webgpu/index.js';
 export * from './wasm/index.js';
 export * from './createBackend.js';
+export * from './nextTask.js';

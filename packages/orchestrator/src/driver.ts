@@ -5,7 +5,7 @@
  * §8.6). The stages may live in this thread or in workers; the driver only sends them host
  * arrays and pulls their results one at a time.
  */
-import { OmniError, type Speaker } from '@omniweb/core';
+import { nextTask, OmniError, type Speaker } from '@omniweb/core';
 import { createEvictionPolicy, type CachePolicy, type SamplingOptions } from '@omniweb/thinker';
 import { checkSendInput, type SendInput } from './inputs.js';
 import { LiveTurn, type LiveProgress, type LiveTurnInput } from './liveTurn.js';
@@ -69,21 +69,6 @@ export interface StageSet {
   recover(error: unknown): Promise<Recovery>;
 }
 
-/**
- * Lets queued tasks run — a microphone's chunks, a speech detector's barge-in, UI events. Stages
- * in this thread answer in microtasks, so without this a reply would hold the thread to its end.
- */
-function nextTask(): Promise<void> {
-  if (typeof setImmediate === 'function') return new Promise((resolve) => setImmediate(resolve));
-  return new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => {
-      channel.port1.close();
-      resolve();
-    };
-    channel.port2.postMessage(null);
-  });
-}
 
 function isAborted(e: unknown): boolean {
   return e instanceof OmniError && e.code === 'ABORTED';

@@ -64,17 +64,25 @@ export function recordingCodes(pipeline: Pipeline, codes: number[]): StageSet {
   };
 }
 
-/** A pipeline that fires `abort` as the Thinker is handed its `nth` prefill (the call goes ahead: the abort races it). */
-export function abortingAtPrefill(pipeline: Pipeline, abort: AbortController, nth: number): StageSet {
-  let prefills = 0;
+/**
+ * A pipeline that fires `abort` as the Thinker is handed its `nth` prefill (the call goes
+ * ahead: the abort races it); `prefills` records how each prefill call ended ('done' or the
+ * error code).
+ */
+export function abortingAtPrefill(pipeline: Pipeline, abort: AbortController, nth: number): StageSet & { prefills: string[] } {
+  const prefills: string[] = [];
+  let calls = 0;
   let inner: ThinkerStage | null = null;
   let wrapped: ThinkerStage | null = null;
   const wrap = (c: ThinkerConversation): ThinkerConversation => ({
     state: () => c.state(),
     prefill: (chunk) => {
       const done = c.prefill(chunk);
-      if (++prefills === nth) abort.abort();
-      return done;
+      if (++calls === nth) abort.abort();
+      return done.then(
+        (rows) => { prefills.push('done'); return rows; },
+        (e: unknown) => { prefills.push((e as { code?: string }).code ?? String(e)); throw e; },
+      );
     },
     startReply: (o) => c.startReply(o),
     next: () => c.next(),
@@ -85,6 +93,7 @@ export function abortingAtPrefill(pipeline: Pipeline, abort: AbortController, nt
     close: () => c.close(),
   });
   return {
+    prefills,
     info: pipeline.info,
     recover: (e) => pipeline.recover(e),
     stages(): Stages {

@@ -109,4 +109,21 @@ describe('worker pipeline', () => {
       expect(Buffer.from(next.pcm.buffer).equals(Buffer.from(want[1].pcm.buffer))).toBe(true);
     });
   }
+
+  it('workers: an interruption sent while a long prompt is prefilled lands between its passes, not after the prompt', async () => {
+    const abort = new AbortController();
+    const stages = abortingAtPrefill(workers, abort, 1);
+    const driver = speakingDriver(stages, 6, 30);
+    // About 600 tokens: three passes of at most 256 rows.
+    const cut = await turn(driver, { text: Array.from({ length: 600 }, (_, i) => `w${i % 7}`).join(' ') }, abort.signal);
+    expect(cut).toMatchObject({ interrupted: true, withdrawn: true, ids: [] });
+    // The worker read the abort message between two passes: the prefill call itself was cut.
+    expect(stages.prefills).toEqual(['ABORTED']);
+    const next = await turn(driver, { text: 'Hello!' });
+    driver.dispose();
+    const reference = speakingDriver(workers, 6, 30);
+    const want = await turn(reference, { text: 'Hello!' });
+    reference.dispose();
+    expect(next.ids).toEqual(want.ids);
+  });
 });

@@ -4,7 +4,7 @@
  * user still speaks); `generate` decodes one token at a time and streams
  * them; the next turn continues from the cache without re-prefilling.
  */
-import { OmniError, type Tensor } from '@omniweb/core';
+import { nextTask, OmniError, type Tensor } from '@omniweb/core';
 import { type CachePolicy, type KVCache } from './kvCache.js';
 import { MEDIA_KINDS, type MediaEmbeddings, type MediaKind, type MediaRows, type MediaTokenIds } from './merge.js';
 import { Sampler, TokenHistory, type SamplingOptions } from './sampling.js';
@@ -35,7 +35,7 @@ export interface PrefillOptions {
   hidden?: boolean;
   /** Return the input embeddings [T · hidden] (the Talker's Ê_k). */
   embeddings?: boolean;
-  /** Checked between passes; passes already done stay in the cache. */
+  /** Checked between passes (queued tasks run there first); passes already done stay in the cache. */
   signal?: AbortSignal;
 }
 
@@ -170,6 +170,9 @@ export class ThinkerSession {
       // A new prompt abandons an emitted-but-unfed token (see `pending`).
       this.#pending = null;
       for (let first = 0; first < rows; first += this.maxChunkRows) {
+        // Between passes, queued tasks run: an abort sent from another thread (a worker's
+        // caller) or a UI event lands here, not after the whole prompt.
+        if (first > 0) await nextTask();
         if (options.signal?.aborted) throw aborted('prefill');
         const count = Math.min(this.maxChunkRows, rows - first);
         const state = this.#stateFor(count);
