@@ -64,6 +64,21 @@ export function recordingCodes(pipeline: Pipeline, codes: number[]): StageSet {
   };
 }
 
+/** `c` with its prefill replaced (a remote conversation is a proxy: its methods are forwarded one by one). */
+export function withPrefill(c: ThinkerConversation, prefill: ThinkerConversation['prefill']): ThinkerConversation {
+  return {
+    state: () => c.state(),
+    prefill,
+    startReply: (o) => c.startReply(o),
+    next: () => c.next(),
+    stopReply: () => c.stopReply(),
+    abort: () => c.abort(),
+    markTurn: () => c.markTurn(),
+    rewindTurn: () => c.rewindTurn(),
+    close: () => c.close(),
+  };
+}
+
 /**
  * A pipeline that fires `abort` as the Thinker is handed its `nth` prefill (the call goes
  * ahead: the abort races it); `prefills` records how each prefill call ended ('done' or the
@@ -74,23 +89,13 @@ export function abortingAtPrefill(pipeline: Pipeline, abort: AbortController, nt
   let calls = 0;
   let inner: ThinkerStage | null = null;
   let wrapped: ThinkerStage | null = null;
-  const wrap = (c: ThinkerConversation): ThinkerConversation => ({
-    state: () => c.state(),
-    prefill: (chunk) => {
-      const done = c.prefill(chunk);
-      if (++calls === nth) abort.abort();
-      return done.then(
-        (rows) => { prefills.push('done'); return rows; },
-        (e: unknown) => { prefills.push((e as { code?: string }).code ?? String(e)); throw e; },
-      );
-    },
-    startReply: (o) => c.startReply(o),
-    next: () => c.next(),
-    stopReply: () => c.stopReply(),
-    abort: () => c.abort(),
-    markTurn: () => c.markTurn(),
-    rewindTurn: () => c.rewindTurn(),
-    close: () => c.close(),
+  const wrap = (c: ThinkerConversation) => withPrefill(c, (chunk) => {
+    const done = c.prefill(chunk);
+    if (++calls === nth) abort.abort();
+    return done.then(
+      (rows) => { prefills.push('done'); return rows; },
+      (e: unknown) => { prefills.push((e as { code?: string }).code ?? String(e)); throw e; },
+    );
   });
   return {
     prefills,

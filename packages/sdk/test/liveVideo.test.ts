@@ -11,6 +11,7 @@ import {
 } from '@omniweb/orchestrator';
 import { expandPlaceholders } from '@omniweb/tokenizer';
 import { thinkerTmropeConfig, tmropePositions } from '@omniweb/tmrope';
+import { withPrefill } from '../../orchestrator/test/pipelines.js';
 import { makeTiny } from './helpers.js';
 
 const RATE = 16_000;
@@ -42,20 +43,10 @@ function recorded(): { set: StageSet; chunks: PrefillChunk[] } {
   const thinker = {
     async open(options: { cache?: never }): Promise<ThinkerConversation> {
       const c = await inner.thinker.open(options);
-      return {
-        state: () => c.state(),
-        prefill: (chunk) => {
-          chunks.push({ ...chunk, ids: chunk.ids.slice(), positions: chunk.positions.slice(), media: { video: chunk.media.video && { data: chunk.media.video.data.slice(), rows: chunk.media.video.rows } } });
-          return c.prefill(chunk);
-        },
-        startReply: (o) => c.startReply(o),
-        next: () => c.next(),
-        stopReply: () => c.stopReply(),
-        abort: () => c.abort(),
-        markTurn: () => c.markTurn(),
-        rewindTurn: () => c.rewindTurn(),
-        close: () => c.close(),
-      };
+      return withPrefill(c, (chunk) => {
+        chunks.push({ ...chunk, ids: chunk.ids.slice(), positions: chunk.positions.slice(), media: { video: chunk.media.video && { data: chunk.media.video.data.slice(), rows: chunk.media.video.rows } } });
+        return c.prefill(chunk);
+      });
     },
   };
   const stages: Stages = { ...inner, thinker };
