@@ -67,10 +67,11 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 describe('omniweb speak', () => {
   it('prints the reply and writes a 24 kHz mono WAV of 480 samples per codec code', async () => {
     const out = join(scratch, 'reply.wav');
-    const run = await omniweb('speak', '--model', model, '--text', 'Hello there!', '--voice', 'Ethan', '--max-new-tokens', '6', '--max-codes', '120', '--out', out);
+    // Euler over 4 time points: 3 DiT evaluations per chunk instead of the reference's 36.
+    const run = await omniweb('speak', '--model', model, '--text', 'Hello there!', '--voice', 'Ethan', '--max-new-tokens', '6', '--max-codes', '120', '--solver', 'euler', '--dit-steps', '4', '--out', out);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout.trim().length).toBeGreaterThan(0);
-    const summary = /reply\.wav: ([\d.]+) s of speech at 24000 Hz, (\d+) codec codes$/.exec(run.stderr.trimEnd().split('\n').at(-1)!);
+    const summary = /reply\.wav: ([\d.]+) s of speech at 24000 Hz, (\d+) codec codes \(DiT: euler over 4 time points\)$/.exec(run.stderr.trimEnd().split('\n').at(-1)!);
     expect(summary, run.stderr).not.toBeNull();
     const codes = Number(summary![2]);
     expect(codes).toBeGreaterThan(0);
@@ -88,6 +89,8 @@ describe('omniweb speak', () => {
     expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--voice', 'Nobody'), 'BAD_INPUT', /voice "Nobody" is not in spk_dict.pt; choose one of Chelsie, Ethan/);
     expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--audio', 'x.wav'), 'BAD_INPUT', /unknown flag --audio/);
     expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--max-codes', '0'), 'BAD_INPUT', /--max-codes 0 is not a positive integer/);
+    expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--solver', 'heun'), 'BAD_INPUT', /--solver heun is not one of rk4, midpoint, euler/);
+    expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--dit-steps', '1'), 'BAD_INPUT', /--dit-steps counts time points: at least 2/);
   });
 });
 
@@ -139,6 +142,7 @@ describe('omniweb run', () => {
   it('exits 2 with one error line for bad flags and unreadable files', async () => {
     expectBadInput(await omniweb('run', '--model', model), 'BAD_INPUT', /nothing to say/);
     expectBadInput(await omniweb('run', '--model', model, '--text', 'Hi', '--voice', 'Ethan'), 'BAD_INPUT', /--voice .* give --out too/);
+    expectBadInput(await omniweb('run', '--model', model, '--text', 'Hi', '--solver', 'euler'), 'BAD_INPUT', /--solver and --dit-steps shape the spoken reply; give --out too/);
     expectBadInput(await omniweb('run', '--model', model, '--text', 'Hi', '--device', 'cuda'), 'BAD_INPUT', /--device cuda is not one of wasm, webgpu/);
     expectBadInput(await omniweb('run', '--model', model, '--text', 'Hi', '--loud'), 'BAD_INPUT', /unknown flag --loud/);
     expectBadInput(await omniweb('run', '--model', model, '--audio', join(scratch, 'absent.wav')), 'IO', /--audio .*absent\.wav/);

@@ -11,7 +11,7 @@ import { checkSendInput, type SendInput } from './inputs.js';
 import { LiveTurn, type LiveProgress, type LiveTurnInput } from './liveTurn.js';
 import type { CheckpointInfo } from './models.js';
 import { PromptBuilder, type TurnPrompt } from './prompt.js';
-import type { PerceivedMedia, PrefillChunk, PrefillRows, SpeechReply, Stages, TalkerReply, ThinkerConversation, ThinkerStage } from './stages.js';
+import type { PerceivedMedia, PrefillChunk, PrefillRows, SpeechReply, SpeechSynthesis, Stages, TalkerReply, ThinkerConversation, ThinkerStage } from './stages.js';
 import { handOver } from './transfer.js';
 
 /** Where a turn's output goes as it is made. */
@@ -50,6 +50,8 @@ export interface ConversationOptions {
   sampling: SamplingOptions;
   maxNewTokens: number;
   talker: { sampling?: SamplingOptions; maxNewTokens?: number };
+  /** token2wav's sampling (default: the reference's rk4 over 10 time points). */
+  synthesis?: SpeechSynthesis;
   cache?: CachePolicy;
 }
 
@@ -225,7 +227,7 @@ export class TurnDriver implements Conversation {
         }, [prefill.hidden, prefill.embeddings]));
       }
       const speak = async (codes: TalkerReply) => {
-        const out = await stages.speech!.start({ cond: speaker!.cond, refMel: speaker!.refMel });
+        const out = await stages.speech!.start({ cond: speaker!.cond, refMel: speaker!.refMel }, this.#options.synthesis ?? {});
         speech = out;
         if (stop.signal.aborted) await stopSpeech();
         const feed = async () => {

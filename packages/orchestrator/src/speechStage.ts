@@ -2,14 +2,14 @@
 import { OmniError, type Speaker } from '@omniweb/core';
 import type { Token2Wav } from '@omniweb/vocoder';
 import { proxy } from 'comlink';
-import type { SpeechReply, SpeechStage } from './stages.js';
+import type { SpeechReply, SpeechStage, SpeechSynthesis } from './stages.js';
 import { handOver, owned } from './transfer.js';
 
 export class LocalSpeech implements SpeechStage {
   constructor(readonly token2wav: Token2Wav) {}
 
-  async start(voice: Pick<Speaker, 'cond' | 'refMel'>): Promise<SpeechReply> {
-    return proxy(new LocalSpeechReply(this.token2wav, voice));
+  async start(voice: Pick<Speaker, 'cond' | 'refMel'>, synthesis: SpeechSynthesis): Promise<SpeechReply> {
+    return proxy(new LocalSpeechReply(this.token2wav, voice, synthesis));
   }
 }
 
@@ -20,8 +20,8 @@ class LocalSpeechReply implements SpeechReply {
   #stopped = false;
   #wake: (() => void) | null = null;
 
-  constructor(token2wav: Token2Wav, voice: Pick<Speaker, 'cond' | 'refMel'>) {
-    this.#pcm = token2wav.stream(this.#source(), voice);
+  constructor(token2wav: Token2Wav, voice: Pick<Speaker, 'cond' | 'refMel'>, synthesis: SpeechSynthesis) {
+    this.#pcm = token2wav.stream(this.#source(), voice, synthesis);
   }
 
   async push(code: number): Promise<void> {

@@ -7,6 +7,7 @@
  */
 import type { Speaker } from '@omniweb/core';
 import type { CachePolicy, SamplingOptions } from '@omniweb/thinker';
+import type { SynthesisOptions } from '@omniweb/vocoder';
 import type { TmropeInputs } from '@omniweb/tmrope';
 import type { MediaLayout, SendInput, VisualPatches } from './inputs.js';
 import type { ConversationState } from './prompt.js';
@@ -129,8 +130,11 @@ export interface SpeechReply {
   stop(): Promise<void>;
 }
 
+/** token2wav's DiT sampling for a reply (solver, time points, guidance, sway, noise seed); defaults are the reference's. */
+export type SpeechSynthesis = Omit<SynthesisOptions, 'noise' | 'signal'>;
+
 export interface SpeechStage {
-  start(voice: Pick<Speaker, 'cond' | 'refMel'>): Promise<SpeechReply>;
+  start(voice: Pick<Speaker, 'cond' | 'refMel'>, synthesis: SpeechSynthesis): Promise<SpeechReply>;
 }
 
 export interface Stages {

@@ -83,6 +83,11 @@ describe('omni.session', () => {
     throws(() => omni.session({ talker: { maxNewTokens: 1.5 } }), 'BAD_INPUT', /talker.maxNewTokens 1.5/);
     throws(() => omni.session({ cache: { kind: 'plain', capacity: 0 } }), 'BAD_INPUT', /capacity/);
     throws(() => omni.session({ speak: true } as never), 'BAD_INPUT', /unknown option speak/);
+    throws(() => omni.session({ synthesis: { solver: 'heun' as never } }), 'BAD_INPUT', /solver must be one of rk4, midpoint, euler/);
+    throws(() => omni.session({ synthesis: { steps: 1 } }), 'BAD_INPUT', /steps must be an integer ≥ 2/);
+    throws(() => omni.session({ synthesis: { seed: 0.5 } }), 'BAD_INPUT', /synthesis.seed/);
+    throws(() => omni.session({ synthesis: { sway: 1 } as never }), 'BAD_INPUT', /unknown option sway/);
+    throws(() => omni.session({ speech: false, synthesis: { solver: 'euler' } }), 'BAD_INPUT', /does not speak/);
   });
 });
 
@@ -141,6 +146,25 @@ describe('a spoken turn', () => {
     const chelsie = await speak('Chelsie');
     expect(await speak('Chelsie')).toEqual(chelsie);
     expect(await speak('Ethan')).not.toEqual(chelsie);
+  });
+
+  it('synthesis options reach token2wav: euler gives other samples from the same codes, the reference solver the default ones', async () => {
+    const speak = async (synthesis?: { solver: 'rk4' | 'euler' }) => {
+      const session = omni.session({ maxNewTokens: 4, talker: { maxNewTokens: 30, sampling: { temperature: 0 } }, ...(synthesis && { synthesis }) });
+      const reader = collect(session);
+      const result = await session.send({ text: 'Hi' });
+      await session.close();
+      await reader.done;
+      return { codes: result.stats.codes, pcm: ofType(reader.events, 'audio').flatMap((e) => Array.from(e.pcm)) };
+    };
+    const byDefault = await speak();
+    const rk4 = await speak({ solver: 'rk4' });
+    const euler = await speak({ solver: 'euler' });
+    expect(byDefault.codes).toBeGreaterThan(0);
+    expect(rk4).toEqual(byDefault);
+    expect(euler.codes).toBe(byDefault.codes);
+    expect(euler.pcm.length).toBe(byDefault.pcm.length);
+    expect(euler.pcm).not.toEqual(byDefault.pcm);
   });
 
   it('interrupt mid-answer stops the audio at once; the next send works (and can be interrupted too)', async () => {

@@ -218,6 +218,19 @@ export interface SampleOptions {
   signal?: AbortSignal;
 }
 
+/** The sampling options with their defaults filled in; BAD_INPUT on a value `sample` cannot use. */
+export function resolveSampleOptions(options: SampleOptions): Required<Omit<SampleOptions, 'signal'>> {
+  const solver = options.solver ?? 'rk4';
+  const steps = options.steps ?? 10;
+  const guidanceScale = options.guidanceScale ?? 0.5;
+  const swayCoefficient = options.swayCoefficient ?? -1;
+  if (!DIT_SOLVERS.includes(solver)) throw new OmniError('BAD_INPUT', `solver must be one of ${DIT_SOLVERS.join(', ')}, got ${String(solver)}`);
+  if (!Number.isSafeInteger(steps) || steps < 2) throw new OmniError('BAD_INPUT', `steps must be an integer ≥ 2 (time points), got ${String(steps)}`);
+  if (!(Number.isFinite(guidanceScale) && guidanceScale >= 0)) throw new OmniError('BAD_INPUT', `guidanceScale must be a finite number ≥ 0, got ${String(guidanceScale)}`);
+  if (!Number.isFinite(swayCoefficient)) throw new OmniError('BAD_INPUT', `swayCoefficient must be finite, got ${String(swayCoefficient)}`);
+  return { solver, steps, guidanceScale, swayCoefficient };
+}
+
 /** Where `forward` lets a caller look (golden checks): each gets the tensor at that point. */
 export type DitProbe = (point: 'timeEmbedding' | 'inputEmbedding' | `block${number}`, value: Tensor) => void | Promise<void>;
 
@@ -510,14 +523,7 @@ export class Dit {
     this.#checkRun(run);
     const b = this.backend;
     const { melDim } = this.config;
-    const solver = options.solver ?? 'rk4';
-    const steps = options.steps ?? 10;
-    const guidance = options.guidanceScale ?? 0.5;
-    const sway = options.swayCoefficient ?? -1;
-    if (!DIT_SOLVERS.includes(solver)) throw new OmniError('BAD_INPUT', `solver must be one of ${DIT_SOLVERS.join(', ')}, got ${String(solver)}`);
-    if (!Number.isSafeInteger(steps) || steps < 2) throw new OmniError('BAD_INPUT', `steps must be an integer ≥ 2 (time points), got ${String(steps)}`);
-    if (!(Number.isFinite(guidance) && guidance >= 0)) throw new OmniError('BAD_INPUT', `guidanceScale must be a finite number ≥ 0, got ${String(guidance)}`);
-    if (!Number.isFinite(sway)) throw new OmniError('BAD_INPUT', `swayCoefficient must be finite, got ${String(sway)}`);
+    const { solver, steps, guidanceScale: guidance, swayCoefficient: sway } = resolveSampleOptions(options);
     if (!(noise instanceof Float32Array) || noise.length !== run.frames * melDim) {
       throw new OmniError('BAD_INPUT', `the initial noise must be a Float32Array of ${run.frames} × ${melDim} values`);
     }

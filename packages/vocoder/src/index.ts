@@ -3,7 +3,7 @@ export {
   type Voice, type SynthesisOptions, type CodeSource, type Token2WavLoadOptions,
 } from './token2wav.js';
 export {
-  Dit, DitRun, DitCondition, DIT_SOLVERS, solverEvaluations,
+  Dit, DitRun, DitCondition, DIT_SOLVERS, solverEvaluations, resolveSampleOptions,
   type DitConfig, type DitSolver, type DitWeights, type DitProbe, type DitLoadOptions, type SampleOptions,
 } from './dit.js';
 export { SpeakerEncoder, type EcapaWeights } from './ecapa.js';
