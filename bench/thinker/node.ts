@@ -4,7 +4,9 @@
  * same run, then (in browser.ts) the same in headless Chromium and llama.cpp (wllama) on
  * the same weights converted to GGUF. Prints a table and writes bench/results/thinker-*.json.
  *
- * Flags: --quick (fewer tokens and contexts), --formats q4,q8,f32, --threads 1,2,
+ * Flags: --quick (fewer tokens and contexts), --formats q4,q8,f16,f32, --threads 1,2,
+ * --shape 0.5b|3b (3b: the 3B-shaped Thinker in Node only, q4 by default, contexts 0 and 1k —
+ * its q8 and f16 Thinkers leave a 4 GiB wasm heap no room),
  * --activations int16,exact (the wasm GEMV modes to run q8/q4 with, default the backend's
  * default int16; more than one gives before/after rows from one run), --no-browser,
  * --no-peer, --webgpu (our Thinker on SwiftShader WebGPU too: minutes per token), --decode-only
@@ -33,14 +35,17 @@ const list = (name: string, fallback: string) => {
   return (i >= 0 ? argv[i + 1] : fallback).split(',').filter(Boolean);
 };
 const quick = flag('quick');
-const formats = list('formats', 'q4,q8,f32') as WeightFormat[];
+const shape = list('shape', '0.5b')[0];
+if (shape !== '0.5b' && shape !== '3b') throw new Error(`--shape ${shape}: 0.5b or 3b`);
+const large = shape === '3b';
+const formats = list('formats', large ? 'q4' : 'q4,q8,f16,f32') as WeightFormat[];
 const threadCounts = list('threads', '1,2').map(Number);
 const activationModes = list('activations', 'int16') as QuantizedActivations[];
 const log = (line: string) => console.error(line);
 
 const nodeOptions: ThinkerBenchOptions = {
   prefillTokens: 512,
-  contexts: quick ? [0, 1024] : [0, 1024, 4096],
+  contexts: quick || large ? [0, 1024] : [0, 1024, 4096],
   decodeTokens: quick ? 6 : 10,
   warmupTokens: 2,
   skipPrefill: flag('decode-only'),
@@ -49,7 +54,7 @@ const nodeOptions: ThinkerBenchOptions = {
 const PASS_ROWS = 256;
 const started = performance.now();
 
-const dir = await ensureCheckpoint(log);
+const dir = await ensureCheckpoint(shape, log);
 /** The floors, measured now: read bandwidth (roofline.c) and compute peaks (peak.c). */
 async function nodeFloors(): Promise<{ roofline: Roofline; peaks: ComputePeaks }> {
   const probePath = `${here}../.build/roofline-node.mjs`;
@@ -170,7 +175,8 @@ let peers: Record<string, PeerFigures> = {};
 let peerNote = 'not run (--no-peer or --no-browser)';
 const browserResults: TargetResult[] = [];
 let browserExtra: { peerRuns: unknown[]; notes: string[]; checks: unknown[] } | null = null;
-if (!flag('no-browser')) {
+// The browser part and the llama.cpp peer run on the 0.5B checkpoint.
+if (!flag('no-browser') && !large) {
   const { runBrowserBenchmarks } = await import('./browser.js');
   const b = await runBrowserBenchmarks({ checkpointDir: dir, quick, peer: !flag('no-peer'), webgpu: flag('webgpu'), formats, log });
   peers = b.peers;
@@ -225,7 +231,7 @@ for (const p of profiles) {
 }
 mkdirSync(`${here}../results`, { recursive: true });
 const stamp = new Date().toISOString();
-const out = `${here}../results/thinker-${quick ? 'quick' : 'full'}.json`;
+const out = `${here}../results/thinker-${large ? '3b-' : ''}${quick ? 'quick' : 'full'}.json`;
 writeFileSync(out, JSON.stringify({
   date: stamp, seconds: (performance.now() - started) / 1000, options: nodeOptions, roofline, peaks,
   decodeLabels: nodeOptions.contexts.map(decodeLabel), peerNote, peers, rows, versusBrief, profiles, paired,

@@ -1,6 +1,7 @@
 /**
- * The benchmark's checkpoint (Node side): the 0.5B-shaped synthetic Thinker, made once into
- * .cache/, and its GGUF conversions for the llama.cpp peer, made once beside it.
+ * The benchmark's checkpoints (Node side): the 0.5B-shaped synthetic Thinker, or the whole
+ * 3B-shaped synthetic model (the folder bench:load uses too), made once into .cache/; and the
+ * 0.5B's GGUF conversions for the llama.cpp peer, made once beside it.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -12,13 +13,21 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const CHECKPOINT_DIR = `${repoRoot}.cache/thinker-0.5b`;
 export const GGUF_DIR = `${repoRoot}.cache/thinker-0.5b-gguf`;
 
-/** Writes the checkpoint (≈1 GB of bf16, ≈30 s) unless it is there already. */
-export async function ensureCheckpoint(log: (line: string) => void): Promise<string> {
-  if (!existsSync(`${CHECKPOINT_DIR}/model.safetensors`)) {
-    log(`writing the 0.5b-thinker synthetic checkpoint into ${CHECKPOINT_DIR} …`);
-    await makeCheckpoint({ shape: '0.5b-thinker', out: CHECKPOINT_DIR, seed: 0, dtype: 'bf16', shardBytes: 5e9, log });
+export type BenchShape = '0.5b' | '3b';
+
+const SHAPES: Record<BenchShape, { shape: '0.5b-thinker' | '3b'; dir: string; lastFile: string }> = {
+  '0.5b': { shape: '0.5b-thinker', dir: CHECKPOINT_DIR, lastFile: 'model.safetensors' },
+  '3b': { shape: '3b', dir: `${repoRoot}.cache/synthetic-3b`, lastFile: 'model.safetensors.index.json' },
+};
+
+/** Writes the checkpoint (0.5B: ≈1 GB of bf16, ≈30 s; 3B: ≈12 GB, ≈4 min) unless it is there already. */
+export async function ensureCheckpoint(size: BenchShape, log: (line: string) => void): Promise<string> {
+  const { shape, dir, lastFile } = SHAPES[size];
+  if (!existsSync(`${dir}/${lastFile}`)) {
+    log(`writing the ${shape} synthetic checkpoint into ${dir} …`);
+    await makeCheckpoint({ shape, out: dir, seed: 0, dtype: 'bf16', shardBytes: 5e9, log });
   }
-  return CHECKPOINT_DIR;
+  return dir;
 }
 
 export const ggufName = (weights: GgufWeights) => `thinker-0.5b-${weights}.gguf`;

@@ -223,8 +223,9 @@ describe('voice & video assistant page, device auto', () => {
 
   it('takes WebGPU where an adapter exists (SwiftShader here) and answers a short push-to-talk turn on it', async () => {
     const { open, pageErrors } = await ready();
-    // SwiftShader runs WGSL on the CPU: a few tokens and codes keep the turn within a minute.
-    const page = await open('?maxTokens=3&maxCodes=20');
+    // SwiftShader runs WGSL on the CPU: a few tokens and codes, and the euler solver (a quarter
+    // of rk4's DiT evaluations), keep the turn within a minute.
+    const page = await open('?maxTokens=3&maxCodes=20&solver=euler');
     const loaded = await demoState(page);
     expect(loaded.errors).toEqual([]);
     expect(loaded.device).toBe('webgpu');

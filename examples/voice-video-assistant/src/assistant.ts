@@ -6,7 +6,7 @@
  * `window.omniDemo`.
  */
 import { OmniError, type CheckpointInput, type DeviceChoice, type WeightFormat } from '@omniweb/core';
-import { Omni, type Attachment, type OmniEvent, type OmniSession, type PipelineKind } from '@omniweb/sdk';
+import { Omni, type Attachment, type DitSolver, type OmniEvent, type OmniSession, type PipelineKind } from '@omniweb/sdk';
 import type { DemoState, TurnRecord } from './demoState.js';
 import { FrameRecorder } from './frameRecorder.js';
 import { LatencyClock } from './latency.js';
@@ -36,9 +36,11 @@ const FRAMES_PER_VIDEO_PATCH = 2;
 /** The orchestrator's stage worker, emitted next to the page bundle (rollup.config.mjs). */
 const STAGE_WORKER_URL = new URL('./stage-worker.js', import.meta.url);
 
-export interface ReplyLimits {
+export interface ReplySettings {
   maxTokens: number;
   maxCodes: number;
+  /** token2wav's ODE solver: 'euler' spends a quarter of rk4's DiT evaluations per chunk (earlier audio, further from the reference). */
+  solver: DitSolver;
 }
 
 /** Whether this browser exposes WebGPU at all (it may still give no adapter). */
@@ -50,7 +52,7 @@ export class Assistant {
   readonly #state: DemoState;
   readonly #view: View;
   readonly #player: PcmPlayer;
-  readonly #limits: ReplyLimits;
+  readonly #reply: ReplySettings;
   readonly #latency = new LatencyClock();
   readonly #frames = new FrameRecorder();
   #media: MediaStream | null = null;
@@ -70,11 +72,11 @@ export class Assistant {
   /** The live path's latest `stats` of each turn, summed into the state's encoded counts. */
   readonly #liveStats = new Map<number, { audioBlocks: number; videoPatches: number; droppedVideoFrames: number }>();
 
-  constructor(state: DemoState, view: View, player: PcmPlayer, limits: ReplyLimits) {
+  constructor(state: DemoState, view: View, player: PcmPlayer, reply: ReplySettings) {
     this.#state = state;
     this.#view = view;
     this.#player = player;
-    this.#limits = limits;
+    this.#reply = reply;
   }
 
   /** Opens the microphone and camera (the camera is optional: turns then carry audio only). */
@@ -146,8 +148,9 @@ export class Assistant {
     try {
       session = omni.session({
         ...(speech ? { voice } : { speech: false }),
-        maxNewTokens: this.#limits.maxTokens,
-        talker: { maxNewTokens: this.#limits.maxCodes },
+        maxNewTokens: this.#reply.maxTokens,
+        talker: { maxNewTokens: this.#reply.maxCodes },
+        ...(speech && { synthesis: { solver: this.#reply.solver } }),
         cache: { kind: 'sinkWindow', sink: CACHE_SINK_ROWS, window: Math.min(CACHE_ROWS, omni.config.thinker.text.maxPositions) - CACHE_SINK_ROWS },
       });
     } catch (e) {

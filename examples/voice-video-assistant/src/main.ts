@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     state.playing = progress.playing;
     view.render(state);
   });
-  const assistant = new Assistant(state, view, player, { maxTokens: params.maxTokens, maxCodes: params.maxCodes });
+  const assistant = new Assistant(state, view, player, { maxTokens: params.maxTokens, maxCodes: params.maxCodes, solver: params.solver });
 
   const talkDown = (event: Event) => {
     event.preventDefault();

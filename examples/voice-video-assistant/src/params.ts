@@ -1,9 +1,9 @@
 /**
  * Page settings from the query string, so a link (or a test) can pick the device, the model
- * and how long replies may run: `?device=wasm&maxTokens=16&maxCodes=200&autostart=1`.
+ * and how long replies may run: `?device=wasm&maxTokens=16&maxCodes=200&solver=euler&autostart=1`.
  */
 import type { DeviceChoice, WeightFormat } from '@omniweb/core';
-import type { PipelineKind } from '@omniweb/sdk';
+import { DIT_SOLVERS, type DitSolver, type PipelineKind } from '@omniweb/sdk';
 
 export interface DemoParams {
   device: DeviceChoice;
@@ -17,6 +17,8 @@ export interface DemoParams {
   maxTokens: number;
   /** Talker codec codes per reply (each is 20 ms of speech). */
   maxCodes: number;
+  /** token2wav's ODE solver (default rk4, the reference's). */
+  solver: DitSolver;
   /** Start hands-free listening as soon as the model is loaded. */
   autostart: boolean;
 }
@@ -48,11 +50,13 @@ export function readParams(search: string): DemoParams {
     device: oneOf(query, 'device', DEVICES, 'auto'),
     model: query.get('model') ?? TINY_MODEL_PATH,
     weights: oneOf(query, 'weights', WEIGHTS, 'f32'),
-    // In-thread by default: on the worker pipeline a barge-in currently costs a Talker worker restart.
+    // In-thread by default: for the tiny default model one thread beats a worker per stage, each
+    // with its own wasm thread pool, on a machine of few cores (bench:e2e).
     pipeline: oneOf(query, 'pipeline', PIPELINES, 'in-thread'),
     voice: query.get('voice'),
     maxTokens: positiveInteger(query, 'maxTokens', 64),
     maxCodes: positiveInteger(query, 'maxCodes', 600),
+    solver: oneOf(query, 'solver', DIT_SOLVERS, 'rk4'),
     autostart: query.get('autostart') === '1',
   };
 }

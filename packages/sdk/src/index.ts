@@ -8,10 +8,11 @@
  *   vision, talker }, pipeline: 'in-thread'|'workers', speech, cache, onWarning, onProgress, signal })`
  *   → `Omni` (`device`, `weights`, `voices`, `canSpeak`, `config`, `close()`); without weights (or 'auto')
  *   each module gets the most precise format that fits the device.
- * - `omni.session({ voice, systemPrompt, speech, sampling, maxNewTokens, talker, cache })` → `OmniSession`:
+ * - `omni.session({ voice, systemPrompt, speech, sampling, maxNewTokens, talker, synthesis, cache })` → `OmniSession`:
  *   `send({ text, audio, image, video } | { ids, … })` runs one turn and resolves with its `TurnResult`;
  *   `events()` streams `text`, `audio` (24 kHz PCM), `turn` start/end (with `TurnStats`) and `error`
- *   events; `interrupt()` stops the reply at once; `close()`. Turns continue from the Thinker's cache.
+ *   events; `interrupt()` stops the reply at once (before the first reply token it withdraws the turn);
+ *   `close()`. Turns continue from the Thinker's cache; a failed turn leaves it as it was before.
  *   `attach({ audio, video?, turnTaking?, detector? })` feeds live turns from a microphone and camera
  *   (or PCM chunks and timed frames), encoded and prefilled while the user speaks; `endTurn()` ends
  *   one (push-to-talk); `speech` and `stats` events report the detector and the encoding.
@@ -26,4 +27,5 @@ export type { LiveProgress } from '@omniweb/orchestrator';
 export type { OmniEvent, TurnStats } from './events.js';
 export type { AudioSamples, SendInput, VideoFrames } from '@omniweb/orchestrator';
 export type { CheckReport, HeapSize, ModuleName, ModuleSize, ModuleWeights, WeightedModule, WeightsOption } from './check.js';
-export type { Conversation, TurnOutcome, TurnSink } from '@omniweb/orchestrator';
+export type { Conversation, SpeechSynthesis, TurnOutcome, TurnSink } from '@omniweb/orchestrator';
+export { DIT_SOLVERS, type DitSolver } from '@omniweb/vocoder';
