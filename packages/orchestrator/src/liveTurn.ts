@@ -164,15 +164,19 @@ export class LiveTurn {
    * reply token (the user still being heard), the turn is withdrawn (its prefilled part forgotten).
    */
   async run(sink: TurnSink, signal: AbortSignal): Promise<TurnOutcome> {
+    const audio = this.#input.audio[Symbol.asyncIterator]();
+    const video = this.#input.video?.[Symbol.asyncIterator]() ?? null;
     const stop = () => {
       this.#stopped = true;
       this.#wake.notify();
       this.#freed();
+      // A source waiting for its next item lets go now: what it receives later is not this turn's.
+      for (const input of [audio, video]) void Promise.resolve(input?.return?.()).catch(() => undefined);
     };
     signal.addEventListener('abort', stop);
-    // Readers end on their own at the input's end (or at their next item once stopped).
-    void this.#readAudio();
-    void this.#readVideo();
+    // Readers end at the input's end, or when the turn stops.
+    void this.#readAudio(audio);
+    void this.#readVideo(video);
     const outcome: TurnOutcome = { promptTokens: 0, ids: [], codes: 0, interrupted: false, withdrawn: false };
     try {
       await this.#steps.markTurn();
@@ -192,10 +196,11 @@ export class LiveTurn {
     return outcome;
   }
 
-  async #readAudio(): Promise<void> {
+  async #readAudio(audio: AsyncIterator<Float32Array>): Promise<void> {
     try {
-      for await (const chunk of this.#input.audio) {
+      for (let step = await audio.next(); !step.done; step = await audio.next()) {
         if (this.#stopped) return;
+        const chunk = step.value;
         this.#progress.audioMs += (1000 * chunk.length) / this.#mel.config.sampleRate;
         this.#blocks.push(...this.#mel.push(chunk));
         this.#wake.notify();
@@ -210,12 +215,13 @@ export class LiveTurn {
     }
   }
 
-  async #readVideo(): Promise<void> {
-    if (!this.#input.video) return;
+  async #readVideo(video: AsyncIterator<LiveFrame> | null): Promise<void> {
+    if (!video) return;
     try {
       const fps = this.#patches.config.fps;
-      for await (const frame of this.#input.video) {
+      for (let step = await video.next(); !step.done; step = await video.next()) {
         if (this.#stopped) return;
+        const frame = step.value;
         // Sampling: the first frame at or after each tick of the turn's grid; the others are not wanted.
         const slot = Math.floor((frame.seconds + TICK_TOLERANCE_S) * fps);
         if (slot < 0 || slot <= this.#lastSlot || this.#mode === 'audio') continue;

@@ -97,11 +97,17 @@ export function checkAttachOptions(options: AttachOptions): void {
 class Channel<T> implements AsyncIterable<T> {
   readonly #items: T[] = [];
   #closed = false;
+  #abandoned = false;
   #error: unknown = null;
   #wake: (() => void) | null = null;
 
+  /** The reader stopped before the end (its turn was interrupted or failed); pushes are dropped. */
+  get abandoned(): boolean {
+    return this.#abandoned;
+  }
+
   push(item: T): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#abandoned) return;
     this.#items.push(item);
     this.#notify();
   }
@@ -113,15 +119,28 @@ class Channel<T> implements AsyncIterable<T> {
     this.#notify();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+  /** One reader. Its `return()` takes effect at once, a `next()` waiting for data included. */
+  [Symbol.asyncIterator](): AsyncIterator<T, undefined> {
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        if (!this.#closed) {
+          this.#abandoned = true;
+          this.#items.length = 0;
+          this.#notify();
+        }
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  async #next(): Promise<IteratorResult<T, undefined>> {
     for (;;) {
+      if (this.#abandoned) return { done: true, value: undefined };
       const item = this.#items.shift();
-      if (item !== undefined) {
-        yield item;
-        continue;
-      }
+      if (item !== undefined) return { done: false, value: item };
       if (this.#error) throw this.#error;
-      if (this.#closed) return;
+      if (this.#closed) return { done: true, value: undefined };
       await new Promise<void>((resolve) => { this.#wake = resolve; });
     }
   }
@@ -248,6 +267,9 @@ export class LiveAttachment implements Attachment {
   }
 
   #receive(chunk: Float32Array): void {
+    // A turn the conversation stopped reading (interrupted, failed) takes no more audio: in
+    // 'manual' turn-taking this chunk opens the next turn, with 'vad' the next speech does.
+    if (this.#turn?.audio.abandoned) this.#drop();
     this.#ring.push(chunk);
     this.#head += chunk.length;
     const events = this.#detector.push(chunk);
@@ -270,6 +292,15 @@ export class LiveAttachment implements Attachment {
     const turn: OpenTurn = { audio: new Channel(), video: this.#hasVideo ? new Channel() : null, start, fed: start };
     this.#turn = turn;
     this.#host.startTurn({ audio: turn.audio, video: turn.video });
+  }
+
+  /** Forgets the open turn, whose reader is gone. */
+  #drop(): void {
+    const turn = this.#turn!;
+    this.#lastEnd = turn.fed;
+    this.#turn = null;
+    turn.audio.close();
+    turn.video?.close();
   }
 
   /** Gives the open turn its audio up to sample `end`, then ends it (with `error`, it fails). */

@@ -237,11 +237,16 @@ describe('withdrawn live turns', () => {
   it('interrupt() while a push-to-talk turn is still heard withdraws it: the blocks it prefilled are forgotten', async () => {
     const session = omni.session({ speech: false, maxNewTokens: 4 });
     const reader = collect(session);
+    let sent!: () => void;
+    const allSent = new Promise<void>((resolve) => { sent = resolve; });
     async function* mic() {
       yield* paced(join32(silence(0.3), say('Please forget what I am saying right now, it does not matter at all.')), 10);
+      sent();
       await pause(10_000_000);
     }
     const attachment = session.attach({ audio: { sampleRate: RATE, chunks: mic() }, turnTaking: 'manual' });
+    // Interrupted once all its audio is in (audio arriving after the interruption would open the next turn).
+    await allSent;
     await waitFor(reader, (events) => ofType(events, 'stats').some((s) => s.prefilledTokens > 0), 'a block of the turn to be prefilled');
     session.interrupt();
     await waitFor(reader, turnEnded(1), 'the interrupted turn to end');
@@ -257,6 +262,45 @@ describe('withdrawn live turns', () => {
     expect(next.stats.promptTokens).toBe(want.stats.promptTokens);
     expect(next.ids).toEqual(want.ids);
     expect(next.withdrawn).toBe(false);
+    expect(ofType(reader.events, 'error')).toEqual([]);
+  });
+
+  it('after a withdrawn push-to-talk turn, the audio that follows is the next turn (nothing of it is kept for the dead one)', async () => {
+    const session = omni.session({ speech: false, maxNewTokens: 3 });
+    const reader = collect(session);
+    const second = join32(say('And now the real question.'), silence(0.2));
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => { resume = resolve; });
+    let released!: () => void;
+    const release = new Promise<void>((resolve) => { released = resolve; });
+    let firstSent!: () => void;
+    const first = new Promise<void>((resolve) => { firstSent = resolve; });
+    async function* mic() {
+      yield* paced(join32(silence(0.3), say('Never mind this, I take it back, forget it please.')), 10);
+      firstSent();
+      await resumed;
+      yield* paced(second, 10);
+      released();
+      await pause(10_000_000);
+    }
+    const attachment = session.attach({ audio: { sampleRate: RATE, chunks: mic() }, turnTaking: 'manual' });
+    await first;
+    await waitFor(reader, (events) => ofType(events, 'stats').some((s) => s.prefilledTokens > 0), 'a block of the first turn to be prefilled');
+    session.interrupt();
+    await waitFor(reader, turnEnded(1), 'the interrupted turn to end');
+    resume();
+    await release;
+    session.endTurn();
+    await waitFor(reader, turnEnded(2), 'the next turn to end');
+    await attachment.detach();
+    await session.close();
+    await reader.done;
+    expect(reader.turn(1).at(-1)).toMatchObject({ phase: 'end', interrupted: true, withdrawn: true });
+    const turn = reader.turn(2);
+    expect(turn.at(-1)).toMatchObject({ phase: 'end', interrupted: false, withdrawn: false });
+    expect(ofType(turn, 'text').length).toBeGreaterThan(0);
+    // The second turn heard exactly the audio sent after the interruption.
+    expect(ofType(turn, 'stats').at(-1)!.audioMs).toBeCloseTo((1000 * second.length) / RATE, 6);
     expect(ofType(reader.events, 'error')).toEqual([]);
   });
 });
