@@ -65,6 +65,13 @@ function join32(...parts: Float32Array[]): Float32Array {
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A promise and the function that settles it (a moment the test or a fake input waits for). */
+function moment(): [Promise<void>, () => void] {
+  let settle!: () => void;
+  const reached = new Promise<void>((resolve) => { settle = resolve; });
+  return [reached, settle];
+}
+
 /** 100 ms chunks, `speedup` times faster than real time; `before(i)` may hold chunk i back. */
 async function* paced(pcm: Float32Array, speedup: number, before: (sample: number) => Promise<void> = async () => {}): AsyncGenerator<Float32Array> {
   const step = RATE / 10;
@@ -151,8 +158,7 @@ describe('session.attach with voice-activity turns', () => {
     throws(() => session.attach({ audio: { sampleRate: 44_100.5, chunks: [] } }), 'BAD_INPUT', /sampleRate/);
     throws(() => session.attach({ audio: { sampleRate: RATE, chunks: [] }, turnTaking: 'auto' as never }), 'BAD_INPUT', /turnTaking/);
     throws(() => session.attach({ audio: { sampleRate: RATE, chunks: [] }, mic: true } as never), 'BAD_INPUT', /unknown option mic/);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => { release = resolve; });
+    const [held, release] = moment();
     async function* source() {
       yield silence(0.3);
       await held;
@@ -173,8 +179,7 @@ describe('session.attach with voice-activity turns', () => {
 
   it('barge-in: speech during a spoken reply stops it at once (turn end interrupted), and the new speech is the next turn, which answers', async () => {
     const session = omni.session({ maxNewTokens: 64, talker: { maxNewTokens: 2000 } });
-    let heard!: () => void;
-    const firstAudio = new Promise<void>((resolve) => { heard = resolve; });
+    const [firstAudio, heard] = moment();
     const reader = collect(session, (event) => {
       if (event.type === 'audio') heard();
       // Turn 2 has answered once it speaks; cut it there to keep the test short.
@@ -211,8 +216,7 @@ describe('session.attach with voice-activity turns', () => {
     const session = omni.session({ speech: false, maxNewTokens: 3 });
     const reader = collect(session);
     const speech = say('One, two, three.');
-    let released!: () => void;
-    const release = new Promise<void>((resolve) => { released = resolve; });
+    const [release, released] = moment();
     async function* mic() {
       yield* paced(join32(silence(0.3), speech, silence(0.3)), 10);
       released();
@@ -237,8 +241,7 @@ describe('withdrawn live turns', () => {
   it('interrupt() while a push-to-talk turn is still heard withdraws it: the blocks it prefilled are forgotten', async () => {
     const session = omni.session({ speech: false, maxNewTokens: 4 });
     const reader = collect(session);
-    let sent!: () => void;
-    const allSent = new Promise<void>((resolve) => { sent = resolve; });
+    const [allSent, sent] = moment();
     async function* mic() {
       yield* paced(join32(silence(0.3), say('Please forget what I am saying right now, it does not matter at all.')), 10);
       sent();
@@ -269,12 +272,9 @@ describe('withdrawn live turns', () => {
     const session = omni.session({ speech: false, maxNewTokens: 3 });
     const reader = collect(session);
     const second = join32(say('And now the real question.'), silence(0.2));
-    let resume!: () => void;
-    const resumed = new Promise<void>((resolve) => { resume = resolve; });
-    let released!: () => void;
-    const release = new Promise<void>((resolve) => { released = resolve; });
-    let firstSent!: () => void;
-    const first = new Promise<void>((resolve) => { firstSent = resolve; });
+    const [resumed, resume] = moment();
+    const [release, released] = moment();
+    const [first, firstSent] = moment();
     async function* mic() {
       yield* paced(join32(silence(0.3), say('Never mind this, I take it back, forget it please.')), 10);
       firstSent();
