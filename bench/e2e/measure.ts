@@ -55,25 +55,35 @@ export async function measureHops(echo: Echo, reps: number): Promise<HopResult[]
 export interface TurnTimes {
   firstTextMs: number;
   firstAudioAfterTextMs: number;
+  /** The same with token2wav's euler solver (9 DiT evaluations per chunk where rk4, the reference's, spends 36). */
+  firstAudioAfterTextEulerMs: number;
   totalMs: number;
   turns: number;
 }
 
-/** One spoken turn (2 s of audio + text, 8 tokens, ≤ 60 codes, greedy) per fresh session, after one warm-up turn: medians. */
+/**
+ * One spoken turn (2 s of audio + text, 8 tokens, ≤ 60 codes, greedy) per fresh session, after
+ * one warm-up turn: medians; then as many turns with the euler solver, for its first audio.
+ */
 export async function measureTurns(omni: Omni, reps: number): Promise<TurnTimes> {
   const samples = new Float32Array(32_000).map((_, i) => 0.3 * Math.sin(i / 7) * Math.sin(i / 3000));
-  const firstText: number[] = [];
-  const textToAudio: number[] = [];
-  const total: number[] = [];
-  for (let i = 0; i < reps + 1; i++) {
-    const session = omni.session({ maxNewTokens: 8, talker: { sampling: { temperature: 0 }, maxNewTokens: 60 } });
-    const { stats } = await session.send({ text: 'What do you hear?', audio: { samples, sampleRate: 16_000 } });
-    await session.close();
-    if (i === 0) continue;
-    if (stats.firstTextMs === null || stats.firstAudioMs === null) throw new Error('a turn gave no text or no audio');
-    firstText.push(stats.firstTextMs);
-    textToAudio.push(stats.firstAudioMs - stats.firstTextMs);
-    total.push(stats.totalMs);
-  }
-  return { firstTextMs: median(firstText), firstAudioAfterTextMs: median(textToAudio), totalMs: median(total), turns: reps };
+  const run = async (solver: 'rk4' | 'euler') => {
+    const firstText: number[] = [];
+    const textToAudio: number[] = [];
+    const total: number[] = [];
+    for (let i = 0; i < reps + 1; i++) {
+      const session = omni.session({ maxNewTokens: 8, talker: { sampling: { temperature: 0 }, maxNewTokens: 60 }, synthesis: { solver } });
+      const { stats } = await session.send({ text: 'What do you hear?', audio: { samples, sampleRate: 16_000 } });
+      await session.close();
+      if (i === 0) continue;
+      if (stats.firstTextMs === null || stats.firstAudioMs === null) throw new Error('a turn gave no text or no audio');
+      firstText.push(stats.firstTextMs);
+      textToAudio.push(stats.firstAudioMs - stats.firstTextMs);
+      total.push(stats.totalMs);
+    }
+    return { firstTextMs: median(firstText), firstAudioAfterTextMs: median(textToAudio), totalMs: median(total) };
+  };
+  const reference = await run('rk4');
+  const euler = await run('euler');
+  return { ...reference, firstAudioAfterTextEulerMs: euler.firstAudioAfterTextMs, turns: reps };
 }

@@ -129,7 +129,10 @@ if (!flags.has('no-browser')) targets.push(...(await browserRun(model)));
 
 const targetName = ({ target, device }: TargetResult) => (device === 'wasm' ? `${target} wasm` : `${target} webgpu (SwiftShader)`);
 
-const TURN_MEASURES = { loadMs: 'load (tiny)', firstTextMs: 'end of input → first text', firstAudioAfterTextMs: 'first text → first audio', totalMs: 'turn total' } as const;
+const TURN_MEASURES = {
+  loadMs: 'load (tiny)', firstTextMs: 'end of input → first text', firstAudioAfterTextMs: 'first text → first audio',
+  firstAudioAfterTextEulerMs: 'first text → first audio, euler DiT', totalMs: 'turn total',
+} as const;
 const rows: Row[] = targets.flatMap((result) => [
   ...result.hops.map((h) => ({
     target: targetName(result), measure: `hop: ${h.payload}`, 'in-thread ms': null, 'workers ms': h.hopMs, 'p95 ms': h.p95RoundTripMs / 2,
