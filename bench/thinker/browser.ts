@@ -133,6 +133,7 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
         { format: 'f32', gguf: 'f32', threads: 2, rounds: 1 },
         { format: 'q8', gguf: 'q8_0', threads: 1, rounds: 1 },
         { format: 'q4', gguf: null, threads: 2, rounds: 1 },
+        { format: 'f16', gguf: null, threads: 2, rounds: 1 },
       ];
     for (const pair of pairs.filter((p) => run.formats.includes(p.format))) {
       const label = `${pair.format} ↔ llama.cpp ${pair.gguf}, ${pair.threads}T`;
