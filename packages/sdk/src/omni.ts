@@ -52,7 +52,7 @@ export interface CheckOptions {
    * cannot cross to a worker); null or absent: none.
    */
   cache?: 'auto' | ModelCache | null;
-  /** Hears what does not stop the load, e.g. `cache-full` (a file kept in memory instead); with workers, from every worker. */
+  /** Hears what does not stop the load, e.g. `cache-full` (the load goes on without the cache); with workers, from every worker. */
   onWarning?: (warning: LoadWarning) => void;
 }
 

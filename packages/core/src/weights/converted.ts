@@ -15,13 +15,13 @@ import { readHeader, type TensorInfo } from './header.js';
 import {
   convertedRowBytes, MANIFEST_FILE, parseManifest, partDataName, partScalesName, type Manifest, type ManifestFile, type ManifestMatrix,
 } from './manifest.js';
-import { memoryCache, type ModelCache } from './modelCache.js';
+import type { ModelCache } from './modelCache.js';
 import { sha256Hex, sha256OfSource } from './sha256.js';
 import type { ConvertedPart, StoredTensor, StoreEntry } from './tensorStore.js';
 
 /** Something the caller should know but that does not stop the load. */
 export interface LoadWarning {
-  /** `cache-full`: the model cache refused a file; it and the files after it are kept in memory. */
+  /** `cache-full`: the model cache refused a file; it is held in memory, the files after it are read from the network. */
   kind: 'cache-full';
   message: string;
 }
@@ -40,7 +40,6 @@ function verifiedFiles(files: CheckpointFiles, manifest: Manifest, options: Conv
   const listed = new Map<string, ManifestFile>([...manifest.shards, ...manifest.files].map((f) => [f.file, f]));
   const shards = new Set(manifest.shards.map((s) => s.file));
   let cache = options.cache ?? null;
-  let fellBack = false;
   const location = files.location.endsWith('/') ? files.location : `${files.location}/`;
 
   /** Checks the file's size and hash; returns its bytes when `keep` (to cache them), else null. */
@@ -85,14 +84,14 @@ function verifiedFiles(files: CheckpointFiles, manifest: Manifest, options: Conv
       try {
         return await cache.put(key, bytes);
       } catch (e) {
-        if (!isOmniError(e, 'OUT_OF_MEMORY') || fellBack) throw e;
+        if (!isOmniError(e, 'OUT_OF_MEMORY')) throw e;
         options.onWarning?.({
           kind: 'cache-full',
-          message: `${e.message}; this file and the rest of the model are kept in memory for this load only and will be downloaded again next time`,
+          message: `${e.message}; this file is held in memory for this load, the files after it are read from the network as the model loads, and all of them will be downloaded again next time`,
         });
-        cache = memoryCache();
-        fellBack = true;
-        return cache.put(key, bytes);
+        // Holding the rest of a multi-GB model in memory too could sink the tab: no cache from here on.
+        cache = null;
+        return bytesSource(bytes, key.url);
       }
     },
   };

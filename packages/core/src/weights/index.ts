@@ -17,7 +17,7 @@
  *   `defaultModelCache()` = OPFS, else Cache API, else memory; `memoryCache`, `opfsCache`,
  *   `cacheApiCache`) keeps verified files between loads, keyed by URL + size + sha256, so a cut-off
  *   load resumes after the last good file; `onWarning({ kind: 'cache-full', message })` says when a
- *   full cache made the load continue in memory.
+ *   full cache made the load go on without it (the rest read from the network, not kept).
  *
  * Reading (each call reads that tensor's bytes from its file; nothing is cached)
  * - `names()`, `has(name)`, `info(name)` → `{ name, dtype, shape, byteOffset, byteLength, file }`, `bytesTotal`.
