@@ -290,7 +290,7 @@ export class Assistant {
     switch (event.type) {
       case 'turn':
         if (event.phase === 'start') {
-          this.#turn = { turn: event.turn, textTokens: 0, codes: 0, audioSamples: 0, sampleRates: [], interrupted: false, latencyMs: { firstText: null, firstAudio: null } };
+          this.#turn = { turn: event.turn, textTokens: 0, codes: 0, audioSamples: 0, sampleRates: [], interrupted: false, withdrawn: false, latencyMs: { firstText: null, firstAudio: null } };
           this.#answer = '';
           this.#muted = false;
           this.#turnRunning = true;
@@ -298,6 +298,7 @@ export class Assistant {
         } else if (this.#turn) {
           this.#turn.codes = event.stats.codes;
           this.#turn.interrupted = event.interrupted;
+          this.#turn.withdrawn = event.withdrawn;
           this.#turn.latencyMs = this.#latency.latency;
           state.turns.push(this.#turn);
           this.#turn = null;

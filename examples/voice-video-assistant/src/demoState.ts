@@ -28,6 +28,8 @@ export interface TurnRecord {
   /** Every distinct rate the turn's audio events carried. */
   sampleRates: number[];
   interrupted: boolean;
+  /** Interrupted before its first reply token: the model forgot the turn. */
+  withdrawn: boolean;
   latencyMs: TurnLatency;
 }
 

@@ -56,7 +56,7 @@ export class View {
     this.#firstAudio.textContent = ms(state.latencyMs.firstAudio);
     const last = state.turns.at(-1);
     this.#turnStats.textContent = last
-      ? `${last.textTokens} tokens, ${last.codes} codes → ${(last.audioSamples / 24_000).toFixed(2)} s of speech${last.interrupted ? ' (interrupted)' : ''}`
+      ? `${last.textTokens} tokens, ${last.codes} codes → ${(last.audioSamples / 24_000).toFixed(2)} s of speech${last.withdrawn ? ' (withdrawn: interrupted before the answer)' : last.interrupted ? ' (interrupted)' : ''}`
       : '—';
     this.#played.textContent = `${state.audioSamplesPlayed} samples${state.playing ? ' (playing)' : ''}`;
     this.#encoded.textContent = `${state.encodedAudioBlocks} audio blocks, ${state.encodedVideoFrames} video frames`
