@@ -238,6 +238,20 @@ describe('session.attach with voice-activity turns', () => {
 });
 
 describe('withdrawn live turns', () => {
+  /**
+   * Attaches `mic` with manual turn-taking; once `heard` settles (the turn's audio is all in:
+   * audio arriving after the interruption opens the next turn) and a block of turn 1 is
+   * prefilled, interrupts it and waits for its end.
+   */
+  async function interruptWhileHeard(session: OmniSession, reader: ReturnType<typeof collect>, mic: AsyncIterable<Float32Array>, heard: Promise<void>) {
+    const attachment = session.attach({ audio: { sampleRate: RATE, chunks: mic }, turnTaking: 'manual' });
+    await heard;
+    await waitFor(reader, (events) => ofType(events, 'stats').some((s) => s.prefilledTokens > 0), 'a block of the turn to be prefilled');
+    session.interrupt();
+    await waitFor(reader, turnEnded(1), 'the interrupted turn to end');
+    return attachment;
+  }
+
   it('interrupt() while a push-to-talk turn is still heard withdraws it: the blocks it prefilled are forgotten', async () => {
     const session = omni.session({ speech: false, maxNewTokens: 4 });
     const reader = collect(session);
@@ -247,12 +261,7 @@ describe('withdrawn live turns', () => {
       sent();
       await pause(10_000_000);
     }
-    const attachment = session.attach({ audio: { sampleRate: RATE, chunks: mic() }, turnTaking: 'manual' });
-    // Interrupted once all its audio is in (audio arriving after the interruption would open the next turn).
-    await allSent;
-    await waitFor(reader, (events) => ofType(events, 'stats').some((s) => s.prefilledTokens > 0), 'a block of the turn to be prefilled');
-    session.interrupt();
-    await waitFor(reader, turnEnded(1), 'the interrupted turn to end');
+    const attachment = await interruptWhileHeard(session, reader, mic(), allSent);
     await attachment.detach();
     const next = await session.send({ text: 'Hello!' });
     await session.close();
@@ -283,11 +292,7 @@ describe('withdrawn live turns', () => {
       released();
       await pause(10_000_000);
     }
-    const attachment = session.attach({ audio: { sampleRate: RATE, chunks: mic() }, turnTaking: 'manual' });
-    await first;
-    await waitFor(reader, (events) => ofType(events, 'stats').some((s) => s.prefilledTokens > 0), 'a block of the first turn to be prefilled');
-    session.interrupt();
-    await waitFor(reader, turnEnded(1), 'the interrupted turn to end');
+    const attachment = await interruptWhileHeard(session, reader, mic(), first);
     resume();
     await release;
     session.endTurn();
