@@ -21,18 +21,22 @@ describe('omniweb make-checkpoint --shape 0.5b-thinker', () => {
   let scratch: string;
   let out: string;
   let result: MakeCheckpointResult;
+  /** The same command writing the tiny shape (43 MB): the process's own footprint. */
+  let baseline: MakeCheckpointResult;
   let checkpoint: Checkpoint;
+
+  const make = (shape: string, dir: string) => new Promise<MakeCheckpointResult>((resolve, reject) => {
+    execFile(tsx, [main, 'make-checkpoint', '--shape', shape, '--out', dir, '--seed', '1'], { cwd: root }, (error, text, stderr) => {
+      if (error) reject(new Error(`make-checkpoint failed: ${stderr}`));
+      else resolve(JSON.parse(text) as MakeCheckpointResult);
+    });
+  });
 
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'omniweb-make-05b-'));
     out = join(scratch, 'thinker');
-    const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(tsx, [main, 'make-checkpoint', '--shape', '0.5b-thinker', '--out', out, '--seed', '1'], { cwd: root }, (error, text, stderr) => {
-        if (error) reject(new Error(`make-checkpoint failed: ${stderr}`));
-        else resolve(text);
-      });
-    });
-    result = JSON.parse(stdout) as MakeCheckpointResult;
+    result = await make('0.5b-thinker', out);
+    baseline = await make('tiny', join(scratch, 'tiny'));
     checkpoint = await openCheckpoint(out);
   }, 600_000);
 
@@ -45,9 +49,12 @@ describe('omniweb make-checkpoint --shape 0.5b-thinker', () => {
     const shard = statSync(join(out, 'model.safetensors')).size;
     expect(shard).toBeGreaterThan(0.95e9);
     expect(result.files.find((f) => f.name === 'model.safetensors')?.bytes).toBe(shard);
-    // The whole process (Node, tsx, the 11 MB tokenizer JSON) must stay under a quarter of the shard it wrote.
-    expect(result.peakRssBytes).toBeGreaterThan(0);
-    expect(result.peakRssBytes).toBeLessThan(shard / 4);
+    // Streamed: the ~1 GB shard adds little to what the process (Node, tsx, the CLI's modules, the
+    // 11 MB tokenizer JSON) takes to write a 43 MB one; buffering it would add about its size.
+    expect(baseline.peakRssBytes).toBeGreaterThan(0);
+    const added = result.peakRssBytes - baseline.peakRssBytes;
+    console.log(`make-checkpoint peak RSS: 0.5b-thinker ${(result.peakRssBytes / 2 ** 20).toFixed(0)} MiB, tiny ${(baseline.peakRssBytes / 2 ** 20).toFixed(0)} MiB (shard ${(shard / 2 ** 20).toFixed(0)} MiB)`);
+    expect(added).toBeLessThan(shard / 8);
   });
 
   it('is a thinker-only Omni config of the Qwen2.5-0.5B text shape that the loader accepts', async () => {
