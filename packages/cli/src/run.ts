@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { OmniError, type WeightFormat } from '@omniweb/core';
 import { encodeWav } from '@omniweb/media';
 import { Omni, type ModuleWeights, type PipelineKind, type SendInput, type TurnResult } from '@omniweb/sdk';
-import { DIT_SOLVERS, SAMPLE_RATE, type DitSolver } from '@omniweb/vocoder';
+import { DIT_SOLVERS, resolveSampleOptions, SAMPLE_RATE, type DitSolver } from '@omniweb/vocoder';
 import { DEFAULT_SHARD_BYTES, makeCheckpoint } from './makeCheckpoint.js';
 
 export const RUN_USAGE = `omniweb run [--model <dir>] [--text "…"] [--audio f.wav] [--image f.png|f.jpg] [--video f.y4m]
@@ -60,9 +60,8 @@ export interface TurnOptions {
   maxNewTokens: number | null;
   /** Talker codes at most per reply; null: the reference's limit. */
   maxCodes: number | null;
-  /** token2wav's ODE solver and time points; null: the reference's (rk4, 10). */
-  solver: DitSolver | null;
-  ditSteps: number | null;
+  /** token2wav's ODE solver and time points (--solver, --dit-steps); null: the reference's. */
+  synthesis: { solver?: DitSolver; steps?: number } | null;
   /** Where the spoken reply goes; null: text only. */
   out: string | null;
   /** One worker thread per stage (default), or every stage on the main thread. */
@@ -100,15 +99,22 @@ export function turnOptions(command: string, values: ReadonlyMap<string, string>
     weights: oneOf('weights', ['f32', 'f16', 'q8', 'q4'] as const, 'f32'),
     maxNewTokens: count('max-new-tokens'),
     maxCodes: count('max-codes'),
-    solver: values.has('solver') ? oneOf('solver', DIT_SOLVERS, 'rk4') : null,
-    ditSteps: count('dit-steps'),
+    synthesis: null,
     out: values.get('out') ?? null,
     pipeline: oneOf('pipeline', ['workers', 'in-thread'] as const, 'workers'),
   };
   if (options.out === null && options.voice !== null) throw bad('--voice chooses the voice of the spoken reply; give --out too');
   if (options.out === null && options.maxCodes !== null) throw bad('--max-codes bounds the spoken reply; give --out too');
-  if (options.out === null && (options.solver !== null || options.ditSteps !== null)) throw bad('--solver and --dit-steps shape the spoken reply; give --out too');
-  if (options.ditSteps === 1) throw bad('--dit-steps counts time points: at least 2');
+  if (values.has('solver') || values.has('dit-steps')) {
+    if (options.out === null) throw bad('--solver and --dit-steps shape the spoken reply; give --out too');
+    const steps = count('dit-steps');
+    options.synthesis = { ...(values.has('solver') && { solver: oneOf('solver', DIT_SOLVERS, 'rk4') }), ...(steps !== null && { steps }) };
+    try {
+      resolveSampleOptions(options.synthesis);
+    } catch (e) {
+      throw bad(`--dit-steps ${steps}: ${(e as Error).message}`);
+    }
+  }
   if (options.text === null && options.audio === null && options.image === null && options.video === null) {
     throw bad('nothing to say: give --text, --audio, --image or --video');
   }
@@ -181,9 +187,7 @@ export async function runTurn(options: TurnOptions, onText: (text: string) => vo
       ...(options.voice !== null && { voice: options.voice }),
       ...(options.maxNewTokens !== null && { maxNewTokens: options.maxNewTokens }),
       ...(options.maxCodes !== null && { talker: { maxNewTokens: options.maxCodes } }),
-      ...((options.solver !== null || options.ditSteps !== null) && {
-        synthesis: { ...(options.solver !== null && { solver: options.solver }), ...(options.ditSteps !== null && { steps: options.ditSteps }) },
-      }),
+      ...(options.synthesis !== null && { synthesis: options.synthesis }),
     });
     const pcm: Float32Array[] = [];
     let sampleRate = SAMPLE_RATE;

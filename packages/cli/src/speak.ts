@@ -19,6 +19,6 @@ export async function speakCommand(argv: readonly string[]): Promise<void> {
   const report = await runTurn(options, (text) => process.stdout.write(text), log);
   process.stdout.write('\n');
   const { path, samples, sampleRate } = report.speech!;
-  const { solver, steps } = resolveSampleOptions({ ...(options.solver !== null && { solver: options.solver }), ...(options.ditSteps !== null && { steps: options.ditSteps }) });
+  const { solver, steps } = resolveSampleOptions(options.synthesis ?? {});
   log(`${path}: ${(samples / sampleRate).toFixed(2)} s of speech at ${sampleRate} Hz, ${report.result.stats.codes} codec codes (DiT: ${solver} over ${steps} time points)`);
 }

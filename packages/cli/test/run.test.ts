@@ -90,7 +90,7 @@ describe('omniweb speak', () => {
     expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--audio', 'x.wav'), 'BAD_INPUT', /unknown flag --audio/);
     expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--max-codes', '0'), 'BAD_INPUT', /--max-codes 0 is not a positive integer/);
     expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--solver', 'heun'), 'BAD_INPUT', /--solver heun is not one of rk4, midpoint, euler/);
-    expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--dit-steps', '1'), 'BAD_INPUT', /--dit-steps counts time points: at least 2/);
+    expectBadInput(await omniweb('speak', '--model', model, '--text', 'Hi', '--out', out, '--dit-steps', '1'), 'BAD_INPUT', /--dit-steps 1: steps must be an integer ≥ 2 \(time points\), got 1/);
   });
 });
 

@@ -71,7 +71,6 @@ export interface StageSet {
   recover(error: unknown): Promise<Recovery>;
 }
 
-
 function isAborted(e: unknown): boolean {
   return e instanceof OmniError && e.code === 'ABORTED';
 }

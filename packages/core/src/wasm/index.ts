@@ -1,9 +1,9 @@
 import type { Backend } from '../backend.js';
 import { OmniError } from '../errors.js';
 import { WasmBackendImpl } from './backend.js';
+import { loadKernels, threadsAvailable } from './module.js';
 
 export { WASM_HEAP_BYTES } from './backend.js';
-import { loadKernels, threadsAvailable } from './module.js';
 
 /**
  * How a GEMV (a product of 1 to 4 rows: decode steps) against q8/q4 weights takes its
