@@ -8,7 +8,7 @@ import {
 } from '@omniweb/core';
 import { TALKER_SAMPLING } from '@omniweb/talker';
 import { Sampler, type CachePolicy, type SamplingOptions } from '@omniweb/thinker';
-import { resolveSampleOptions, SAMPLE_RATE } from '@omniweb/vocoder';
+import { resolveSampleOptions, SAMPLE_RATE, synthesisSeed } from '@omniweb/vocoder';
 import { InThreadPipeline, loadCheckpointInfo, systemText, TurnDriver, WorkerPipeline, type Pipeline, type SpeechSynthesis } from '@omniweb/orchestrator';
 import { fitWeights, parseWeights, type CheckReport, type ModuleName, type ModuleWeights, type WeightsOption } from './check.js';
 import { OmniSession, type TurnScheduler } from './session.js';
@@ -212,7 +212,8 @@ export class Omni {
     }
     const choice = parseWeights(weights);
     let module: LoadProgress['module'] = 'tokenizer';
-    const checkpoint = await openCheckpoint(checkpointInput(model), {
+    const input = checkpointInput(model);
+    const checkpoint = await openCheckpoint(input, {
       signal,
       onProgress: onProgress && (({ bytesDone, bytesTotal }) => onProgress({ module, bytesDone, bytesTotal })),
       cache: await resolveCache(cache),
@@ -233,7 +234,7 @@ export class Omni {
       const loaded = await loadCheckpointInfo(checkpoint, config);
       // Without voices no speech stage is loaded, in-thread or in workers.
       const info = speech ? loaded : { ...loaded, speakers: null };
-      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model: checkpointInput(model), device: device ?? 'auto' }), speech, formats);
+      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model: input, device: device ?? 'auto' }), speech, formats);
       // The workers bring their own backends; this one only answered the fit check.
       backend.destroy();
       backend = null;
@@ -299,7 +300,7 @@ export class Omni {
     if (synthesis === null || typeof synthesis !== 'object') throw new OmniError('BAD_INPUT', 'synthesis must be { solver?, steps?, guidanceScale?, swayCoefficient?, seed? }');
     checkKeys(synthesis, new Set(['solver', 'steps', 'guidanceScale', 'swayCoefficient', 'seed']), 'omni.session synthesis');
     resolveSampleOptions(synthesis);
-    if (synthesis.seed !== undefined && !Number.isSafeInteger(synthesis.seed)) throw new OmniError('BAD_INPUT', `synthesis.seed must be an integer, got ${String(synthesis.seed)}`);
+    synthesisSeed(synthesis);
     if (options.synthesis !== undefined && !speech) throw new OmniError('BAD_INPUT', 'synthesis shapes the spoken reply; this session does not speak (speech: false, or a model without speech)');
     const conversation = new TurnDriver(this.#pipeline, {
       systemText: systemText(speech, options.systemPrompt),

@@ -85,7 +85,7 @@ describe('omni.session', () => {
     throws(() => omni.session({ speak: true } as never), 'BAD_INPUT', /unknown option speak/);
     throws(() => omni.session({ synthesis: { solver: 'heun' as never } }), 'BAD_INPUT', /solver must be one of rk4, midpoint, euler/);
     throws(() => omni.session({ synthesis: { steps: 1 } }), 'BAD_INPUT', /steps must be an integer ≥ 2/);
-    throws(() => omni.session({ synthesis: { seed: 0.5 } }), 'BAD_INPUT', /synthesis.seed/);
+    throws(() => omni.session({ synthesis: { seed: 0.5 } }), 'BAD_INPUT', /seed must be an integer, got 0.5/);
     throws(() => omni.session({ synthesis: { sway: 1 } as never }), 'BAD_INPUT', /unknown option sway/);
     throws(() => omni.session({ speech: false, synthesis: { solver: 'euler' } }), 'BAD_INPUT', /does not speak/);
   });

@@ -1,5 +1,5 @@
 export {
-  Token2Wav, SAMPLE_RATE,
+  Token2Wav, SAMPLE_RATE, synthesisSeed,
   type Voice, type SynthesisOptions, type CodeSource, type Token2WavLoadOptions,
 } from './token2wav.js';
 export {

@@ -32,6 +32,13 @@ export interface SynthesisOptions extends SampleOptions {
   seed?: number;
 }
 
+/** The noise seed of `SynthesisOptions` (default 0); BAD_INPUT when it is not an integer. */
+export function synthesisSeed(options: Pick<SynthesisOptions, 'seed'>): number {
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) throw new OmniError('BAD_INPUT', `seed must be an integer, got ${String(seed)}`);
+  return seed;
+}
+
 /** What `stream` reads: batches of codes (or single codes) as the talker emits them. */
 export type CodeSource = AsyncIterable<ArrayLike<number> | number> | Iterable<ArrayLike<number> | number>;
 
@@ -288,11 +295,11 @@ class NoiseRows {
   readonly #next: () => number;
 
   constructor(readonly melDim: number, options: { noise?: Float32Array; seed?: number }) {
-    const { noise, seed = 0 } = options;
+    const { noise } = options;
     if (noise !== undefined && !(noise instanceof Float32Array && noise.length % melDim === 0)) {
       throw new OmniError('BAD_INPUT', `noise must be a Float32Array of frames × ${melDim} values`);
     }
-    if (!Number.isSafeInteger(seed)) throw new OmniError('BAD_INPUT', `seed must be an integer, got ${String(seed)}`);
+    const seed = synthesisSeed(options);
     this.#given = noise !== undefined;
     this.#values = noise ?? new Float32Array(0);
     this.#filled = this.#values.length;
