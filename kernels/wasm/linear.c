@@ -9,18 +9,83 @@
 #include "omni.h"
 #include <string.h>
 
-/* ------------------------------------------------------------------ dequantization */
+/* ------------------------------------------------------------------ q8/q4 row blocks */
 
-/* 16 int8 values times scale → out[0..16). */
-static inline void store_scaled(float *out, v128_t q, float scale) {
-  v128_t s = wasm_f32x4_splat(scale);
-  v128_t lo = wasm_i16x8_extend_low_i8x16(q), hi = wasm_i16x8_extend_high_i8x16(q);
-  wasm_v128_store(out, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(lo)), s));
-  wasm_v128_store(out + 4, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(lo)), s));
-  wasm_v128_store(out + 8, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(hi)), s));
-  wasm_v128_store(out + 12, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(hi)), s));
+/*
+ * q8/q4 weights live in the heap as blocks of 4 rows (the last one padded with zero-scale
+ * rows), each block a run of groups of 32 columns:
+ * - q8, 128 bytes per group: 16 chunks of 8 bytes; chunk m holds columns 2m and 2m+1 of the
+ *   block's rows as [r0 c, r0 c+1, r1 c, r1 c+1, r2 c, r2 c+1, r3 c, r3 c+1].
+ * - q4, 64 bytes per group: 4 chunks of 8 u16 lanes in that row/column-parity order (lane l:
+ *   row l/2, parity l%2); bits 4m..4m+3 of a lane of chunk j hold column 8j + 2m + parity.
+ * - scales: per block and group, the 4 rows' scales side by side.
+ * The GEMV then streams one run of bytes and sums each row in its own lane (see
+ * q8_block_group), where row-major rows of a few hundred bytes each were four short streams
+ * and a horizontal sum per row. A block holds exactly the bytes of its 4 rows, so the upload
+ * repacks in place.
+ */
+#define BLOCK_ROWS 4
+static inline int block_count(int rows) { return (rows + BLOCK_ROWS - 1) / BLOCK_ROWS; }
+
+typedef struct {
+  uint8_t *data, *scales;
+  int groups, q4, scale_bytes;
+} block_ctx;
+
+static void block_rows(void *p, int begin, int end, int thread) {
+  const block_ctx *c = p;
+  const int groups = c->groups, q4 = c->q4, scale_bytes = c->scale_bytes;
+  const size_t row_bytes = (size_t)groups * (q4 ? 16 : 32);
+  uint8_t *rows = omni_thread_scratch(thread, BLOCK_ROWS * (row_bytes + (size_t)groups * scale_bytes));
+  uint8_t *row_scales = rows + BLOCK_ROWS * row_bytes;
+  for (int b = begin; b < end; b++) {
+    uint8_t *block = c->data + (size_t)b * BLOCK_ROWS * row_bytes;
+    uint8_t *scales = c->scales + (size_t)b * BLOCK_ROWS * groups * scale_bytes;
+    memcpy(rows, block, BLOCK_ROWS * row_bytes);
+    memcpy(row_scales, scales, (size_t)BLOCK_ROWS * groups * scale_bytes);
+    for (int g = 0; g < groups; g++) {
+      for (int r = 0; r < BLOCK_ROWS; r++) {
+        memcpy(scales + ((size_t)g * BLOCK_ROWS + r) * scale_bytes, row_scales + ((size_t)r * groups + g) * scale_bytes, scale_bytes);
+      }
+      if (q4) {
+        uint8_t *out = block + (size_t)g * 64;
+        for (int j = 0; j < 4; j++) {
+          for (int l = 0; l < 8; l++) {
+            const uint8_t *row = rows + (l / 2) * row_bytes + (size_t)g * 16;
+            unsigned lane = 0;
+            for (int m = 0; m < 4; m++) {
+              int col = 8 * j + 2 * m + (l & 1);
+              lane |= (unsigned)((row[col / 2] >> ((col & 1) * 4)) & 15) << (4 * m);
+            }
+            out[16 * j + 2 * l] = (uint8_t)lane;
+            out[16 * j + 2 * l + 1] = (uint8_t)(lane >> 8);
+          }
+        }
+      } else {
+        uint8_t *out = block + (size_t)g * 128;
+        for (int m = 0; m < 16; m++) {
+          for (int l = 0; l < 8; l++) out[8 * m + l] = rows[(l / 2) * row_bytes + (size_t)g * 32 + 2 * m + (l & 1)];
+        }
+      }
+    }
+  }
 }
 
+/*
+ * Row-major q8/q4 data and scales (quant.ts) of block_count(rows)·4 rows, the padding rows
+ * zero → row blocks, in place. Returns 0, or −1 when scratch memory ran out.
+ */
+OMNI_EXPORT int omni_block_quantized(uint8_t *data, uint8_t *scales, int rows, int cols, int format, int scale_f16) {
+  block_ctx c = { data, scales, padded_cols(cols) / QUANT_GROUP, format == FORMAT_Q4, scale_f16 ? 2 : 4 };
+  size_t row_bytes = (size_t)c.groups * (c.q4 ? 16 : 32);
+  if (omni_reserve_thread_scratch(BLOCK_ROWS * (row_bytes + (size_t)c.groups * c.scale_bytes)) != 0) return -1;
+  omni_parallel_for(block_count(rows), 64, block_rows, &c);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ dequantization */
+
+/* Row `row`, elements [k0, k0 + count) of w as f32. */
 void dequantize_row(const weight_t *w, int row, int k0, int count, float *out) {
   switch (w->format) {
     case FORMAT_F32:
@@ -36,38 +101,21 @@ void dequantize_row(const weight_t *w, int row, int k0, int count, float *out) {
       return;
     }
     default: {
-      int pc = padded_cols(w->cols);
-      size_t scale_base = (size_t)row * (pc / QUANT_GROUP);
-      for (int k = 0; k < count;) {
-        int col = k0 + k;
-        float scale = group_scale(w->scales, w->scale_f16, scale_base + col / QUANT_GROUP);
-        int end = (col / QUANT_GROUP + 1) * QUANT_GROUP - k0;
-        if (end > count) end = count;
-        size_t idx = (size_t)row * pc + col;
-        if (end - k == QUANT_GROUP) {
-          v128_t first, second;
-          if (w->format == FORMAT_Q8) {
-            first = wasm_v128_load((const int8_t *)w->data + idx);
-            second = wasm_v128_load((const int8_t *)w->data + idx + 16);
-          } else {
-            v128_t b = wasm_v128_load((const uint8_t *)w->data + idx / 2);
-            v128_t even = wasm_i8x16_sub(wasm_v128_and(b, wasm_i8x16_const_splat(15)), wasm_i8x16_const_splat(8));
-            v128_t odd = wasm_i8x16_sub(wasm_u8x16_shr(b, 4), wasm_i8x16_const_splat(8));
-            first = wasm_i8x16_shuffle(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-            second = wasm_i8x16_shuffle(even, odd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          }
-          store_scaled(out + k, first, scale);
-          store_scaled(out + k + 16, second, scale);
-          k += QUANT_GROUP;
-          continue;
-        }
+      /* One element at a time out of the row's block: only embedding lookups come here, a row per token. */
+      const int groups = padded_cols(w->cols) / QUANT_GROUP;
+      const int r = row % BLOCK_ROWS;
+      for (int k = 0; k < count; k++) {
+        int col = k0 + k, c = col % QUANT_GROUP;
+        size_t group = (size_t)(row / BLOCK_ROWS) * groups + col / QUANT_GROUP;
+        int q;
         if (w->format == FORMAT_Q8) {
-          const int8_t *q = (const int8_t *)w->data + idx;
-          for (int j = 0; k < end; k++, j++) out[k] = (float)q[j] * scale;
+          q = ((const int8_t *)w->data)[group * 128 + (c / 2) * 8 + 2 * r + (c & 1)];
         } else {
-          const uint8_t *q = (const uint8_t *)w->data;
-          for (; k < end; k++, idx++) out[k] = (float)((int)((q[idx >> 1] >> ((idx & 1) * 4)) & 15) - 8) * scale;
+          const uint8_t *lane = (const uint8_t *)w->data + group * 64 + (c / 8) * 16 + 2 * (2 * r + (c & 1));
+          int m = (c % 8) / 2;
+          q = ((lane[m / 2] >> ((m & 1) * 4)) & 15) - 8;
         }
+        out[k] = (float)q * group_scale(w->scales, w->scale_f16, group * BLOCK_ROWS + r);
       }
     }
   }
@@ -77,9 +125,10 @@ void dequantize_row(const weight_t *w, int row, int k0, int count, float *out) {
 
 typedef struct {
   const float *x;       /* [K] */
-  const int16_t *xq;    /* q8/q4: x as two int16 parts per group (quantize_activations), or one (quantize_activations_int16) */
+  const int16_t *xq;    /* q8/q4: per group `parts` × 32 int16 (quantize_activations) */
   const float *xscale;  /* q8/q4: one scale per group */
-  const v128_t *xoffset; /* q4 with int16 activations: per group {−8·Σq, 0, 0, 0} */
+  const int32_t *xoffset; /* q8/q4: per group and part −8·Σq (q4 only uses it) */
+  int parts;            /* 1 or 2 int16 parts of x (the activation mode) */
   weight_t w;
   const float *bias;
   float *y;
@@ -185,102 +234,98 @@ static void gemv_f16(void *p, int begin, int end, int thread) {
 }
 
 /*
- * Quantized GEMV with integer dot products. Each group of x is split into two int16
- * parts, x ≈ s·(hi + lo·2^-15) with |lo| ≤ 2^14, so the integer sums carry ~30 bits of
- * x and the result matches an f32 dot product with the dequantized weights (one int16
- * part alone leaves errors of 2^-16 of the group's largest |x|, too coarse where a row
- * weighs small entries of x). Weights are widened i8 → i16 once and multiplied with
- * i32x4.dot_i16x8 by both parts; one f32 multiply-add per group applies the scales.
+ * Quantized GEMV on 4-row blocks (the layout omni_block_quantized makes, described there)
+ * with integer dot products: every i32x4.dot_i16x8 multiplies 8 weights, two columns of
+ * each of the block's 4 rows, by the pair x[c], x[c+1] splat to all lanes, so each row's
+ * sum builds up in its own lane and a group ends with one vector multiply by the 4 rows'
+ * scales. The loops over a group's chunks are kept rolled: unrolled, LLVM hoists every load
+ * to the top and V8's register allocator spills them (measured 1.6× slower on 4864×896).
  */
-static inline v128_t dot_group(v128_t w_lo, v128_t w_hi, const int16_t *xq) {
-  v128_t w0 = wasm_i16x8_extend_low_i8x16(w_lo), w1 = wasm_i16x8_extend_high_i8x16(w_lo);
-  v128_t w2 = wasm_i16x8_extend_low_i8x16(w_hi), w3 = wasm_i16x8_extend_high_i8x16(w_hi);
-  v128_t hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w0, wasm_v128_load(xq)), wasm_i32x4_dot_i16x8(w1, wasm_v128_load(xq + 8)));
-  hi = wasm_i32x4_add(hi, wasm_i32x4_add(wasm_i32x4_dot_i16x8(w2, wasm_v128_load(xq + 16)), wasm_i32x4_dot_i16x8(w3, wasm_v128_load(xq + 24))));
-  v128_t lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w0, wasm_v128_load(xq + 32)), wasm_i32x4_dot_i16x8(w1, wasm_v128_load(xq + 40)));
-  lo = wasm_i32x4_add(lo, wasm_i32x4_add(wasm_i32x4_dot_i16x8(w2, wasm_v128_load(xq + 48)), wasm_i32x4_dot_i16x8(w3, wasm_v128_load(xq + 56))));
-  return wasm_f32x4_add(wasm_f32x4_convert_i32x4(hi), wasm_f32x4_mul(wasm_f32x4_convert_i32x4(lo), wasm_f32x4_const_splat(0x1p-15f)));
-}
-
-/* q8: a group's 32 bytes as two vectors of int8. q4: the low nibbles (even elements) and high nibbles (odd), minus 8. */
-static inline void load_group(int format, const uint8_t *row, int g, v128_t *lo, v128_t *hi) {
-  if (format == FORMAT_Q8) {
-    *lo = wasm_v128_load(row + g * 32);
-    *hi = wasm_v128_load(row + g * 32 + 16);
-  } else {
-    v128_t b = wasm_v128_load(row + g * 16);
-    *lo = wasm_i8x16_sub(wasm_v128_and(b, wasm_i8x16_const_splat(15)), wasm_i8x16_const_splat(8));
-    *hi = wasm_i8x16_sub(wasm_u8x16_shr(b, 4), wasm_i8x16_const_splat(8));
+static inline v128_t q8_block_group(const int8_t *w, const int16_t *x) {
+  v128_t a = wasm_i32x4_splat(0), b = a;
+#pragma clang loop unroll(disable)
+  for (int m = 0; m < 16; m += 2) {
+    a = wasm_i32x4_add(a, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 8 * m), wasm_v128_load32_splat(x + 2 * m)));
+    b = wasm_i32x4_add(b, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 8 * m + 8), wasm_v128_load32_splat(x + 2 * m + 2)));
   }
+  return wasm_i32x4_add(a, b);
 }
 
-/* Groups whose combined scales are prepared at once (a few KB on the stack). */
-#define SCALE_BLOCK 256
+/*
+ * q4: a lane's nibbles masked in place (& 0xF, & 0xF0, & 0xF00, >> 12) are int16 without
+ * any widening; the middle two carry factors 16 and 256, taken out once per group by
+ * shifts that are exact (their sums are multiples of 16 and 256). |sum| < 2^31: the ×256
+ * sum holds 8 products per lane of at most 15·256·32768.
+ */
+static inline v128_t q4_block_group(const uint8_t *w, const int16_t *x) {
+  const v128_t m0 = wasm_i16x8_const_splat(0x000f), m1 = wasm_i16x8_const_splat(0x00f0), m2 = wasm_i16x8_const_splat(0x0f00);
+  v128_t s1 = wasm_i32x4_splat(0), s16 = s1, s256 = s1;
+#pragma clang loop unroll(disable)
+  for (int j = 0; j < 4; j++) {
+    v128_t v = wasm_v128_load(w + 16 * j);
+    const int16_t *xj = x + 8 * j;
+    s1 = wasm_i32x4_add(s1, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m0), wasm_v128_load32_splat(xj)));
+    s16 = wasm_i32x4_add(s16, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m1), wasm_v128_load32_splat(xj + 2)));
+    s256 = wasm_i32x4_add(s256, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m2), wasm_v128_load32_splat(xj + 4)));
+    s1 = wasm_i32x4_add(s1, wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 12), wasm_v128_load32_splat(xj + 6)));
+  }
+  return wasm_i32x4_add(wasm_i32x4_add(s1, wasm_i32x4_shr(s16, 4)), wasm_i32x4_shr(s256, 8));
+}
 
-/* out[j] = (weight scale of row n, group g0 + j) · (x scale of that group), j < count. */
-static void combined_scales(const weight_t *w, const float *xscale, int groups, int n, int g0, int count, float *out) {
-  size_t base = (size_t)n * groups + g0;
-  const float *xs = xscale + g0;
-  int j = 0;
-  if (w->scale_f16) {
-    const uint16_t *ws = (const uint16_t *)w->scales + base;
-    for (; j + 4 <= count; j += 4) {
-      wasm_v128_store(out + j, wasm_f32x4_mul(f16x4_to_f32x4(wasm_u32x4_load16x4(ws + j)), wasm_v128_load(xs + j)));
+/* One int16 part of x against a block's group, as f32 row sums; q4 takes its nibbles' +8 back out (offset = −8·Σq). */
+static inline v128_t block_group(const int q4, const uint8_t *w, const int16_t *x, int32_t offset) {
+  v128_t sum = q4 ? wasm_i32x4_add(q4_block_group(w, x), wasm_i32x4_splat(offset)) : q8_block_group((const int8_t *)w, x);
+  return wasm_f32x4_convert_i32x4(sum);
+}
+
+/* The scales of a block's 4 rows for one group (f16 scales are finite: the backend refuses others). */
+static inline v128_t block_scales(const int f16, const void *scales, size_t index) {
+  if (f16) return f16_lo(wasm_v128_load64_zero((const uint16_t *)scales + index));
+  return wasm_v128_load((const float *)scales + index);
+}
+
+/* Blocks [begin, end) for one format, scale type and number of activation parts, each a constant where this is inlined. */
+static inline __attribute__((always_inline)) void gemv_blocks_of(const gemv_ctx *c, int begin, int end, const int q4, const int f16,
+                                                                   const int parts) {
+  const int groups = padded_cols(c->w.cols) / QUANT_GROUP;
+  const int group_bytes = q4 ? 64 : 128;
+  for (int b = begin; b < end; b++) {
+    const uint8_t *w = (const uint8_t *)c->w.data + (size_t)b * groups * group_bytes;
+    const size_t scale_base = (size_t)b * groups * BLOCK_ROWS;
+    v128_t acc = wasm_f32x4_splat(0);
+    for (int g = 0; g < groups; g++) {
+      const int16_t *x = c->xq + (size_t)g * parts * QUANT_GROUP;
+      v128_t sum = block_group(q4, w + g * group_bytes, x, c->xoffset[g * parts]);
+      if (parts == 2) {
+        v128_t low = block_group(q4, w + g * group_bytes, x + QUANT_GROUP, c->xoffset[g * parts + 1]);
+        sum = wasm_f32x4_add(sum, wasm_f32x4_mul(low, wasm_f32x4_const_splat(0x1p-15f)));
+      }
+      v128_t scale = wasm_f32x4_mul(block_scales(f16, c->w.scales, scale_base + (size_t)g * BLOCK_ROWS), wasm_v128_load32_splat(c->xscale + g));
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(sum, scale));
     }
-    for (; j < count; j++) out[j] = f16_to_f32(ws[j]) * xs[j];
-  } else {
-    const float *ws = (const float *)w->scales + base;
-    for (; j + 4 <= count; j += 4) wasm_v128_store(out + j, wasm_f32x4_mul(wasm_v128_load(ws + j), wasm_v128_load(xs + j)));
-    for (; j < count; j++) out[j] = ws[j] * xs[j];
+    int n = b * BLOCK_ROWS;
+    if (n + BLOCK_ROWS <= c->w.rows) {
+      gemv_store4(c, n, acc);
+    } else {
+      float sums[BLOCK_ROWS];
+      wasm_v128_store(sums, acc);
+      for (int r = 0; n + r < c->w.rows; r++) gemv_store1(c, n + r, sums[r]);
+    }
   }
 }
 
-static void gemv_quantized(void *p, int begin, int end, int thread) {
+static void gemv_blocks(void *p, int begin, int end, int thread) {
   (void)thread;
   const gemv_ctx *c = p;
-  const int groups = padded_cols(c->w.cols) / QUANT_GROUP;
-  const int format = c->w.format;
-  const size_t row_bytes = (size_t)groups * (format == FORMAT_Q8 ? 32 : 16);
-  const uint8_t *data = c->w.data;
-  float scales[4][SCALE_BLOCK];
-  int n = begin;
-  for (; n + 4 <= end; n += 4) {
-    const uint8_t *r0 = data + (size_t)n * row_bytes;
-    const uint8_t *r1 = r0 + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
-    v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
-      int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
-      for (int r = 0; r < 4; r++) combined_scales(&c->w, c->xscale, groups, n + r, g0, count, scales[r]);
-      for (int j = 0; j < count; j++) {
-        int g = g0 + j;
-        const int16_t *xq = c->xq + g * 2 * QUANT_GROUP;
-        v128_t lo, hi;
-        load_group(format, r0, g, &lo, &hi);
-        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(dot_group(lo, hi, xq), wasm_v128_load32_splat(&scales[0][j])));
-        load_group(format, r1, g, &lo, &hi);
-        acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(dot_group(lo, hi, xq), wasm_v128_load32_splat(&scales[1][j])));
-        load_group(format, r2, g, &lo, &hi);
-        acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(dot_group(lo, hi, xq), wasm_v128_load32_splat(&scales[2][j])));
-        load_group(format, r3, g, &lo, &hi);
-        acc3 = wasm_f32x4_add(acc3, wasm_f32x4_mul(dot_group(lo, hi, xq), wasm_v128_load32_splat(&scales[3][j])));
-      }
-    }
-    gemv_store4(c, n, hsum4(acc0, acc1, acc2, acc3));
-  }
-  for (; n < end; n++) {
-    const uint8_t *r0 = data + (size_t)n * row_bytes;
-    v128_t acc0 = wasm_f32x4_splat(0);
-    for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
-      int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
-      combined_scales(&c->w, c->xscale, groups, n, g0, count, scales[0]);
-      for (int j = 0; j < count; j++) {
-        v128_t lo, hi;
-        load_group(format, r0, g0 + j, &lo, &hi);
-        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(dot_group(lo, hi, c->xq + (g0 + j) * 2 * QUANT_GROUP), wasm_v128_load32_splat(&scales[0][j])));
-      }
-    }
-    gemv_store1(c, n, hsum(acc0));
-  }
+  const int q4 = c->w.format == FORMAT_Q4, f16 = c->w.scale_f16, parts = c->parts;
+  if (q4 && f16 && parts == 1) gemv_blocks_of(c, begin, end, 1, 1, 1);
+  else if (q4 && f16) gemv_blocks_of(c, begin, end, 1, 1, 2);
+  else if (q4 && parts == 1) gemv_blocks_of(c, begin, end, 1, 0, 1);
+  else if (q4) gemv_blocks_of(c, begin, end, 1, 0, 2);
+  else if (f16 && parts == 1) gemv_blocks_of(c, begin, end, 0, 1, 1);
+  else if (f16) gemv_blocks_of(c, begin, end, 0, 1, 2);
+  else if (parts == 1) gemv_blocks_of(c, begin, end, 0, 0, 1);
+  else gemv_blocks_of(c, begin, end, 0, 0, 2);
 }
 
 /* Group k0 of x (zeros past K) into v[8]; returns its largest |x|, NaN if it holds one. */
@@ -303,59 +348,16 @@ static float load_activation_group(const float *x, int K, int k0, v128_t v[8]) {
 }
 
 /*
- * x → two int16 parts per group of 32 (see dot_group): hi = round(x/s) with
- * s = max|x| / 32767, lo = round((x/s − hi)·2^15); zeros past K. x/s is formed in f32
- * (within 2^-23 of exact), so the two parts hold x to f32 precision. Stored per group as
- * [32 hi][32 lo]; for q4 each part lists the even elements, then the odd ones, the order
- * load_group yields nibbles in. A group holding Inf or NaN gets a NaN scale, so the
- * result is NaN as an f32 dot product's would be.
- */
-static void quantize_activations(const float *x, int K, int groups, int even_odd, int16_t *xq, float *xscale) {
-  for (int g = 0; g < groups; g++) {
-    int k0 = g * QUANT_GROUP;
-    v128_t v[8];
-    float amax = load_activation_group(x, K, k0, v);
-    xscale[g] = amax <= 3.4028234663852886e38f ? amax / 32767.0f : NAN;
-    v128_t inv = wasm_f32x4_splat(amax > 0 && amax <= 3.4028234663852886e38f ? 32767.0f / amax : 0.0f);
-    v128_t hi[8], lo[8];
-    for (int i = 0; i < 8; i++) {
-      v128_t ratio = wasm_f32x4_mul(v[i], inv);
-      v128_t whole = wasm_f32x4_nearest(ratio);
-      hi[i] = wasm_i32x4_trunc_sat_f32x4(whole);
-      lo[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_f32x4_sub(ratio, whole), wasm_f32x4_const_splat(32768.0f))));
-    }
-    int16_t *dst = xq + 2 * k0;
-    for (int part = 0; part < 2; part++) {
-      const v128_t *q = part == 0 ? hi : lo;
-      /* Elements 8j … 8j + 7 as int16. */
-      v128_t e0 = wasm_i16x8_narrow_i32x4(q[0], q[1]), e1 = wasm_i16x8_narrow_i32x4(q[2], q[3]);
-      v128_t e2 = wasm_i16x8_narrow_i32x4(q[4], q[5]), e3 = wasm_i16x8_narrow_i32x4(q[6], q[7]);
-      int16_t *out = dst + part * QUANT_GROUP;
-      if (even_odd) {
-        wasm_v128_store(out, wasm_i16x8_shuffle(e0, e1, 0, 2, 4, 6, 8, 10, 12, 14));
-        wasm_v128_store(out + 8, wasm_i16x8_shuffle(e2, e3, 0, 2, 4, 6, 8, 10, 12, 14));
-        wasm_v128_store(out + 16, wasm_i16x8_shuffle(e0, e1, 1, 3, 5, 7, 9, 11, 13, 15));
-        wasm_v128_store(out + 24, wasm_i16x8_shuffle(e2, e3, 1, 3, 5, 7, 9, 11, 13, 15));
-      } else {
-        wasm_v128_store(out, e0);
-        wasm_v128_store(out + 8, e1);
-        wasm_v128_store(out + 16, e2);
-        wasm_v128_store(out + 24, e3);
-      }
-    }
-  }
-}
-
-/*
- * Int16-activation mode (omni_set_gemv_activations): each group of 32 elements of x is
- * rounded once per product to one int16 part, x̃ = s·q with s = max|x|/32767 and
- * q = round(x/s). The weights are widened straight from memory (v128.load8x8) and every
- * 8 of them cost one i32x4.dot_i16x8, half the work of the exact mode. The result is the
- * f32 dot product of the dequantized weights with x̃: each output moves from the exact
- * one by at most (1/65534)·Σ_g max_g|x|·Σ_{i∈g}|w_i| (half a step of each group's
- * largest |x| against that group's weights), 2^-8 of what the 8-bit weights already carry.
- * (Int8 activations, as llama.cpp's q8_0, would cost the same here — wasm SIMD has no
- * 8-bit dot product without relaxed SIMD — and changed greedy tokens of the golden tests.)
+ * The GEMV's activation modes (omni_set_gemv_activations):
+ * - exact: each group of 32 elements of x is split into two int16 parts,
+ *   x ≈ s·(hi + lo·2^-15) with s = max|x|/32767, hi = round(x/s), lo = round((x/s − hi)·2^15),
+ *   |lo| ≤ 2^14. x/s is formed in f32 (within 2^-23 of exact), so the integer sums carry
+ *   ~30 bits of x and the result matches an f32 dot product with the dequantized weights.
+ * - int16: the one part hi, x̃ = s·hi: half the dot products. Each output moves from the
+ *   exact one by at most (1/65534)·Σ_g max_g|x|·Σ_{i∈g}|w_i| (half a step of each group's
+ *   largest |x| against that group's weights), 2^-8 of what the 8-bit weights already carry.
+ *   (Int8 activations, as llama.cpp's q8_0, would cost the same here, since wasm SIMD has
+ *   no 8-bit dot product without relaxed SIMD, and changed greedy tokens of the golden tests.)
  */
 enum { ACTIVATIONS_EXACT = 0, ACTIVATIONS_INT16 = 1 };
 static int gemv_activations = ACTIVATIONS_EXACT;
@@ -368,13 +370,11 @@ OMNI_EXPORT int omni_set_gemv_activations(int mode) {
 }
 
 /*
- * Int16 activations of one product, laid out as the weights are read:
- * per group, q8 keeps element order; q4 lists elements 0,2,…,14 | 1,3,…,15 | 16,18,…,30 |
- * 17,…,31 (the low and high nibbles of bytes 0–7, then of bytes 8–15). `xoffset` holds per
- * group {−8·Σq, 0, 0, 0}: q4 nibbles are stored as value + 8, and this takes the 8 back out.
- * A group holding Inf or NaN gets a NaN scale, so the result is NaN as an f32 product's is.
+ * x → per group `parts` × 32 int16 in element order, the group's scale s, and per part
+ * −8·Σq (q4 nibbles are stored as value + 8; this takes the 8 back out). A group holding
+ * Inf or NaN gets a NaN scale, so the result is NaN as an f32 product's would be.
  */
-static void quantize_activations_int16(const float *x, int K, int groups, int nibbles, int16_t *xq, float *xscale, v128_t *xoffset) {
+static void quantize_activations(const float *x, int K, int groups, int parts, int16_t *xq, float *xscale, int32_t *xoffset) {
   for (int g = 0; g < groups; g++) {
     int k0 = g * QUANT_GROUP;
     v128_t v[8];
@@ -382,160 +382,74 @@ static void quantize_activations_int16(const float *x, int K, int groups, int ni
     int finite = amax <= 3.4028234663852886e38f;
     xscale[g] = finite ? amax / 32767.0f : NAN;
     v128_t inv = wasm_f32x4_splat(finite && amax > 0 ? 32767.0f / amax : 0.0f);
-    v128_t q[8];
-    for (int i = 0; i < 8; i++) q[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[i], inv)));
-    /* Elements 8j … 8j + 7 as int16. */
-    v128_t e0 = wasm_i16x8_narrow_i32x4(q[0], q[1]), e1 = wasm_i16x8_narrow_i32x4(q[2], q[3]);
-    v128_t e2 = wasm_i16x8_narrow_i32x4(q[4], q[5]), e3 = wasm_i16x8_narrow_i32x4(q[6], q[7]);
-    int16_t *out = xq + k0;
-    if (nibbles) {
-      wasm_v128_store(out, wasm_i16x8_shuffle(e0, e1, 0, 2, 4, 6, 8, 10, 12, 14));
-      wasm_v128_store(out + 8, wasm_i16x8_shuffle(e0, e1, 1, 3, 5, 7, 9, 11, 13, 15));
-      wasm_v128_store(out + 16, wasm_i16x8_shuffle(e2, e3, 0, 2, 4, 6, 8, 10, 12, 14));
-      wasm_v128_store(out + 24, wasm_i16x8_shuffle(e2, e3, 1, 3, 5, 7, 9, 11, 13, 15));
-      v128_t sum = wasm_i32x4_add(wasm_i32x4_add(q[0], q[1]), wasm_i32x4_add(q[2], q[3]));
-      sum = wasm_i32x4_add(sum, wasm_i32x4_add(wasm_i32x4_add(q[4], q[5]), wasm_i32x4_add(q[6], q[7])));
-      int total = wasm_i32x4_extract_lane(sum, 0) + wasm_i32x4_extract_lane(sum, 1) + wasm_i32x4_extract_lane(sum, 2) +
-                  wasm_i32x4_extract_lane(sum, 3);
-      xoffset[g] = wasm_i32x4_make(-8 * total, 0, 0, 0);
-    } else {
-      wasm_v128_store(out, e0);
-      wasm_v128_store(out + 8, e1);
-      wasm_v128_store(out + 16, e2);
-      wasm_v128_store(out + 24, e3);
+    v128_t q[2][8];
+    for (int i = 0; i < 8; i++) {
+      v128_t ratio = wasm_f32x4_mul(v[i], inv);
+      v128_t whole = wasm_f32x4_nearest(ratio);
+      q[0][i] = wasm_i32x4_trunc_sat_f32x4(whole);
+      if (parts == 2) {
+        q[1][i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_f32x4_sub(ratio, whole), wasm_f32x4_const_splat(32768.0f))));
+      }
+    }
+    for (int p = 0; p < parts; p++) {
+      int16_t *out = xq + ((size_t)g * parts + p) * QUANT_GROUP;
+      v128_t sum = wasm_i32x4_splat(0);
+      for (int i = 0; i < 8; i += 2) {
+        wasm_v128_store(out + 4 * i, wasm_i16x8_narrow_i32x4(q[p][i], q[p][i + 1]));
+        sum = wasm_i32x4_add(sum, wasm_i32x4_add(q[p][i], q[p][i + 1]));
+      }
+      xoffset[g * parts + p] = -8 * (wasm_i32x4_extract_lane(sum, 0) + wasm_i32x4_extract_lane(sum, 1) +
+                                     wasm_i32x4_extract_lane(sum, 2) + wasm_i32x4_extract_lane(sum, 3));
     }
   }
-}
-
-/* Σ over one group of int16 activations × q8 weights, as four i32 lanes → f32 (|Σ| < 2^25). */
-static inline v128_t dot_q8_int16(const int8_t *w, const int16_t *x) {
-  v128_t d = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w), wasm_v128_load(x)),
-                            wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 8), wasm_v128_load(x + 8)));
-  d = wasm_i32x4_add(d, wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 16), wasm_v128_load(x + 16)),
-                                       wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 24), wasm_v128_load(x + 24))));
-  return wasm_f32x4_convert_i32x4(d);
-}
-
-/* The same for q4: nibbles n (value + 8) of 16 bytes, Σ n·q − 8·Σq. */
-static inline v128_t dot_q4_int16(const uint8_t *w, const int16_t *x, v128_t offset) {
-  v128_t b0 = wasm_u16x8_load8x8(w), b1 = wasm_u16x8_load8x8(w + 8);
-  v128_t low = wasm_i16x8_const_splat(15);
-  v128_t d = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(b0, low), wasm_v128_load(x)),
-                            wasm_i32x4_dot_i16x8(wasm_u16x8_shr(b0, 4), wasm_v128_load(x + 8)));
-  d = wasm_i32x4_add(d, wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(b1, low), wasm_v128_load(x + 16)),
-                                       wasm_i32x4_dot_i16x8(wasm_u16x8_shr(b1, 4), wasm_v128_load(x + 24))));
-  return wasm_f32x4_convert_i32x4(wasm_i32x4_add(d, offset));
-}
-
-static inline v128_t int16_group(int q4, const uint8_t *row, int g, const int16_t *x, v128_t offset) {
-  return q4 ? dot_q4_int16(row + g * 16, x, offset) : dot_q8_int16((const int8_t *)row + g * 32, x);
 }
 
 /*
- * Rows [begin, end) for one weight format: `q4` is a constant where this is inlined, so each
- * format gets its own loops. Four rows at a time: streaming weights from memory (a decode
- * step's case), two rows measured up to 2× slower for q8, though faster from cache.
- */
-static inline __attribute__((always_inline)) void gemv_int16_rows(const gemv_ctx *c, int begin, int end, const int q4) {
-  const int groups = padded_cols(c->w.cols) / QUANT_GROUP;
-  const size_t row_bytes = (size_t)groups * (q4 ? 16 : 32);
-  const uint8_t *data = c->w.data;
-  float scales[4][SCALE_BLOCK];
-  int n = begin;
-  for (; n + 4 <= end; n += 4) {
-    const uint8_t *r0 = data + (size_t)n * row_bytes;
-    const uint8_t *r1 = r0 + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
-    v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
-      int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
-      for (int r = 0; r < 4; r++) combined_scales(&c->w, c->xscale, groups, n + r, g0, count, scales[r]);
-      for (int j = 0; j < count; j++) {
-        int g = g0 + j;
-        const int16_t *xq = c->xq + g * QUANT_GROUP;
-        const v128_t offset = q4 ? c->xoffset[g] : wasm_i32x4_splat(0);
-        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(int16_group(q4, r0, g, xq, offset), wasm_v128_load32_splat(&scales[0][j])));
-        acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(int16_group(q4, r1, g, xq, offset), wasm_v128_load32_splat(&scales[1][j])));
-        acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(int16_group(q4, r2, g, xq, offset), wasm_v128_load32_splat(&scales[2][j])));
-        acc3 = wasm_f32x4_add(acc3, wasm_f32x4_mul(int16_group(q4, r3, g, xq, offset), wasm_v128_load32_splat(&scales[3][j])));
-      }
-    }
-    gemv_store4(c, n, hsum4(acc0, acc1, acc2, acc3));
-  }
-  for (; n < end; n++) {
-    const uint8_t *r0 = data + (size_t)n * row_bytes;
-    v128_t acc0 = wasm_f32x4_splat(0);
-    for (int g0 = 0; g0 < groups; g0 += SCALE_BLOCK) {
-      int count = groups - g0 < SCALE_BLOCK ? groups - g0 : SCALE_BLOCK;
-      combined_scales(&c->w, c->xscale, groups, n, g0, count, scales[0]);
-      for (int j = 0; j < count; j++) {
-        int g = g0 + j;
-        const int16_t *xq = c->xq + g * QUANT_GROUP;
-        const v128_t offset = q4 ? c->xoffset[g] : wasm_i32x4_splat(0);
-        acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(int16_group(q4, r0, g, xq, offset), wasm_v128_load32_splat(&scales[0][j])));
-      }
-    }
-    gemv_store1(c, n, hsum(acc0));
-  }
-}
-
-static void gemv_int16(void *p, int begin, int end, int thread) {
-  (void)thread;
-  const gemv_ctx *c = p;
-  if (c->w.format == FORMAT_Q4) gemv_int16_rows(c, begin, end, 1);
-  else gemv_int16_rows(c, begin, end, 0);
-}
-
-/*
- * Rows per parallel chunk: at least 64 (rows of a few KB amortize the pool's hand-off), and
- * about 16 chunks per thread on tall matrices, so a vocabulary of rows is not thousands of
- * trips to the shared counter while a thread that lost its core still leaves work to take.
- * A weight under GEMV_SERIAL_BYTES (a decode step's k/v projections) runs on the calling
- * thread alone: it streams in microseconds, about what waking a worker costs, and on a busy
- * machine a worker that took one of its two chunks and then lost its core stalled the step
- * (a k/v projection measured 86 µs under load against 13 µs quiet).
+ * Rows (or q8/q4 blocks of 4 rows) per parallel chunk: at least 64 rows (rows of a few KB
+ * amortize the pool's hand-off), and about 16 chunks per thread on tall matrices, so a
+ * vocabulary of rows is not thousands of trips to the shared counter while a thread that
+ * lost its core still leaves work to take. A weight under GEMV_SERIAL_BYTES (a decode
+ * step's k/v projections) runs on the calling thread alone: it streams in microseconds,
+ * about what waking a worker costs, and on a busy machine a worker that took one of its two
+ * chunks and then lost its core stalled the step (a k/v projection measured 86 µs under
+ * load against 13 µs quiet).
  */
 #define GEMV_GRAIN 64
 #define GEMV_CHUNKS_PER_THREAD 16
 #define GEMV_SERIAL_BYTES (256 * 1024)
 
-static int gemv_grain(const weight_t *w) {
+static int gemv_grain(const weight_t *w, int units, int rows_per_unit) {
   size_t row_bytes = w->format == FORMAT_F32 ? (size_t)w->cols * 4
                    : w->format == FORMAT_F16 ? (size_t)w->cols * 2
                    : (size_t)padded_cols(w->cols) / QUANT_GROUP * ((w->format == FORMAT_Q8 ? 32 : 16) + (w->scale_f16 ? 2 : 4));
-  if ((size_t)w->rows * row_bytes < GEMV_SERIAL_BYTES) return w->rows;
-  int grain = w->rows / (GEMV_CHUNKS_PER_THREAD * omni_threads());
-  return grain > GEMV_GRAIN ? grain : GEMV_GRAIN;
+  if ((size_t)w->rows * row_bytes < GEMV_SERIAL_BYTES) return units;
+  int grain = units / (GEMV_CHUNKS_PER_THREAD * omni_threads());
+  int least = GEMV_GRAIN / rows_per_unit;
+  return grain > least ? grain : least;
 }
 
 static int gemv(const float *x, const weight_t *w, const float *bias, float *y) {
   gemv_ctx c = { .x = x, .w = *w, .bias = bias, .y = y };
-  const int grain = gemv_grain(w);
   if (w->format == FORMAT_F32) {
-    omni_parallel_for(w->rows, grain, gemv_f32, &c);
+    omni_parallel_for(w->rows, gemv_grain(w, w->rows, 1), gemv_f32, &c);
   } else if (w->format == FORMAT_F16) {
-    omni_parallel_for(w->rows, grain, gemv_f16, &c);
-  } else if (gemv_activations == ACTIVATIONS_INT16) {
+    omni_parallel_for(w->rows, gemv_grain(w, w->rows, 1), gemv_f16, &c);
+  } else {
     int groups = padded_cols(w->cols) / QUANT_GROUP;
-    /* One allocation: the int16 values, then the q4 offsets (16-byte aligned), then the scales. */
-    uint8_t *scratch = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * (2 * QUANT_GROUP + 16 + 4));
+    int parts = gemv_activations == ACTIVATIONS_EXACT ? 2 : 1;
+    /* One allocation: the int16 parts, then the scales, then the q4 offsets. */
+    uint8_t *scratch = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * (parts * QUANT_GROUP * 2 + 4 + parts * 4));
     if (!scratch) return -1;
     int16_t *xq = (int16_t *)scratch;
-    v128_t *xoffset = (v128_t *)(scratch + (size_t)groups * 2 * QUANT_GROUP);
-    float *xscale = (float *)(scratch + (size_t)groups * (2 * QUANT_GROUP + 16));
-    quantize_activations_int16(x, w->cols, groups, w->format == FORMAT_Q4, xq, xscale, xoffset);
+    float *xscale = (float *)(scratch + (size_t)groups * parts * QUANT_GROUP * 2);
+    int32_t *xoffset = (int32_t *)(xscale + groups);
+    quantize_activations(x, w->cols, groups, parts, xq, xscale, xoffset);
     c.xq = xq;
     c.xscale = xscale;
     c.xoffset = xoffset;
-    omni_parallel_for(w->rows, grain, gemv_int16, &c);
-  } else {
-    int groups = padded_cols(w->cols) / QUANT_GROUP;
-    int16_t *xq = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * 2 * QUANT_GROUP * 2);
-    float *xscale = omni_shared_scratch(SCRATCH_ACTIVATION_SCALES, (size_t)groups * 4);
-    if (!xq || !xscale) return -1;
-    quantize_activations(x, w->cols, groups, w->format == FORMAT_Q4, xq, xscale);
-    c.xq = xq;
-    c.xscale = xscale;
-    omni_parallel_for(w->rows, grain, gemv_quantized, &c);
+    c.parts = parts;
+    int blocks = block_count(w->rows);
+    omni_parallel_for(blocks, gemv_grain(w, blocks, BLOCK_ROWS), gemv_blocks, &c);
   }
   return 0;
 }
@@ -585,9 +499,50 @@ static inline void tile_4x8(int kc, const float *a, int lda, const float *panel,
   acc[4] = c20; acc[5] = c21; acc[6] = c30; acc[7] = c31;
 }
 
+/* int16 lanes [r0 c, r0 c+1, r1 c, …, r3 c+1] times the 4 rows' scales → panel rows c and c+1, columns 0..3. */
+static inline void store_column_pair(float *p, v128_t q, v128_t scales) {
+  v128_t lo = wasm_i32x4_extend_low_i16x8(q), hi = wasm_i32x4_extend_high_i16x8(q);
+  wasm_v128_store(p, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_shuffle(lo, hi, 0, 2, 4, 6)), scales));
+  wasm_v128_store(p + NR, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7)), scales));
+}
+
+/*
+ * A q8/q4 row block's columns k0 … k0 + kc (k0 a multiple of KC), rounded up to whole groups,
+ * into panel columns 0..3: the blocks hold column pairs of 4 rows, what a [k][8] panel wants.
+ */
+static void pack_block_panel(const weight_t *w, int block, int k0, int kc, float *panel) {
+  const int groups = padded_cols(w->cols) / QUANT_GROUP;
+  for (int g = k0 / QUANT_GROUP; g * QUANT_GROUP < k0 + kc; g++) {
+    size_t group = (size_t)block * groups + g;
+    v128_t s = w->scale_f16 ? block_scales(1, w->scales, group * BLOCK_ROWS) : block_scales(0, w->scales, group * BLOCK_ROWS);
+    float *p = panel + (size_t)(g * QUANT_GROUP - k0) * NR;
+    if (w->format == FORMAT_Q8) {
+      const int8_t *q = (const int8_t *)w->data + group * 128;
+      for (int m = 0; m < 16; m++) store_column_pair(p + 2 * m * NR, wasm_i16x8_load8x8(q + 8 * m), s);
+    } else {
+      const uint8_t *q = (const uint8_t *)w->data + group * 64;
+      for (int j = 0; j < 4; j++) {
+        v128_t v = wasm_v128_load(q + 16 * j);
+        for (int m = 0; m < 4; m++) {
+          v128_t nibbles = wasm_v128_and(wasm_u16x8_shr(v, 4 * m), wasm_i16x8_const_splat(15));
+          store_column_pair(p + (8 * j + 2 * m) * NR, wasm_i16x8_sub(nibbles, wasm_i16x8_const_splat(8)), s);
+        }
+      }
+    }
+  }
+}
+
 /* Packs columns [n0, n0 + nr) and k in [k0, k0 + kc) of the right operand into panel[kc][8], zero-padded. */
 static void pack_panel(const matmul_ctx *c, int n0, int nr, int k0, int kc, float *panel, float *rows) {
-  if (c->w || c->transpose_b) {
+  if (c->w && (c->w->format == FORMAT_Q8 || c->w->format == FORMAT_Q4)) {
+    /* n0 is a multiple of 8: two row blocks, the second absent past the last row. */
+    pack_block_panel(c->w, n0 / BLOCK_ROWS, k0, kc, panel);
+    if (nr > BLOCK_ROWS) {
+      pack_block_panel(c->w, n0 / BLOCK_ROWS + 1, k0, kc, panel + BLOCK_ROWS);
+    } else {
+      for (int k = 0; k < kc; k++) wasm_v128_store(panel + k * NR + BLOCK_ROWS, wasm_f32x4_splat(0));
+    }
+  } else if (c->w || c->transpose_b) {
     for (int r = 0; r < nr; r++) {
       if (c->w) dequantize_row(c->w, n0 + r, k0, kc, rows + r * KC);
       else memcpy(rows + r * KC, c->b + (size_t)(n0 + r) * c->K + k0, (size_t)kc * 4);

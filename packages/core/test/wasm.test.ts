@@ -378,6 +378,9 @@ for (const threads of [1, 2]) {
       await expectOmniError('BAD_INPUT', () => be.softmax(shared, be.reshape(shared, [2])));
       await expectOmniError('BAD_INPUT', () => be.rmsnorm(be.empty([2]), be.empty([2]), NaN));
       await expectOmniError('NUMERIC', () => be.weight({ format: 'f16', rows: 1, cols: 2, data: Uint16Array.of(0x3c00, 0x7c00) }));
+      const q8 = { format: 'q8', rows: 2, cols: 2, paddedCols: 32, data: new Uint8Array(64) } as const;
+      await expectOmniError('NUMERIC', () => be.weight({ ...q8, scales: Uint16Array.of(0x3c00, 0x7e00) }));
+      be.dispose(be.weight({ ...q8, scales: Float32Array.of(1, Infinity) }));
       await expectOmniError('OUT_OF_MEMORY', () => be.empty([2 ** 30 + 1]));
       const t = be.empty([4]);
       be.dispose(t);

@@ -141,18 +141,32 @@ export class WasmBackendImpl implements Backend {
     const pc = matrix.paddedCols;
     expect('data', matrix.data.length, format === 'q8' ? rows * pc : (rows * pc) / 2);
     expect('scales', scales.length, (rows * pc) / 32);
-    const data = this.allocate(matrix.data.byteLength, what);
+    if (scales instanceof Uint16Array) refuseNonFiniteScales(scales, format, rows, cols);
+    // The kernels read 4-row blocks (kernels/wasm/linear.c): the rows are padded to a
+    // multiple of 4 with zero scales, then repacked in place.
+    const paddedRows = Math.ceil(rows / 4) * 4;
+    const dataBytes = (matrix.data.byteLength / rows) * paddedRows;
+    const scaleBytes = (scales.byteLength / rows) * paddedRows;
+    const data = this.allocate(dataBytes, what);
     let scalesPtr: number;
     try {
-      scalesPtr = this.allocate(scales.byteLength, `the scales of ${what}`);
+      scalesPtr = this.allocate(scaleBytes, `the scales of ${what}`);
     } catch (e) {
       this.kernels._omni_free(data);
       throw e;
     }
     const heap = this.heap();
     heap.u8.set(matrix.data, data);
+    heap.u8.fill(0, data + matrix.data.byteLength, data + dataBytes);
     heap.u8.set(new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength), scalesPtr);
-    return new WasmWeight(this, rows, cols, format, matrix.data.byteLength + scales.byteLength, data, scalesPtr, scales instanceof Uint16Array);
+    heap.u8.fill(0, scalesPtr + scales.byteLength, scalesPtr + scaleBytes);
+    const scaleF16 = scales instanceof Uint16Array;
+    if (this.kernels._omni_block_quantized(data, scalesPtr, rows, cols, FORMAT_CODES[format], Number(scaleF16)) !== 0) {
+      this.kernels._omni_free(data);
+      this.kernels._omni_free(scalesPtr);
+      throw new OmniError('OUT_OF_MEMORY', `weight: no wasm memory left to repack ${what}`);
+    }
+    return new WasmWeight(this, rows, cols, format, dataBytes + scaleBytes, data, scalesPtr, scaleF16);
   }
 
   async read(t: Tensor, range?: { offset: number; count: number }): Promise<Float32Array | Int32Array> {
@@ -616,6 +630,15 @@ function refuseNonFiniteHalves(data: Uint16Array, rows: number, cols: number): v
   }
 }
 
+/** The q8/q4 GEMV widens f16 group scales the same way. */
+function refuseNonFiniteScales(scales: Uint16Array, format: string, rows: number, cols: number): void {
+  const groups = scales.length / rows;
+  for (let i = 0; i < scales.length; i++) {
+    if ((scales[i] & 0x7c00) === 0x7c00) {
+      throw new OmniError('NUMERIC', `weight ${format} [${rows}, ${cols}]: the f16 scale of row ${Math.floor(i / groups)}, group ${i % groups} is Inf or NaN; quantize this matrix with f32 scales`);
+    }
+  }
+}
 
 function rowCount(t: WasmTensor): number {
   const cols = lastDim(t);

@@ -8,6 +8,8 @@ export interface KernelExports {
   _omni_pool_start(threads: number): number;
   _omni_pool_started(): number;
   _omni_pool_stop(): void;
+  /** Row-major q8/q4 data and scales (rows padded to a multiple of 4) → the kernels' 4-row blocks, in place; 0, or −1 out of memory. */
+  _omni_block_quantized(data: number, scales: number, rows: number, cols: number, format: number, scaleF16: number): number;
   _omni_linear(x: number, M: number, data: number, scales: number, format: number, scaleF16: number,
     rows: number, cols: number, bias: number, y: number): number;
   /** Activations of the GEMV against q8/q4 weights, 0: exact, 1: one int16 part; −1 for another mode. */
