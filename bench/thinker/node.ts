@@ -11,7 +11,9 @@
  * default int16; more than one gives before/after rows from one run), --no-browser,
  * --no-peer, --webgpu (our Thinker on SwiftShader WebGPU too: minutes per token), --decode-only
  * (no prefill measurement in Node), --paired (q8/q4 decode steps with exact and int16 GEMV
- * activations in alternation, paired.ts: a before/after that survives a busy machine).
+ * activations in alternation, paired.ts: a before/after that survives a busy machine),
+ * --profile-at 0,1024 (contexts at which the widest thread count's decode step is timed op
+ * by op, default 1024).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +43,8 @@ const large = shape === '3b';
 const formats = list('formats', large ? 'q4' : 'q4,q8,f16,f32') as WeightFormat[];
 const threadCounts = list('threads', '1,2').map(Number);
 const activationModes = list('activations', 'int16') as QuantizedActivations[];
+/** Contexts at which a decode step is profiled op by op. */
+const profileContexts = list('profile-at', '1024').map(Number);
 const log = (line: string) => console.error(line);
 
 const nodeOptions: ThinkerBenchOptions = {
@@ -93,7 +97,7 @@ const profiles: Profile[] = [];
 async function profileDecode(thinker: Thinker, prof: OpProfiler, context: number, tokens: number): Promise<Profile['ops'] & { stepMs?: number }> {
   const session = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: context + tokens + 4 } });
   try {
-    await fillCache(thinker.backend, session, context);
+    if (context > 0) await fillCache(thinker.backend, session, context);
     await session.prefill({ ids: promptIds(1) });
     let n = 0;
     let t0 = 0;
@@ -128,9 +132,8 @@ for (const [i, { format, threads, activations }] of runs.entries()) {
   try {
     const result = await benchThinker(thinker, nodeOptions, () => performance.now(), log);
     results.push({ target, weights: format, threads, result, work: tokenWork(thinker), roofline, peaks, prefillPassRows: PASS_ROWS });
-    if (prof) {
-      const context = 1024;
-      const ops = await profileDecode(thinker, prof, context, quick ? 4 : 8);
+    for (const context of prof ? profileContexts : []) {
+      const ops = await profileDecode(thinker, prof!, context, quick ? 4 : 8);
       profiles.push({ target: `${target} ${threads}T`, weights: format, context, stepMs: ops.stepMs!, ops: [...ops] });
     }
   } finally {

@@ -66,6 +66,9 @@ export const attentionCases: KernelCase[] = [
   attentionCase('decode T=1, kvLength 4000 of 4097, GQA 16:2, D=128', { T: 1, Hq: 16, Hkv: 2, D: 128, capacity: 4097, kvLength: 4000, mask: causal(3999) }),
   attentionCase('decode T=1, first token, kvLength 1 of 64, GQA 4:2, D=128', { T: 1, Hq: 4, Hkv: 2, D: 128, capacity: 64, kvLength: 1, mask: causal(0) }),
   attentionCase('decode T=1 without mask, kvLength 300 of 512, D=64', { T: 1, Hq: 2, Hkv: 1, D: 64, capacity: 512, kvLength: 300, mask: none }),
+  // Key runs split across units (flash-decoding): most runs of the 1024 keys lie past the 2–3 a query sees.
+  attentionCase('causal T=2 at 1, kvLength 1024 of 1100, GQA 7:1, D=64', { T: 2, Hq: 7, Hkv: 1, D: 64, capacity: 1100, kvLength: 1024, mask: causal(1) }),
+  attentionCase('decode T=1 without mask, kvLength 1031 of 1100, GQA 7:1, D=64', { T: 1, Hq: 7, Hkv: 1, D: 64, capacity: 1100, kvLength: 1031, mask: none }),
   attentionCase('segments [0, 1, 17, 33], T=S=33, D=64', { T: 33, Hq: 4, Hkv: 4, D: 64, capacity: 33, mask: { kind: 'segments', bounds: Int32Array.from([0, 1, 17, 33]) } }),
   attentionCase('segments one segment, T=S=37, D=80, allocated out', { T: 37, Hq: 2, Hkv: 2, D: 80, capacity: 37, mask: { kind: 'segments', bounds: Int32Array.from([0, 37]) }, allocate: true }),
   attentionCase('blockWindow 8 back 2 ahead 1, T=S=37, D=64', { T: 37, Hq: 2, Hkv: 2, D: 64, capacity: 37, mask: { kind: 'blockWindow', blockSize: 8, back: 2, ahead: 1 } }),

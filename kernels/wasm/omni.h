@@ -37,7 +37,7 @@ void *omni_thread_scratch(int thread, size_t bytes);
 /* Grows every pool thread's scratch to `bytes` before a parallel_for; −1 if memory ran out. */
 int omni_reserve_thread_scratch(size_t bytes);
 /* Scratch the main thread fills before a parallel_for, by slot; NULL if out of memory. */
-enum { SCRATCH_ACTIVATIONS = 0, SCRATCH_ACTIVATION_SCALES = 1, SCRATCH_PATCHES = 2, SCRATCH_SLOTS = 3 };
+enum { SCRATCH_ACTIVATIONS = 0, SCRATCH_PATCHES = 1, SCRATCH_ATTENTION_SPLITS = 2, SCRATCH_SLOTS = 3 };
 void *omni_shared_scratch(int slot, size_t bytes);
 
 /* ---- shared by kernel files (linear.c) */
