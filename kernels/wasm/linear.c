@@ -1,10 +1,10 @@
 /*
  * y = x·Wᵀ (+ bias) for every weight format, and the plain f32 matmul.
- * M == 1 (decode) runs a GEMV that streams each weight row once (f32 one row at a time,
- * the others several), dequantizing in registers (f32 is bound by memory bandwidth, q8/q4
- * by their integer dot products); rows are split across the pool. M > 1 packs blocks of W,
- * dequantized to f32, into [k][8] panels that stay in cache while a 4×8 register tile runs
- * over every row block of x.
+ * M == 1 (decode) runs a GEMV that streams the weights once (f32 a row at a time, f16 four
+ * rows, q8/q4 their 4-row blocks), dequantizing in registers (f32 is bound by memory
+ * bandwidth, q8/q4 by their integer dot products); rows are split across the pool. M > 1
+ * packs blocks of W, dequantized to f32, into [k][8] panels that stay in cache while a 4×8
+ * register tile runs over every row block of x.
  */
 #include "omni.h"
 #include <string.h>
