@@ -170,13 +170,18 @@ static void attention_units(void *p, int begin, int end, int thread) {
         const float *q = c->q + ((size_t)i * c->Hq + h0 + h) * D;
         scores_of(q, keys + (size_t)j0 * stride, stride, n, D, c->scale, s);
         float chunk_max = s[0];
-        for (int j = 1; j < n; j++) chunk_max = s[j] > chunk_max ? s[j] : chunk_max;
+        int j = 0;
+        if (n >= 4) {
+          v128_t m = wasm_v128_load(s);
+          for (j = 4; j + 4 <= n; j += 4) m = wasm_f32x4_pmax(m, wasm_v128_load(s + j));
+          chunk_max = hmax(m);
+        }
+        for (; j < n; j++) chunk_max = s[j] > chunk_max ? s[j] : chunk_max;
         float new_max = chunk_max > max[h] ? chunk_max : max[h];
         float alpha = exp_f32(max[h] - new_max);
         max[h] = new_max;
         v128_t mv = wasm_f32x4_splat(new_max), sum = wasm_f32x4_splat(0);
-        int j = 0;
-        for (; j + 4 <= n; j += 4) {
+        for (j = 0; j + 4 <= n; j += 4) {
           v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(s + j), mv));
           wasm_v128_store(s + j, e);
           sum = wasm_f32x4_add(sum, e);
