@@ -239,7 +239,7 @@ static void gemv_f16(void *p, int begin, int end, int thread) {
  * each of the block's 4 rows, by the pair x[c], x[c+1] splat to all lanes, so each row's
  * sum builds up in its own lane and a group ends with one vector multiply by the 4 rows'
  * scales. The loops over a group's chunks are kept rolled: unrolled, LLVM hoists every load
- * to the top and V8's register allocator spills them (measured 1.6× slower on 4864×896).
+ * to the top and V8's register allocator spills them (q4 measured 1.3× slower on 4864×896).
  */
 static inline v128_t q8_block_group(const int8_t *w, const int16_t *x) {
   v128_t a = wasm_i32x4_splat(0), b = a;
