@@ -514,7 +514,7 @@ static void pack_block_panel(const weight_t *w, int block, int k0, int kc, float
   const int groups = padded_cols(w->cols) / QUANT_GROUP;
   for (int g = k0 / QUANT_GROUP; g * QUANT_GROUP < k0 + kc; g++) {
     size_t group = (size_t)block * groups + g;
-    v128_t s = w->scale_f16 ? block_scales(1, w->scales, group * BLOCK_ROWS) : block_scales(0, w->scales, group * BLOCK_ROWS);
+    v128_t s = block_scales(w->scale_f16, w->scales, group * BLOCK_ROWS);
     float *p = panel + (size_t)(g * QUANT_GROUP - k0) * NR;
     if (w->format == FORMAT_Q8) {
       const int8_t *q = (const int8_t *)w->data + group * 128;

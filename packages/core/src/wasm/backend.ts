@@ -126,7 +126,9 @@ export class WasmBackendImpl implements Backend {
         throw new OmniError('WRONG_DTYPE', `weight ${format}: data must be a ${matrix.format === 'f32' ? 'Float32Array' : 'Uint16Array of half bits'}`);
       }
       expect('data', matrix.data.length, rows * cols);
-      if (matrix.format === 'f16') refuseNonFiniteHalves(matrix.data, rows, cols);
+      if (matrix.format === 'f16') {
+        refuseNonFiniteHalves(matrix.data, cols, (r, c) => `weight f16 [${rows}, ${cols}]: element [${r}, ${c}] is Inf or NaN; store this matrix as f32`);
+      }
       const bytes = matrix.data.byteLength;
       const ptr = this.allocate(bytes, what);
       this.heap().u8.set(new Uint8Array(matrix.data.buffer, matrix.data.byteOffset, bytes), ptr);
@@ -141,7 +143,10 @@ export class WasmBackendImpl implements Backend {
     const pc = matrix.paddedCols;
     expect('data', matrix.data.length, format === 'q8' ? rows * pc : (rows * pc) / 2);
     expect('scales', scales.length, (rows * pc) / 32);
-    if (scales instanceof Uint16Array) refuseNonFiniteScales(scales, format, rows, cols);
+    if (scales instanceof Uint16Array) {
+      refuseNonFiniteHalves(scales, pc / 32, (r, g) =>
+        `weight ${format} [${rows}, ${cols}]: the f16 scale of row ${r}, group ${g} is Inf or NaN; quantize this matrix with f32 scales`);
+    }
     // The kernels read 4-row blocks (kernels/wasm/linear.c): the rows are padded to a
     // multiple of 4 with zero scales, then repacked in place.
     const paddedRows = Math.ceil(rows / 4) * 4;
@@ -621,22 +626,13 @@ export class WasmBackendImpl implements Backend {
   }
 }
 
-/** The f16 GEMV widens halves without an Inf/NaN case (kernels/wasm/linear.c). */
-function refuseNonFiniteHalves(data: Uint16Array, rows: number, cols: number): void {
-  for (let i = 0; i < data.length; i++) {
-    if ((data[i] & 0x7c00) === 0x7c00) {
-      throw new OmniError('NUMERIC', `weight f16 [${rows}, ${cols}]: element [${Math.floor(i / cols)}, ${i % cols}] is Inf or NaN; store this matrix as f32`);
-    }
-  }
-}
-
-/** The q8/q4 GEMV widens f16 group scales the same way. */
-function refuseNonFiniteScales(scales: Uint16Array, format: string, rows: number, cols: number): void {
-  const groups = scales.length / rows;
-  for (let i = 0; i < scales.length; i++) {
-    if ((scales[i] & 0x7c00) === 0x7c00) {
-      throw new OmniError('NUMERIC', `weight ${format} [${rows}, ${cols}]: the f16 scale of row ${Math.floor(i / groups)}, group ${i % groups} is Inf or NaN; quantize this matrix with f32 scales`);
-    }
+/**
+ * The f16 GEMV and the q8/q4 kernels' f16 scales widen halves without an Inf/NaN case
+ * (kernels/wasm/linear.c). `problem` names the half at [row, column] of `perRow` per row.
+ */
+function refuseNonFiniteHalves(halves: Uint16Array, perRow: number, problem: (row: number, col: number) => string): void {
+  for (let i = 0; i < halves.length; i++) {
+    if ((halves[i] & 0x7c00) === 0x7c00) throw new OmniError('NUMERIC', problem(Math.floor(i / perRow), i % perRow));
   }
 }
 
