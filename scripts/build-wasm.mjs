@@ -1,5 +1,6 @@
 // Compiles kernels/wasm/*.c with emscripten into packages/core/assets/: a single-threaded
-// SIMD module and a -pthread one (a persistent pool, used where shared memory exists).
+// SIMD module and a -pthread one (a persistent pool, used where shared memory exists), each
+// also built with relaxed SIMD for engines that run it (its 8-bit dot product; see linear.c).
 // Both are ES modules that load in Node, browsers and module workers without a bundler
 // plugin; packages/core/src/wasmAssets.ts is the only code that knows these file names.
 import { execFileSync } from 'node:child_process';
@@ -32,8 +33,8 @@ writeFileSync(nodeShim, [
 // @omniweb/core is "type": "module": this marks the asset folder's .js files as CommonJS.
 writeFileSync(`${outDir}package.json`, '{ "type": "commonjs" }\n');
 
-const common = [
-  '-O3', '-msimd128', '-std=c11', '-Wall', '-Wextra', '-Werror',
+const compile = ['-O3', '-msimd128', '-std=c11', '-Wall', '-Wextra', '-Werror'];
+const link = [
   '-sMODULARIZE=1', '-sEXPORT_ES6=1', '-sEXPORT_NAME=createOmniKernels',
   '-sENVIRONMENT=web,worker,node', '-sFILESYSTEM=0', '-sASSERTIONS=0',
   '-sEXPORTED_RUNTIME_METHODS=[]',
@@ -45,10 +46,11 @@ const common = [
 ];
 
 const variants = [
-  { file: 'omni-kernels.mjs', flags: [] },
+  { file: 'omni-kernels', compileFlags: [], linkFlags: [] },
   {
-    file: 'omni-kernels-mt.mjs',
-    flags: [
+    file: 'omni-kernels-mt',
+    compileFlags: ['-pthread'],
+    linkFlags: [
       '-pthread', '-Wno-pthreads-mem-growth',
       // Workers the caller asks for (Module.poolSize) are loaded before the module resolves.
       '-sPTHREAD_POOL_SIZE=Module.poolSize||0', '-sPTHREAD_POOL_SIZE_STRICT=0',
@@ -56,12 +58,31 @@ const variants = [
   },
 ];
 
+/*
+ * Relaxed SIMD needs clang ≥ 16 (Debian's emscripten 3.1.6 ships clang 14), and its binaryen
+ * (version 108) predates the final opcodes: it reads them as other instructions. So the
+ * relaxed builds compile with clang-16 at -O3 and link at -O1 with BigInt i64s, where emcc
+ * runs no binaryen pass that rewrites the module (ERROR_ON_WASM_CHANGES_AFTER_LINK checks it).
+ */
+const relaxedEnv = { EM_LLVM_ADD_VERSION: '16', EM_CLANG_ADD_VERSION: '16' };
+const relaxedCompile = ['-mrelaxed-simd'];
+const relaxedLink = ['-O1', '-mrelaxed-simd', '-sWASM_BIGINT', '-sERROR_ON_WASM_CHANGES_AFTER_LINK'];
+
 const env = { ...process.env, NODE_PATH: process.env.NODE_PATH ?? '/usr/share/nodejs' };
 try {
-  for (const { file, flags } of variants) {
-    const started = Date.now();
-    execFileSync('emcc', [...common, ...flags, ...sources, '-o', outDir + file], { stdio: 'inherit', env });
-    console.log(`build-wasm: ${file} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  for (const { file, compileFlags, linkFlags } of variants) {
+    let started = Date.now();
+    execFileSync('emcc', [...compile, ...compileFlags, ...link, ...linkFlags, ...sources, '-o', `${outDir}${file}.mjs`], { stdio: 'inherit', env });
+    console.log(`build-wasm: ${file}.mjs (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+
+    started = Date.now();
+    const objects = sources.map((source) => {
+      const object = `${shimDir}/${file}-${source.slice(sourceDir.length, -2)}.o`;
+      execFileSync('emcc', [...compile, ...compileFlags, ...relaxedCompile, '-c', source, '-o', object], { stdio: 'inherit', env: { ...env, ...relaxedEnv } });
+      return object;
+    });
+    execFileSync('emcc', [...link, ...linkFlags, ...relaxedLink, ...objects, '-o', `${outDir}${file}-relaxed.mjs`], { stdio: 'inherit', env: { ...env, ...relaxedEnv } });
+    console.log(`build-wasm: ${file}-relaxed.mjs (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   }
 } finally {
   rmSync(shimDir, { recursive: true, force: true });

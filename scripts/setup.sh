@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: Chromium (headless browser tests, and its SwiftShader Vulkan driver gives
-# WebGPU to Node's Dawn), the Vulkan loader Dawn links, emscripten for the wasm kernels, and
+# WebGPU to Node's Dawn), the Vulkan loader Dawn links, emscripten for the wasm kernels,
+# clang/lld/llvm 16 for their relaxed-SIMD build (emscripten's clang 14 lacks it), and
 # espeak-ng (real speech for the voice-activity tests).
-apt_pkgs=(chromium libvulkan1 emscripten espeak-ng)
+apt_pkgs=(chromium libvulkan1 emscripten clang-16 lld-16 llvm-16 espeak-ng)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,18 +2,24 @@
  * The browser side of the kernel suite: the same cases as the Node suite, run inside the
  * page on the WebGPU and wasm backends. Playwright calls `window.omniKernels`.
  */
-import { createWebGPUBackend, type Backend, type BackendInfo } from '@omniweb/core';
+import { createWebGPUBackend, quantize, type Backend, type BackendInfo } from '@omniweb/core';
 // Not exported from @omniweb/core (yet): the wasm backend from its source module.
 import { createWasmBackend } from '../../packages/core/src/wasm/index.js';
 import { createOracleBackend, kernelCases, type CaseResult } from '@omniweb/kernels';
 
-export type BrowserBackendKind = 'webgpu' | 'wasm';
+/** 'wasm' is the default build here (relaxed SIMD where Chromium runs it); 'wasm-baseline' the SIMD128 one. */
+export type BrowserBackendKind = 'webgpu' | 'wasm' | 'wasm-baseline';
+
+/** How many outputs two wasm builds were compared on, and how many differed in any bit. */
+export interface BuildComparison { compared: number; differing: number }
 
 export interface KernelPageApi {
   caseNames(): string[];
   info(kind: BrowserBackendKind): Promise<BackendInfo>;
   /** One case; a thrown error comes back as `error` (with its stack) instead of a rejection. */
   run(kind: BrowserBackendKind, name: string): Promise<CaseResult | { error: string }>;
+  /** q4 GEMVs (1–12 rows, odd sizes, f32 and f16 scales) on 'wasm' and 'wasm-baseline'. */
+  compareWasmBuilds(): Promise<BuildComparison>;
 }
 
 const backends = new Map<BrowserBackendKind, Promise<Backend>>();
@@ -21,12 +27,35 @@ const backends = new Map<BrowserBackendKind, Promise<Backend>>();
 function backendOf(kind: BrowserBackendKind): Promise<Backend> {
   const existing = backends.get(kind);
   if (existing) return existing;
-  const created = kind === 'webgpu' ? createWebGPUBackend() : createWasmBackend();
+  const created = kind === 'webgpu' ? createWebGPUBackend()
+    : createWasmBackend(kind === 'wasm-baseline' ? { simd: 'baseline' } : {});
   backends.set(kind, created);
   return created;
 }
 
 const oracle = createOracleBackend();
+
+/** x·Wᵀ for a q4 W on one backend, read back as raw bits. */
+async function q4Product(backend: Backend, x: Float32Array, rows: number, w: Float32Array, N: number, K: number, scales: 'f32' | 'f16'): Promise<Uint32Array> {
+  const y = backend.linear(backend.tensor(x, [rows, K]), backend.weight(quantize(w, N, K, 'q4', scales)), null);
+  return new Uint32Array((await backend.read(y)).buffer);
+}
+
+async function compareWasmBuilds(): Promise<BuildComparison> {
+  const [relaxed, baseline] = await Promise.all([backendOf('wasm'), backendOf('wasm-baseline')]);
+  let seed = 12345;
+  const random = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 31) - 1);
+  let compared = 0, differing = 0;
+  for (const [rows, K, N] of [[1, 100, 37], [1, 896, 64], [5, 131, 9], [12, 64, 4]]) {
+    for (const scales of ['f32', 'f16'] as const) {
+      const x = random(rows * K), w = random(N * K);
+      const a = await q4Product(relaxed, x, rows, w, N, K, scales), b = await q4Product(baseline, x, rows, w, N, K, scales);
+      compared += a.length;
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differing++;
+    }
+  }
+  return { compared, differing };
+}
 
 const api: KernelPageApi = {
   caseNames: () => kernelCases.map((c) => c.name),
@@ -40,6 +69,7 @@ const api: KernelPageApi = {
       return { error: e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e) };
     }
   },
+  compareWasmBuilds,
 };
 
 declare global {

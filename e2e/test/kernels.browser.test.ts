@@ -10,7 +10,7 @@ import { kernelCases } from '@omniweb/kernels';
 import { launchChromium } from '../chromium.js';
 import { startStaticServer } from '../server.js';
 import type { BrowserBackendKind } from '../kernels/page.js';
-// Where the page's wasm backend loads its two builds from (not exported from @omniweb/core).
+// Where the page's wasm backends load their builds from (not exported from @omniweb/core).
 import { wasmAssets } from '../../packages/core/src/wasmAssets.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -67,14 +67,24 @@ describe('kernel page', () => {
     expect((await page.evaluate(() => omniKernels.info('webgpu'))).kind).toBe('webgpu');
   });
 
-  it('chose the threaded wasm build', async () => {
+  it('chose the threaded relaxed-SIMD wasm build (Chromium runs relaxed SIMD)', async () => {
     const { page, requestedPaths } = await ready();
     const info = await page.evaluate(() => omniKernels.info('wasm'));
     expect(info.kind).toBe('wasm');
     expect(info.threads).toBeGreaterThan(1);
+    expect(info.wasmSimd).toBe('relaxed');
     const fetched = (asset: URL) => requestedPaths.includes(`/assets/${basename(asset.pathname)}`);
-    expect(fetched(wasmAssets.threaded.wasm)).toBe(true);
-    expect(fetched(wasmAssets.singleThreaded.wasm)).toBe(false);
+    expect(fetched(wasmAssets.relaxed.threaded.wasm)).toBe(true);
+    expect(fetched(wasmAssets.relaxed.singleThreaded.wasm)).toBe(false);
+    expect(fetched(wasmAssets.baseline.singleThreaded.wasm)).toBe(false);
+  });
+
+  it('gives bit-identical q4 GEMVs from the relaxed and the baseline wasm builds', async () => {
+    const { page } = await ready();
+    expect((await page.evaluate(() => omniKernels.info('wasm-baseline'))).wasmSimd).toBe('baseline');
+    const { compared, differing } = await page.evaluate(() => omniKernels.compareWasmBuilds());
+    expect(compared).toBe(2 * (37 + 64 + 5 * 9 + 12 * 4));
+    expect(differing).toBe(0);
   });
 });
 

@@ -18,11 +18,11 @@ const F32_SUM_BOUND = 1e-5;
 
 /**
  * A GEMV (1–12 rows) against q8/q4 weights may round each group of 32 activations to one
- * 16-bit part (the wasm backend's 'int16' mode): each output then moves by up to
- * (1/65534)·Σ_g max_g|x|·Σ_{i∈g}|w_i|. Those products are judged against that per-group
- * scale (`groupMagnitude`), to 1/65534 plus the f32 sum bound, rounded up.
+ * 15-bit part (the wasm backend's 'int16' mode): each output then moves by up to
+ * (1/32766)·Σ_g max_g|x|·Σ_{i∈g}|w_i|. Those products are judged against that per-group
+ * scale (`groupMagnitude`), to 1/32766 plus the f32 sum bound, rounded up.
  */
-const QUANTIZED_GEMV_BOUND = 3e-5;
+const QUANTIZED_GEMV_BOUND = 5e-5;
 const QUANTIZED_GEMV_MAX_ROWS = 12;
 
 /** Σ_g max_{k∈g}|x_mk| · Σ_{k∈g}|w_nk| (+ |b_n|) for every output [m, n]; x [M, K], w [N, K]. */

@@ -20,7 +20,7 @@ function nearestEven(v: number): number {
   return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** x [M, K] as the 'int16' mode rounds it: per group of 32, s = max|x|/32767 and s·round(x·(32767/max|x|)), in f32 steps. */
+/** x [M, K] as the 'int16' mode rounds it: per group of 32, s = max|x|/16383 and s·round(x·(16383/max|x|)), in f32 steps (15 bits: linear.c). */
 function int16Activations(x: Float32Array, M: number, K: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let m = 0; m < M; m++) {
@@ -28,8 +28,8 @@ function int16Activations(x: Float32Array, M: number, K: number): Float32Array {
       const end = Math.min(K, k0 + GROUP);
       let peak = 0;
       for (let k = k0; k < end; k++) peak = Math.max(peak, Math.abs(x[m * K + k]));
-      const scale = Math.fround(peak / 32767);
-      const inv = peak > 0 ? Math.fround(32767 / peak) : 0;
+      const scale = Math.fround(peak / 16383);
+      const inv = peak > 0 ? Math.fround(16383 / peak) : 0;
       for (let k = k0; k < end; k++) out[m * K + k] = nearestEven(Math.fround(x[m * K + k] * inv)) * scale;
     }
   }
@@ -95,11 +95,11 @@ for (const threads of [1, 2]) {
             const rounded = int16Activations(x, M, K);
             const emulated = await product(oracle, rounded, M, K, host, bias);
             expect(compare(actual, emulated, magnitude(rounded, w, bias, M, K, N))).toBeLessThanOrEqual(F32_SUM_BOUND);
-            // The documented bound: (1/65534)·Σ_g max_g|x|·Σ_{i∈g}|w_i| from the exact product, plus f32 summation.
+            // The documented bound: (1/32766)·Σ_g max_g|x|·Σ_{i∈g}|w_i| from the exact product, plus f32 summation.
             const groups = groupMagnitude(x, absolute(w), M, K, N);
             const sums = magnitude(x, w, bias, M, K, N);
             for (let i = 0; i < actual.length; i++) {
-              expect(Math.abs(actual[i] - exact[i])).toBeLessThanOrEqual(groups[i] / 65534 + F32_SUM_BOUND * sums[i]);
+              expect(Math.abs(actual[i] - exact[i])).toBeLessThanOrEqual(groups[i] / 32766 + F32_SUM_BOUND * sums[i]);
             }
           });
         }

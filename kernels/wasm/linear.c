@@ -128,6 +128,7 @@ typedef struct {
   const int16_t *xq;    /* q8/q4: per group `parts` × 32 int16 (quantize_activations) */
   const float *xscale;  /* q8/q4: one scale per group */
   const int32_t *xoffset; /* q8/q4: per group and part −8·Σq (q4 only uses it) */
+  const int8_t *xbytes; /* relaxed SIMD, q4, one part: per group 64 bytes (split_activation_bytes) */
   int parts;            /* 1 or 2 int16 parts of x (the activation mode) */
   weight_t w;
   const float *bias;
@@ -272,8 +273,62 @@ static inline v128_t q4_block_group(const uint8_t *w, const int16_t *x) {
   return wasm_i32x4_add(wasm_i32x4_add(s1, wasm_i32x4_shr(s16, 4)), wasm_i32x4_shr(s256, 8));
 }
 
-/* One int16 part of x against a block's group, as f32 row sums; q4 takes its nibbles' +8 back out (offset = −8·Σq). */
-static inline v128_t block_group(const int q4, const uint8_t *w, const int16_t *x, int32_t offset) {
+#ifdef __wasm_relaxed_simd__
+/*
+ * With relaxed SIMD, i32x4.relaxed_dot_i8x16_i7x16_add_s multiplies 16 bytes at once (x86:
+ * VNNI, or pmaddubsw + pmaddwd), twice the i16 dot, and q4 nibbles need no int16 lanes. Its
+ * second operand must stay in 0..127 for the result to be the same on every engine, and the
+ * nibbles (0..15) are that operand. The 15-bit activations (the int16 mode) go in as two
+ * bytes, q = 128·hi + lo with hi in −128..127 and lo in 0..127, so the integer sums, and
+ * every output, are exactly the baseline build's. In a lane of 4 bytes (one row) a chunk's
+ * low nibbles are columns 8j + 0, 4, 1, 5 and its high nibbles 8j + 2, 6, 3, 7 (the block
+ * layout above): split_activation_bytes stores x's bytes in that order, per chunk
+ * [hi 0 4 1 5][lo 0 4 1 5][hi 2 6 3 7][lo 2 6 3 7], each a 4-byte splat for the dot.
+ */
+#define RELAXED_DOT 1
+typedef int8_t i8x16_t __attribute__((vector_size(16)));
+typedef int32_t i32x4_t __attribute__((vector_size(16)));
+
+static inline v128_t dot_bytes_add(v128_t x, v128_t nibbles, v128_t acc) {
+  return (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_add_s_i32x4((i8x16_t)x, (i8x16_t)nibbles, (i32x4_t)acc);
+}
+
+static inline v128_t q4_block_group_bytes(const uint8_t *w, const int8_t *x) {
+  const v128_t low = wasm_i8x16_const_splat(0x0f);
+  /* Four chains, as a dot waits on the one before it in its accumulator (VNNI latency). */
+  v128_t hi0 = wasm_i32x4_splat(0), lo0 = hi0, hi1 = hi0, lo1 = hi0;
+#pragma clang loop unroll(disable)
+  for (int j = 0; j < 4; j++) {
+    v128_t v = wasm_v128_load(w + 16 * j);
+    const int8_t *xj = x + 16 * j;
+    v128_t first = wasm_v128_and(v, low), second = wasm_v128_and(wasm_u16x8_shr(v, 4), low);
+    hi0 = dot_bytes_add(wasm_v128_load32_splat(xj), first, hi0);
+    lo0 = dot_bytes_add(wasm_v128_load32_splat(xj + 4), first, lo0);
+    hi1 = dot_bytes_add(wasm_v128_load32_splat(xj + 8), second, hi1);
+    lo1 = dot_bytes_add(wasm_v128_load32_splat(xj + 12), second, lo1);
+  }
+  return wasm_i32x4_add(wasm_i32x4_shl(wasm_i32x4_add(hi0, hi1), 7), wasm_i32x4_add(lo0, lo1));
+}
+
+/* One part of 15-bit activations (int16 lanes, groups × 32) → the byte order above. */
+static void split_activation_bytes(const int16_t *xq, int groups, int8_t *bytes) {
+  for (int c = 0; c < groups * QUANT_GROUP / 8; c++) {
+    v128_t q = wasm_v128_load(xq + 8 * c);
+    v128_t hl = wasm_i8x16_narrow_i16x8(wasm_i16x8_shr(q, 7), wasm_v128_and(q, wasm_i16x8_const_splat(127)));
+    wasm_v128_store(bytes + 16 * c, wasm_i8x16_shuffle(hl, hl, 0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15));
+  }
+}
+#else
+#define RELAXED_DOT 0
+#endif
+
+/* Part p of x against group g of a block (at w), as f32 row sums; q4 takes its nibbles' +8 back out (offset = −8·Σq). */
+static inline v128_t block_group(const gemv_ctx *c, const int q4, const int parts, const uint8_t *w, int g, int p) {
+  const int32_t offset = c->xoffset[g * parts + p];
+#if RELAXED_DOT
+  if (q4 && parts == 1) return wasm_f32x4_convert_i32x4(wasm_i32x4_add(q4_block_group_bytes(w, c->xbytes + (size_t)g * 64), wasm_i32x4_splat(offset)));
+#endif
+  const int16_t *x = c->xq + ((size_t)g * parts + p) * QUANT_GROUP;
   v128_t sum = q4 ? wasm_i32x4_add(q4_block_group(w, x), wasm_i32x4_splat(offset)) : q8_block_group((const int8_t *)w, x);
   return wasm_f32x4_convert_i32x4(sum);
 }
@@ -294,10 +349,9 @@ static inline __attribute__((always_inline)) void gemv_blocks_of(const gemv_ctx 
     const size_t scale_base = (size_t)b * groups * BLOCK_ROWS;
     v128_t acc = wasm_f32x4_splat(0);
     for (int g = 0; g < groups; g++) {
-      const int16_t *x = c->xq + (size_t)g * parts * QUANT_GROUP;
-      v128_t sum = block_group(q4, w + g * group_bytes, x, c->xoffset[g * parts]);
+      v128_t sum = block_group(c, q4, parts, w + g * group_bytes, g, 0);
       if (parts == 2) {
-        v128_t low = block_group(q4, w + g * group_bytes, x + QUANT_GROUP, c->xoffset[g * parts + 1]);
+        v128_t low = block_group(c, q4, parts, w + g * group_bytes, g, 1);
         sum = wasm_f32x4_add(sum, wasm_f32x4_mul(low, wasm_f32x4_const_splat(0x1p-15f)));
       }
       v128_t scale = wasm_f32x4_mul(block_scales(f16, c->w.scales, scale_base + (size_t)g * BLOCK_ROWS), wasm_v128_load32_splat(c->xscale + g));
@@ -353,11 +407,12 @@ static float load_activation_group(const float *x, int K, int k0, v128_t v[8]) {
  *   x ≈ s·(hi + lo·2^-15) with s = max|x|/32767, hi = round(x/s), lo = round((x/s − hi)·2^15),
  *   |lo| ≤ 2^14. x/s is formed in f32 (within 2^-23 of exact), so the integer sums carry
  *   ~30 bits of x and the result matches an f32 dot product with the dequantized weights.
- * - int16: the one part hi, x̃ = s·hi: half the dot products. Each output moves from the
- *   exact one by at most (1/65534)·Σ_g max_g|x|·Σ_{i∈g}|w_i| (half a step of each group's
- *   largest |x| against that group's weights), 2^-8 of what the 8-bit weights already carry.
- *   (Int8 activations, as llama.cpp's q8_0, would cost the same here, since wasm SIMD has
- *   no 8-bit dot product without relaxed SIMD, and changed greedy tokens of the golden tests.)
+ * - int16: one 15-bit part, x̃ = s·q with s = max|x|/16383, |q| ≤ 16383: half the dot
+ *   products. Each output moves from the exact one by at most
+ *   (1/32766)·Σ_g max_g|x|·Σ_{i∈g}|w_i| (half a step of each group's largest |x| against
+ *   that group's weights), 2^-7 of what the 8-bit weights already carry. 15 bits, not 16,
+ *   so that the relaxed-SIMD build can take q as two bytes and give the same sums.
+ *   (Int8 activations, as llama.cpp's q8_0, changed greedy tokens of the golden tests.)
  */
 enum { ACTIVATIONS_EXACT = 0, ACTIVATIONS_INT16 = 1 };
 static int gemv_activations = ACTIVATIONS_EXACT;
@@ -380,8 +435,9 @@ static void quantize_activations(const float *x, int K, int groups, int parts, i
     v128_t v[8];
     float amax = load_activation_group(x, K, k0, v);
     int finite = amax <= 3.4028234663852886e38f;
-    xscale[g] = finite ? amax / 32767.0f : NAN;
-    v128_t inv = wasm_f32x4_splat(finite && amax > 0 ? 32767.0f / amax : 0.0f);
+    const float top = parts == 1 ? 16383.0f : 32767.0f;
+    xscale[g] = finite ? amax / top : NAN;
+    v128_t inv = wasm_f32x4_splat(finite && amax > 0 ? top / amax : 0.0f);
     v128_t q[2][8];
     for (int i = 0; i < 8; i++) {
       v128_t ratio = wasm_f32x4_mul(v[i], inv);
@@ -437,13 +493,20 @@ static int gemv(const float *x, const weight_t *w, const float *bias, float *y) 
   } else {
     int groups = padded_cols(w->cols) / QUANT_GROUP;
     int parts = gemv_activations == ACTIVATIONS_EXACT ? 2 : 1;
-    /* One allocation: the int16 parts, then the scales, then the q4 offsets. */
-    uint8_t *scratch = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * (parts * QUANT_GROUP * 2 + 4 + parts * 4));
+    const int bytes = RELAXED_DOT && w->format == FORMAT_Q4 && parts == 1;
+    /* One allocation: the int16 parts, then the scales, then the q4 offsets, then x's bytes for the relaxed dot. */
+    uint8_t *scratch = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * (parts * QUANT_GROUP * 2 + 4 + parts * 4 + (bytes ? 64 : 0)));
     if (!scratch) return -1;
     int16_t *xq = (int16_t *)scratch;
     float *xscale = (float *)(scratch + (size_t)groups * parts * QUANT_GROUP * 2);
     int32_t *xoffset = (int32_t *)(xscale + groups);
     quantize_activations(x, w->cols, groups, parts, xq, xscale, xoffset);
+#if RELAXED_DOT
+    if (bytes) {
+      c.xbytes = (int8_t *)(xoffset + groups * parts);
+      split_activation_bytes(xq, groups, (int8_t *)c.xbytes);
+    }
+#endif
     c.xq = xq;
     c.xscale = xscale;
     c.xoffset = xoffset;
@@ -688,3 +751,6 @@ OMNI_EXPORT int omni_matmul(const float *a, const float *b, int M, int K, int N,
   matmul_ctx c = { .a = a, .lda = K, .M = M, .N = N, .K = K, .b = b, .transpose_b = transpose_b, .c = y, .ldc = N };
   return matmul_run(&c);
 }
+
+/* 1 in the relaxed-SIMD build (its q4 GEMV multiplies bytes), 0 in the baseline one. */
+OMNI_EXPORT int omni_relaxed_dot(void) { return RELAXED_DOT; }

@@ -117,12 +117,14 @@ export interface ResampleFilters {
 
 export interface BackendInfo {
   kind: BackendKind;
-  /** Adapter description (webgpu) or "wasm simd128 (N threads)". */
+  /** Adapter description (webgpu) or "wasm simd128 (N threads, …)" ("wasm relaxed simd …"). */
   name: string;
   shaderF16: boolean;
   /** Largest single device buffer/binding we may create; bigger weights are split by rows. */
   maxBufferBytes: number;
   threads: number;
+  /** wasm only: which kernel build runs ('relaxed' SIMD or 'baseline' SIMD128; see WasmSimd). */
+  wasmSimd?: 'relaxed' | 'baseline';
 }
 
 export interface Backend {

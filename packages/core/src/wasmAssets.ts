@@ -11,13 +11,30 @@ export interface WasmAsset {
   wasm: URL;
 }
 
-export const wasmAssets: { singleThreaded: WasmAsset; threaded: WasmAsset } = {
-  singleThreaded: {
-    module: new URL('../assets/omni-kernels.mjs', import.meta.url),
-    wasm: new URL('../assets/omni-kernels.wasm', import.meta.url),
+/** One build of the kernels: single-threaded, and with a pthread pool. */
+export interface WasmBuild { singleThreaded: WasmAsset; threaded: WasmAsset }
+
+// Literal URLs, so that bundlers which follow `new URL('…', import.meta.url)` find each file.
+/** 'baseline': SIMD128 only; 'relaxed': the same kernels with relaxed SIMD's 8-bit dot product. */
+export const wasmAssets: { baseline: WasmBuild; relaxed: WasmBuild } = {
+  baseline: {
+    singleThreaded: {
+      module: new URL('../assets/omni-kernels.mjs', import.meta.url),
+      wasm: new URL('../assets/omni-kernels.wasm', import.meta.url),
+    },
+    threaded: {
+      module: new URL('../assets/omni-kernels-mt.mjs', import.meta.url),
+      wasm: new URL('../assets/omni-kernels-mt.wasm', import.meta.url),
+    },
   },
-  threaded: {
-    module: new URL('../assets/omni-kernels-mt.mjs', import.meta.url),
-    wasm: new URL('../assets/omni-kernels-mt.wasm', import.meta.url),
+  relaxed: {
+    singleThreaded: {
+      module: new URL('../assets/omni-kernels-relaxed.mjs', import.meta.url),
+      wasm: new URL('../assets/omni-kernels-relaxed.wasm', import.meta.url),
+    },
+    threaded: {
+      module: new URL('../assets/omni-kernels-mt-relaxed.mjs', import.meta.url),
+      wasm: new URL('../assets/omni-kernels-mt-relaxed.wasm', import.meta.url),
+    },
   },
 };

@@ -7,6 +7,7 @@ import type { Backend, HostMatrix, Tensor, WeightFormat } from '../src/backend.j
 import { isOmniError } from '../src/errors.js';
 import { dequantize, f16ToF32, quantize, toF16Array } from '../src/quant.js';
 import { createWasmBackend } from '../src/wasm/index.js';
+import { relaxedDotAvailable } from '../src/wasm/module.js';
 
 function random(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
@@ -76,6 +77,22 @@ describe('createWasmBackend', () => {
     await expectOmniError('BAD_INPUT', () => createWasmBackend({ threads: 0 }));
     await expectOmniError('BAD_INPUT', () => createWasmBackend({ threads: 1.5 }));
     await expectOmniError('BAD_INPUT', () => createWasmBackend(null as unknown as object));
+    await expectOmniError('BAD_INPUT', () => createWasmBackend({ simd: 'avx' as unknown as 'auto' }));
+  });
+
+  // Node 20's V8 has no relaxed SIMD (behind its flag, an older draft's dot product, which the
+  // probe in module.ts turns down); the browser suite checks the relaxed build in Chromium.
+  it("picks the build the engine runs, and refuses simd 'relaxed' where it does not run", async () => {
+    const relaxed = await relaxedDotAvailable();
+    const be = await createWasmBackend({ threads: 1 });
+    expect(be.info.wasmSimd).toBe(relaxed ? 'relaxed' : 'baseline');
+    expect(be.info.name).toMatch(relaxed ? /^wasm relaxed simd / : /^wasm simd128 /);
+    be.destroy();
+    const baseline = await createWasmBackend({ threads: 1, simd: 'baseline' });
+    expect(baseline.info.wasmSimd).toBe('baseline');
+    baseline.destroy();
+    if (relaxed) (await createWasmBackend({ threads: 1, simd: 'relaxed' })).destroy();
+    else await expectOmniError('UNSUPPORTED_CONFIG', () => createWasmBackend({ simd: 'relaxed' }));
   });
 
   it('refuses use after destroy', async () => {

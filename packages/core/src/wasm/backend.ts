@@ -74,10 +74,11 @@ export class WasmBackendImpl implements Backend {
   /** Reused heap space for small per-call host arrays (ids, rope tables, segment bounds). */
   private staging = { ptr: 0, bytes: 0 };
 
-  constructor(kernels: KernelExports, threads: number, quantizedActivations: QuantizedActivations) {
+  constructor(kernels: KernelExports, threads: number, quantizedActivations: QuantizedActivations, relaxed: boolean) {
     this.kernels = kernels;
-    const name = `wasm simd128 (${threads} thread${threads === 1 ? '' : 's'}, ${quantizedActivations} q8/q4 GEMV activations)`;
-    this.info = { kind: 'wasm', name, shaderF16: false, maxBufferBytes: ALLOCATION_LIMIT, threads };
+    const simd = relaxed ? 'relaxed simd' : 'simd128';
+    const name = `wasm ${simd} (${threads} thread${threads === 1 ? '' : 's'}, ${quantizedActivations} q8/q4 GEMV activations)`;
+    this.info = { kind: 'wasm', name, shaderF16: false, maxBufferBytes: ALLOCATION_LIMIT, threads, wasmSimd: relaxed ? 'relaxed' : 'baseline' };
   }
 
   // ---- memory

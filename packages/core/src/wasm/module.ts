@@ -1,5 +1,5 @@
 import { OmniError } from '../errors.js';
-import { wasmAssets, type WasmAsset } from '../wasmAssets.js';
+import type { WasmAsset, WasmBuild } from '../wasmAssets.js';
 
 /** The exports of kernels/wasm/*.c (pointers are heap byte offsets; see the C sources for each). */
 export interface KernelExports {
@@ -14,6 +14,8 @@ export interface KernelExports {
     rows: number, cols: number, bias: number, y: number): number;
   /** Activations of the GEMV against q8/q4 weights, 0: exact, 1: one int16 part; −1 for another mode. */
   _omni_set_gemv_activations(mode: number): number;
+  /** 1 in the relaxed-SIMD build, 0 in the baseline one. */
+  _omni_relaxed_dot(): number;
   _omni_matmul(a: number, b: number, M: number, K: number, N: number, transposeB: number, y: number): number;
   _omni_rmsnorm(x: number, w: number, y: number, rows: number, cols: number, eps: number): void;
   _omni_layernorm(x: number, w: number, b: number, y: number, rows: number, cols: number, eps: number): void;
@@ -59,11 +61,47 @@ export function threadsAvailable(): boolean {
 const POOL_START_TIMEOUT_MS = 30_000;
 
 /**
- * Instantiates the kernel module: the single-threaded one, or the pthread one with a pool
- * of `threads` (the caller's thread plus threads − 1 workers, all started before this resolves).
+ * A module of one function, (a, b, c) → lane 0 of
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.splat a, i8x16.splat b, i32x4.splat c).
  */
-export async function loadKernels(threads: number): Promise<KernelExports> {
-  const asset: WasmAsset = threads > 1 ? wasmAssets.threaded : wasmAssets.singleThreaded;
+const RELAXED_DOT_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x08, 0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, // type: (i32 i32 i32) → i32
+  0x03, 0x02, 0x01, 0x00, // one function of that type
+  0x07, 0x05, 0x01, 0x01, 0x64, 0x00, 0x00, // exported as "d"
+  0x0a, 0x16, 0x01, 0x14, 0x00, // code: one body of 20 bytes, no locals
+  0x20, 0x00, 0xfd, 0x0f, 0x20, 0x01, 0xfd, 0x0f, 0x20, 0x02, 0xfd, 0x11, // splat a, b (i8x16), c (i32x4)
+  0xfd, 0x93, 0x02, 0xfd, 0x1b, 0x00, 0x0b, // relaxed dot-add (0xfd 0x113), extract lane 0, end
+]);
+
+let relaxedDot: Promise<boolean> | undefined;
+
+/**
+ * Whether this engine runs relaxed SIMD's 8-bit dot product as the kernels use it (a signed
+ * byte times one in 0..127, four per lane, plus the accumulator). Validating is not enough:
+ * Node 20's V8, behind --experimental-wasm-relaxed-simd, compiles the opcode with an older
+ * draft's meaning (it drops the accumulator and doubles the sum), so the probe also runs it.
+ */
+export function relaxedDotAvailable(): Promise<boolean> {
+  relaxedDot ??= (async () => {
+    if (!WebAssembly.validate(RELAXED_DOT_PROBE)) return false;
+    try {
+      const { instance } = await WebAssembly.instantiate(RELAXED_DOT_PROBE);
+      const dot = instance.exports.d as (a: number, b: number, c: number) => number;
+      return dot(-3, 100, 7) === -1193 && dot(-128, 127, -5) === -65029 && dot(127, 127, 0) === 64516;
+    } catch {
+      return false;
+    }
+  })();
+  return relaxedDot;
+}
+
+/**
+ * Instantiates the kernel module of `build`: the single-threaded one, or the pthread one with
+ * a pool of `threads` (the caller's thread plus threads − 1 workers, all started before this resolves).
+ */
+export async function loadKernels(threads: number, build: WasmBuild): Promise<KernelExports> {
+  const asset: WasmAsset = threads > 1 ? build.threaded : build.singleThreaded;
   let kernels: KernelExports;
   try {
     const factory = ((await import(/* @vite-ignore */ asset.module.href)) as { default: KernelFactory }).default;
