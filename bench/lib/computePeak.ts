@@ -7,11 +7,14 @@ export interface ComputePeaks {
   f32Gflops: Record<number, number>;
   /** 16-bit integer dot products, G multiply-adds/s × 2 (so comparable with FLOPs). */
   dotGops: Record<number, number>;
+  /** Relaxed SIMD's 8-bit dot products, likewise; only from the relaxed-SIMD build of peak.c. */
+  relaxedDotGops?: Record<number, number>;
 }
 
 interface PeakModule {
   _peak_f32(iters: number, threads: number): number;
   _peak_dot(iters: number, threads: number): number;
+  _peak_relaxed_dot?(iters: number, threads: number): number;
 }
 
 export async function measureComputePeaks(
@@ -31,11 +34,14 @@ export async function measureComputePeaks(
   const iters = 2_000_000;
   const f32Gflops: Record<number, number> = {};
   const dotGops: Record<number, number> = {};
+  const relaxed = m._peak_relaxed_dot?.bind(m);
+  const relaxedDotGops: Record<number, number> = {};
   for (const t of threads) {
     f32Gflops[t] = (iters * 48 * t) / best(() => m._peak_f32(iters, t)) / 1e6;
     dotGops[t] = (iters * 128 * t) / best(() => m._peak_dot(iters, t)) / 1e6;
+    if (relaxed) relaxedDotGops[t] = (iters * 256 * t) / best(() => relaxed(iters, t)) / 1e6;
   }
-  return { f32Gflops, dotGops };
+  return relaxed ? { f32Gflops, dotGops, relaxedDotGops } : { f32Gflops, dotGops };
 }
 
 /** Keeps, per entry, the larger of two measurements of the same floors (e.g. the start and the end of a run). */

@@ -30,7 +30,8 @@ const oursFigures = (r: ThinkerResult): PeerFigures => {
 };
 
 const floorsLine = (where: string, f: { roofline: Roofline; peaks: ComputePeaks }) =>
-  `floors (${where}): read ${JSON.stringify(f.roofline.readGBps)} GB/s; peaks f32 ${JSON.stringify(f.peaks.f32Gflops)} GFLOP/s, i16 dot ${JSON.stringify(f.peaks.dotGops)} Gop/s`;
+  `floors (${where}): read ${JSON.stringify(f.roofline.readGBps)} GB/s; peaks f32 ${JSON.stringify(f.peaks.f32Gflops)} GFLOP/s, i16 dot ${JSON.stringify(f.peaks.dotGops)} Gop/s`
+  + (f.peaks.relaxedDotGops ? `, relaxed 8-bit dot ${JSON.stringify(f.peaks.relaxedDotGops)} Gop/s` : '');
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const pageDir = `${here}../.build/thinker-page`;
@@ -125,14 +126,21 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
       return floors;
     });
     const pairOpts: PairOptions = { prefillTokens: quick ? 128 : 512, decodeTokens: quick ? 6 : 10, warmupTokens: 2, rounds: 1 };
-    // gguf null: ours alone (the peer's figures in the brief are f32 and q8_0).
-    const pairs: { format: WeightFormat; gguf: GgufWeights | null; threads: number; rounds: number }[] = quick
+    // gguf null: ours alone (the peer's figures in the brief are f32 and q8_0). q4 also runs
+    // on the baseline SIMD128 build, against the relaxed one the page picks by default, and so
+    // does q8 (whose kernels are the same in both builds: the check that the relaxed build's
+    // compiler and link cost nothing elsewhere).
+    const pairs: { format: WeightFormat; gguf: GgufWeights | null; threads: number; rounds: number; simd?: 'baseline' }[] = quick
       ? [{ format: 'q8', gguf: 'q8_0', threads: 2, rounds: 1 }]
       : [
         { format: 'q8', gguf: 'q8_0', threads: 2, rounds: 2 },
         { format: 'f32', gguf: 'f32', threads: 2, rounds: 1 },
         { format: 'q8', gguf: 'q8_0', threads: 1, rounds: 1 },
+        { format: 'q8', gguf: null, threads: 2, rounds: 1, simd: 'baseline' },
         { format: 'q4', gguf: null, threads: 2, rounds: 1 },
+        { format: 'q4', gguf: null, threads: 2, rounds: 1, simd: 'baseline' },
+        { format: 'q4', gguf: null, threads: 1, rounds: 1 },
+        { format: 'q4', gguf: null, threads: 1, rounds: 1, simd: 'baseline' },
         { format: 'f16', gguf: null, threads: 2, rounds: 1 },
       ];
     for (const pair of pairs.filter((p) => run.formats.includes(p.format))) {
@@ -142,8 +150,11 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
         if (!run.peer || gguf === null) {
           const r = await inPage((call) => call('ours', 'wasm', pair.format, pair.threads, {
             prefillTokens: pairOpts.prefillTokens, contexts: [0, pairOpts.prefillTokens], decodeTokens: pairOpts.decodeTokens, warmupTokens: 2,
-          }));
-          results.push({ target: 'wasm Chromium', weights: pair.format, threads: r.info.threads, result: r.result, work: r.work, roofline, peaks, prefillPassRows: 256 });
+          }, pair.simd));
+          results.push({
+            target: r.info.wasmSimd === 'baseline' ? 'wasm Chromium simd128' : 'wasm Chromium', weights: pair.format, threads: r.info.threads,
+            result: r.result, work: r.work, roofline, peaks, prefillPassRows: 256, wasmSimd: r.info.wasmSimd,
+          });
           continue;
         }
         await ensureGguf(gguf, log);
@@ -156,7 +167,7 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
         peers[`${pair.gguf} ${r.peer.threads}T`] = figures;
         results.push({
           target: 'wasm Chromium', weights: pair.format, threads: r.ours.info.threads, result: r.ours.result, work: r.ours.work, roofline, peaks,
-          prefillPassRows: 256, peer: { label: `llama.cpp ${pair.gguf}`, figures },
+          prefillPassRows: 256, peer: { label: `llama.cpp ${pair.gguf}`, figures }, wasmSimd: r.ours.info.wasmSimd,
         });
         const fmt = (f: PeerFigures) => Object.entries(f).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
         log(`${label} (${pair.rounds} round${pair.rounds > 1 ? 's' : ''}, best kept): ours ${fmt(oursFigures(r.ours.result))}; llama.cpp (wllama ${r.peer.multithread ? 'multi' : 'single'}-thread) ${fmt(figures)} tok/s`);

@@ -131,7 +131,7 @@ for (const [i, { format, threads, activations }] of runs.entries()) {
   log(`${target} ${format} ${threads}T: loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   try {
     const result = await benchThinker(thinker, nodeOptions, () => performance.now(), log);
-    results.push({ target, weights: format, threads, result, work: tokenWork(thinker), roofline, peaks, prefillPassRows: PASS_ROWS });
+    results.push({ target, weights: format, threads, result, work: tokenWork(thinker), roofline, peaks, prefillPassRows: PASS_ROWS, wasmSimd: backend.info.wasmSimd });
     for (const context of prof ? profileContexts : []) {
       const ops = await profileDecode(thinker, prof!, context, quick ? 4 : 8);
       profiles.push({ target: `${target} ${threads}T`, weights: format, context, stepMs: ops.stepMs!, ops: [...ops] });

@@ -6,7 +6,7 @@
  * `window.thinkerBench`; every call loads what it needs and frees it before returning.
  */
 import {
-  bytesSource, createWasmBackend, createWebGPUBackend, loadOmniConfig, openCheckpoint, type Backend, type BackendInfo,
+  bytesSource, createWasmBackend, createWebGPUBackend, loadOmniConfig, openCheckpoint, relaxedDotAvailable, type Backend, type BackendInfo, type WasmSimd,
   type Checkpoint, type CheckpointFiles, type ThinkerConfig, type WeightFormat,
 } from '@omniweb/core';
 import { Thinker, ThinkerSession } from '@omniweb/thinker';
@@ -48,7 +48,8 @@ export interface PairResult {
 export interface ThinkerPageApi {
   isolated(): boolean;
   floors(threads: number[]): Promise<{ roofline: Roofline; peaks: ComputePeaks }>;
-  ours(kind: 'wasm' | 'webgpu', format: WeightFormat, threads: number, opts: ThinkerBenchOptions): Promise<OursResult>;
+  /** `simd` picks the wasm build (default: the backend's own choice). */
+  ours(kind: 'wasm' | 'webgpu', format: WeightFormat, threads: number, opts: ThinkerBenchOptions, simd?: WasmSimd): Promise<OursResult>;
   /** Our Thinker and llama.cpp loaded side by side and measured in alternation, so both see the same machine load. */
   pair(format: WeightFormat, ggufFile: string, threads: number, opts: PairOptions): Promise<PairResult>;
 }
@@ -85,9 +86,9 @@ async function releaseCheckpoint(): Promise<void> {
   if (o) await (await o).checkpoint.close();
 }
 
-async function loadOurs(kind: 'wasm' | 'webgpu', format: WeightFormat, threads: number) {
+async function loadOurs(kind: 'wasm' | 'webgpu', format: WeightFormat, threads: number, simd: WasmSimd = 'auto') {
   const { config, source } = await checkpoint();
-  const backend: Backend = kind === 'wasm' ? await createWasmBackend({ threads }) : await createWebGPUBackend();
+  const backend: Backend = kind === 'wasm' ? await createWasmBackend({ threads, simd }) : await createWebGPUBackend();
   try {
     const t0 = now();
     const thinker = await Thinker.load(backend, source, config, { format });
@@ -205,12 +206,14 @@ const api: ThinkerPageApi = {
   async floors(threads) {
     const probe = (file: string) => import(/* @vite-ignore */ `/probe/${file}`).then((m: { default: () => Promise<never> }) => m.default());
     const roofline = await measureRoofline(() => probe('roofline-web.mjs'), threads, now);
-    const peaks = await measureComputePeaks(() => probe('thinker-peak-web.mjs'), threads, now);
+    // Where the wasm backend runs its relaxed-SIMD build, the peaks include that build's dot.
+    const relaxed = await relaxedDotAvailable();
+    const peaks = await measureComputePeaks(() => probe(relaxed ? 'thinker-peak-web-relaxed.mjs' : 'thinker-peak-web.mjs'), threads, now);
     return { roofline, peaks };
   },
 
-  async ours(kind, format, threads, opts) {
-    const ours = await loadOurs(kind, format, threads);
+  async ours(kind, format, threads, opts, simd) {
+    const ours = await loadOurs(kind, format, threads, simd);
     try {
       const result = await benchThinker(ours.thinker, opts, now, (l) => console.log(l));
       return { info: ours.info, loadMs: ours.loadMs, result, work: tokenWork(ours.thinker) };

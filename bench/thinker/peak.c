@@ -4,6 +4,8 @@
 //   to the stack and measure loads and stores instead).
 // - peak_dot: i32x4.dot_i16x8_s + i32x4.add chains, the instruction pair an integer-dot
 //   GEMV (q8/q4 weights times 16-bit activations) spends per 8 multiply-adds.
+// - peak_relaxed_dot (relaxed-SIMD build only): i32x4.relaxed_dot_i8x16_i7x16_add_s chains,
+//   16 multiply-adds each, what the relaxed build's q4 GEMV spends (kernels/wasm/linear.c).
 #include <pthread.h>
 #include <stdint.h>
 #include <wasm_simd128.h>
@@ -52,8 +54,36 @@ static void* dot_job(Job* j) {
   return 0;
 }
 
+#ifdef __wasm_relaxed_simd__
+typedef signed char i8x16_t __attribute__((vector_size(16)));
+typedef int i32x4_t __attribute__((vector_size(16)));
+#define RELAXED_DOT(x, w, acc) ((v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_add_s_i32x4((i8x16_t)(x), (i8x16_t)(w), (i32x4_t)(acc)))
+
+static void* relaxed_dot_job(Job* j) {
+  v128_t s0 = wasm_i32x4_splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+  volatile v128_t* in = dot_inputs;
+  for (int it = 0; it < j->iters; it++) {
+    v128_t a = in[0], b = in[1], c = in[2], d = in[3];
+    s0 = RELAXED_DOT(a, b, s0);
+    s1 = RELAXED_DOT(c, d, s1);
+    s2 = RELAXED_DOT(a, c, s2);
+    s3 = RELAXED_DOT(b, d, s3);
+    s4 = RELAXED_DOT(a, d, s4);
+    s5 = RELAXED_DOT(b, c, s5);
+    s6 = RELAXED_DOT(a, a, s6);
+    s7 = RELAXED_DOT(d, d, s7);
+  }
+  v128_t s = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_add(s0, s1), wasm_i32x4_add(s2, s3)), wasm_i32x4_add(wasm_i32x4_add(s4, s5), wasm_i32x4_add(s6, s7)));
+  j->result = (float)wasm_i32x4_extract_lane(s, 0);
+  return 0;
+}
+#endif
+
 static void* run_job(void* arg) {
   Job* j = (Job*)arg;
+#ifdef __wasm_relaxed_simd__
+  if (j->kind == 2) return relaxed_dot_job(j);
+#endif
   return j->kind ? dot_job(j) : f32_job(j);
 }
 
@@ -75,3 +105,7 @@ static float run(int kind, int iters, int threads) {
 EMSCRIPTEN_KEEPALIVE float peak_f32(int iters, int threads) { return run(0, iters, threads); }
 /** 8 dot_i16x8 (+ 8 adds) per iteration per thread: 64 multiply-adds = 128 integer ops. */
 EMSCRIPTEN_KEEPALIVE float peak_dot(int iters, int threads) { return run(1, iters, threads); }
+#ifdef __wasm_relaxed_simd__
+/** 8 relaxed 8-bit dots per iteration per thread: 128 multiply-adds = 256 integer ops. */
+EMSCRIPTEN_KEEPALIVE float peak_relaxed_dot(int iters, int threads) { return run(2, iters, threads); }
+#endif

@@ -16,6 +16,8 @@ export interface TargetResult {
   /** The floors that judge this target (measured in the same process or page): read bandwidth from `roofline`, compute from `peaks`. */
   roofline: Roofline;
   peaks: ComputePeaks;
+  /** wasm targets: the kernel build that ran (its q4 GEMV uses relaxed SIMD's 8-bit dot in 'relaxed'). */
+  wasmSimd?: 'relaxed' | 'baseline';
   /** A correctness device (SwiftShader): no floors. */
   recordOnly?: boolean;
   prefillPassRows: number;
@@ -27,8 +29,11 @@ export const decodeLabel = (c: number) => `decode @${ctxLabel(c)}`;
 
 export function thinkerRows(t: TargetResult): Row[] {
   const bw = t.roofline.readGBps[t.threads];
-  // The arithmetic the format's kernels can use at best: f32 multiply/add, or 16-bit integer dots for q8/q4.
-  const peak = (t.weights === 'q8' || t.weights === 'q4' ? t.peaks.dotGops : t.peaks.f32Gflops)[t.threads];
+  // The arithmetic the format's kernels can use at best: f32 multiply/add, 16-bit integer dots
+  // for q8/q4, or relaxed SIMD's 8-bit dots for q4 in the relaxed build.
+  const relaxedQ4 = t.weights === 'q4' && t.wasmSimd === 'relaxed';
+  if (relaxedQ4 && !t.peaks.relaxedDotGops) throw new Error(`${t.target}: a relaxed-SIMD q4 run without a measured relaxed dot peak`);
+  const peak = (relaxedQ4 ? t.peaks.relaxedDotGops! : t.weights === 'q8' || t.weights === 'q4' ? t.peaks.dotGops : t.peaks.f32Gflops)[t.threads];
   const rows: Row[] = [];
   const row = (phase: string, tokPerS: number, f: { bytes: number; flops: number; memoryMs: number; computeMs: number }, perToken: number) => {
     const memCeil = 1000 / (f.memoryMs / perToken);
