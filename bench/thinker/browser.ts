@@ -14,7 +14,7 @@ import type { WeightFormat } from '@omniweb/core';
 import { launchChromium } from '../../e2e/chromium.js';
 import { startStaticServer } from '../../e2e/server.js';
 import type { GgufWeights } from './gguf.js';
-import type { GreedyCheck, PairOptions, PeerRun, ThinkerPageApi } from './page.js';
+import type { GreedyCheck, PairOptions, PeerRun, ThinkerPageApi, WasmChoice } from './page.js';
 import { decodeLabel, type PeerFigures, type TargetResult } from './rows.js';
 import { ensureGguf, GGUF_DIR, ggufName, repoRoot } from './source.js';
 import type { ThinkerBenchOptions, ThinkerResult } from './suite.js';
@@ -129,18 +129,21 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
     // gguf null: ours alone (the peer's figures in the brief are f32 and q8_0). q4 also runs
     // on the baseline SIMD128 build, against the relaxed one the page picks by default, and so
     // does q8 (whose kernels are the same in both builds: the check that the relaxed build's
-    // compiler and link cost nothing elsewhere).
-    const pairs: { format: WeightFormat; gguf: GgufWeights | null; threads: number; rounds: number; simd?: 'baseline' }[] = quick
+    // compiler and link cost nothing elsewhere); and q4 with 15-bit GEMV activations ('int16',
+    // where the default 'auto' gives q4 8-bit ones).
+    const pairs: { format: WeightFormat; gguf: GgufWeights | null; threads: number; rounds: number; wasm?: WasmChoice }[] = quick
       ? [{ format: 'q8', gguf: 'q8_0', threads: 2, rounds: 1 }]
       : [
         { format: 'q8', gguf: 'q8_0', threads: 2, rounds: 2 },
         { format: 'f32', gguf: 'f32', threads: 2, rounds: 1 },
         { format: 'q8', gguf: 'q8_0', threads: 1, rounds: 1 },
-        { format: 'q8', gguf: null, threads: 2, rounds: 1, simd: 'baseline' },
+        { format: 'q8', gguf: null, threads: 2, rounds: 1, wasm: { simd: 'baseline' } },
         { format: 'q4', gguf: null, threads: 2, rounds: 1 },
-        { format: 'q4', gguf: null, threads: 2, rounds: 1, simd: 'baseline' },
+        { format: 'q4', gguf: null, threads: 2, rounds: 1, wasm: { simd: 'baseline' } },
+        { format: 'q4', gguf: null, threads: 2, rounds: 1, wasm: { quantizedActivations: 'int16' } },
         { format: 'q4', gguf: null, threads: 1, rounds: 1 },
-        { format: 'q4', gguf: null, threads: 1, rounds: 1, simd: 'baseline' },
+        { format: 'q4', gguf: null, threads: 1, rounds: 1, wasm: { simd: 'baseline' } },
+        { format: 'q4', gguf: null, threads: 1, rounds: 1, wasm: { quantizedActivations: 'int16' } },
         { format: 'f16', gguf: null, threads: 2, rounds: 1 },
       ];
     for (const pair of pairs.filter((p) => run.formats.includes(p.format))) {
@@ -150,9 +153,10 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
         if (!run.peer || gguf === null) {
           const r = await inPage((call) => call('ours', 'wasm', pair.format, pair.threads, {
             prefillTokens: pairOpts.prefillTokens, contexts: [0, pairOpts.prefillTokens], decodeTokens: pairOpts.decodeTokens, warmupTokens: 2,
-          }, pair.simd));
+          }, pair.wasm));
+          const variant = [r.info.wasmSimd === 'baseline' ? 'simd128' : '', pair.wasm?.quantizedActivations ?? ''].filter(Boolean).join(' ');
           results.push({
-            target: r.info.wasmSimd === 'baseline' ? 'wasm Chromium simd128' : 'wasm Chromium', weights: pair.format, threads: r.info.threads,
+            target: `wasm Chromium${variant ? ` ${variant}` : ''}`, weights: pair.format, threads: r.info.threads,
             result: r.result, work: r.work, roofline, peaks, prefillPassRows: 256, wasmSimd: r.info.wasmSimd,
           });
           continue;

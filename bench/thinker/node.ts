@@ -7,8 +7,8 @@
  * Flags: --quick (fewer tokens and contexts), --formats q4,q8,f16,f32, --threads 1,2,
  * --shape 0.5b|3b (3b: the 3B-shaped Thinker in Node only, q4 by default, contexts 0 and 1k —
  * its q8 and f16 Thinkers leave a 4 GiB wasm heap no room),
- * --activations int16,exact (the wasm GEMV modes to run q8/q4 with, default the backend's
- * default int16; more than one gives before/after rows from one run), --no-browser,
+ * --activations auto,int16,int8,exact (the wasm GEMV modes to run q8/q4 with, default the
+ * backend's default auto; more than one gives before/after rows from one run), --no-browser,
  * --no-peer, --webgpu (our Thinker on SwiftShader WebGPU too: minutes per token), --decode-only
  * (no prefill measurement in Node), --paired (q8/q4 decode steps with exact and int16 GEMV
  * activations in alternation, paired.ts: a before/after that survives a busy machine),
@@ -42,7 +42,7 @@ if (shape !== '0.5b' && shape !== '3b') throw new Error(`--shape ${shape}: 0.5b 
 const large = shape === '3b';
 const formats = list('formats', large ? 'q4' : 'q4,q8,f16,f32') as WeightFormat[];
 const threadCounts = list('threads', '1,2').map(Number);
-const activationModes = list('activations', 'int16') as QuantizedActivations[];
+const activationModes = list('activations', 'auto') as QuantizedActivations[];
 /** Contexts at which a decode step is profiled op by op. */
 const profileContexts = list('profile-at', '1024').map(Number);
 const log = (line: string) => console.error(line);

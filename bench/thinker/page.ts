@@ -6,7 +6,7 @@
  * `window.thinkerBench`; every call loads what it needs and frees it before returning.
  */
 import {
-  bytesSource, createWasmBackend, createWebGPUBackend, loadOmniConfig, openCheckpoint, relaxedDotAvailable, type Backend, type BackendInfo, type WasmSimd,
+  bytesSource, createWasmBackend, createWebGPUBackend, loadOmniConfig, openCheckpoint, relaxedDotAvailable, type Backend, type BackendInfo, type QuantizedActivations, type WasmSimd,
   type Checkpoint, type CheckpointFiles, type ThinkerConfig, type WeightFormat,
 } from '@omniweb/core';
 import { Thinker, ThinkerSession } from '@omniweb/thinker';
@@ -48,8 +48,8 @@ export interface PairResult {
 export interface ThinkerPageApi {
   isolated(): boolean;
   floors(threads: number[]): Promise<{ roofline: Roofline; peaks: ComputePeaks }>;
-  /** `simd` picks the wasm build (default: the backend's own choice). */
-  ours(kind: 'wasm' | 'webgpu', format: WeightFormat, threads: number, opts: ThinkerBenchOptions, simd?: WasmSimd): Promise<OursResult>;
+  /** `wasm` picks the wasm build and GEMV activations (default: the backend's defaults). */
+  ours(kind: 'wasm' | 'webgpu', format: WeightFormat, threads: number, opts: ThinkerBenchOptions, wasm?: WasmChoice): Promise<OursResult>;
   /** Our Thinker and llama.cpp loaded side by side and measured in alternation, so both see the same machine load. */
   pair(format: WeightFormat, ggufFile: string, threads: number, opts: PairOptions): Promise<PairResult>;
 }
@@ -86,9 +86,12 @@ async function releaseCheckpoint(): Promise<void> {
   if (o) await (await o).checkpoint.close();
 }
 
-async function loadOurs(kind: 'wasm' | 'webgpu', format: WeightFormat, threads: number, simd: WasmSimd = 'auto') {
+/** The wasm build and GEMV activations a run asks for. */
+export interface WasmChoice { simd?: WasmSimd; quantizedActivations?: QuantizedActivations }
+
+async function loadOurs(kind: 'wasm' | 'webgpu', format: WeightFormat, threads: number, wasm: WasmChoice = {}) {
   const { config, source } = await checkpoint();
-  const backend: Backend = kind === 'wasm' ? await createWasmBackend({ threads, simd }) : await createWebGPUBackend();
+  const backend: Backend = kind === 'wasm' ? await createWasmBackend({ threads, ...wasm }) : await createWebGPUBackend();
   try {
     const t0 = now();
     const thinker = await Thinker.load(backend, source, config, { format });
@@ -212,8 +215,8 @@ const api: ThinkerPageApi = {
     return { roofline, peaks };
   },
 
-  async ours(kind, format, threads, opts, simd) {
-    const ours = await loadOurs(kind, format, threads, simd);
+  async ours(kind, format, threads, opts, wasm) {
+    const ours = await loadOurs(kind, format, threads, wasm);
     try {
       const result = await benchThinker(ours.thinker, opts, now, (l) => console.log(l));
       return { info: ours.info, loadMs: ours.loadMs, result, work: tokenWork(ours.thinker) };

@@ -7,18 +7,17 @@ import { createWebGPUBackend, quantize, type Backend, type BackendInfo } from '@
 import { createWasmBackend } from '../../packages/core/src/wasm/index.js';
 import { createOracleBackend, kernelCases, type CaseResult } from '@omniweb/kernels';
 
-/** 'wasm' is the default build here (relaxed SIMD where Chromium runs it); 'wasm-baseline' the SIMD128 one. */
-export type BrowserBackendKind = 'webgpu' | 'wasm' | 'wasm-baseline';
+export type BrowserBackendKind = 'webgpu' | 'wasm';
 
-/** How many outputs two wasm builds were compared on, and how many differed in any bit. */
-export interface BuildComparison { compared: number; differing: number }
+/** The two wasm builds compared (their info.wasmSimd), on how many outputs, and how many differed in any bit. */
+export interface BuildComparison { builds: string[]; compared: number; differing: number }
 
 export interface KernelPageApi {
   caseNames(): string[];
   info(kind: BrowserBackendKind): Promise<BackendInfo>;
   /** One case; a thrown error comes back as `error` (with its stack) instead of a rejection. */
   run(kind: BrowserBackendKind, name: string): Promise<CaseResult | { error: string }>;
-  /** q4 GEMVs (1–12 rows, odd sizes, f32 and f16 scales) on 'wasm' and 'wasm-baseline'. */
+  /** q4 GEMVs (1–12 rows, odd sizes, f32 and f16 scales, 'int16' and 'int8' activations) on the relaxed and the baseline wasm build. */
   compareWasmBuilds(): Promise<BuildComparison>;
 }
 
@@ -27,8 +26,8 @@ const backends = new Map<BrowserBackendKind, Promise<Backend>>();
 function backendOf(kind: BrowserBackendKind): Promise<Backend> {
   const existing = backends.get(kind);
   if (existing) return existing;
-  const created = kind === 'webgpu' ? createWebGPUBackend()
-    : createWasmBackend(kind === 'wasm-baseline' ? { simd: 'baseline' } : {});
+  // 'int16' GEMV activations: the mode kernels/cases/linear.ts bounds (the default 'auto' rounds q4's to 8 bits).
+  const created = kind === 'webgpu' ? createWebGPUBackend() : createWasmBackend({ quantizedActivations: 'int16' });
   backends.set(kind, created);
   return created;
 }
@@ -41,20 +40,31 @@ async function q4Product(backend: Backend, x: Float32Array, rows: number, w: Flo
   return new Uint32Array((await backend.read(y)).buffer);
 }
 
+/** The relaxed and the baseline build in each one-part GEMV mode, on the same products. */
 async function compareWasmBuilds(): Promise<BuildComparison> {
-  const [relaxed, baseline] = await Promise.all([backendOf('wasm'), backendOf('wasm-baseline')]);
   let seed = 12345;
   const random = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 31) - 1);
   let compared = 0, differing = 0;
-  for (const [rows, K, N] of [[1, 100, 37], [1, 896, 64], [5, 131, 9], [12, 64, 4]]) {
-    for (const scales of ['f32', 'f16'] as const) {
-      const x = random(rows * K), w = random(N * K);
-      const a = await q4Product(relaxed, x, rows, w, N, K, scales), b = await q4Product(baseline, x, rows, w, N, K, scales);
-      compared += a.length;
-      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differing++;
+  const builds = new Set<string>();
+  for (const quantizedActivations of ['int16', 'int8'] as const) {
+    const relaxed = await createWasmBackend({ simd: 'relaxed', quantizedActivations });
+    const baseline = await createWasmBackend({ simd: 'baseline', quantizedActivations });
+    builds.add(`${relaxed.info.wasmSimd} ${baseline.info.wasmSimd}`);
+    try {
+      for (const [rows, K, N] of [[1, 100, 37], [1, 896, 64], [5, 131, 9], [12, 64, 4]]) {
+        for (const scales of ['f32', 'f16'] as const) {
+          const x = random(rows * K), w = random(N * K);
+          const a = await q4Product(relaxed, x, rows, w, N, K, scales), b = await q4Product(baseline, x, rows, w, N, K, scales);
+          compared += a.length;
+          for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differing++;
+        }
+      }
+    } finally {
+      relaxed.destroy();
+      baseline.destroy();
     }
   }
-  return { compared, differing };
+  return { builds: [...builds], compared, differing };
 }
 
 const api: KernelPageApi = {

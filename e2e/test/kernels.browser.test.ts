@@ -79,11 +79,11 @@ describe('kernel page', () => {
     expect(fetched(wasmAssets.baseline.singleThreaded.wasm)).toBe(false);
   });
 
-  it('gives bit-identical q4 GEMVs from the relaxed and the baseline wasm builds', async () => {
+  it('gives bit-identical q4 GEMVs (int16 and int8 activations) from the relaxed and the baseline wasm builds', async () => {
     const { page } = await ready();
-    expect((await page.evaluate(() => omniKernels.info('wasm-baseline'))).wasmSimd).toBe('baseline');
-    const { compared, differing } = await page.evaluate(() => omniKernels.compareWasmBuilds());
-    expect(compared).toBe(2 * (37 + 64 + 5 * 9 + 12 * 4));
+    const { builds, compared, differing } = await page.evaluate(() => omniKernels.compareWasmBuilds());
+    expect(builds).toEqual(['relaxed baseline']);
+    expect(compared).toBe(2 * 2 * (37 + 64 + 5 * 9 + 12 * 4));
     expect(differing).toBe(0);
   });
 });

@@ -18,7 +18,9 @@ const F32_SUM_BOUND = 1e-5;
 
 /**
  * A GEMV (1–12 rows) against q8/q4 weights may round each group of 32 activations to one
- * 15-bit part (the wasm backend's 'int16' mode): each output then moves by up to
+ * 15-bit part (the wasm backend's 'int16' mode, which the kernel suites run; its default
+ * 'auto' rounds to 8 bits against q4, held to its exact rounding by
+ * kernels/test/gemvActivations.test.ts): each output then moves by up to
  * (1/32766)·Σ_g max_g|x|·Σ_{i∈g}|w_i|. Those products are judged against that per-group
  * scale (`groupMagnitude`), to 1/32766 plus the f32 sum bound, rounded up.
  */

@@ -1,7 +1,8 @@
 // The wasm GEMV against q8/q4 weights in its two activation modes (kernels/wasm/linear.c):
-// 'int16' must equal an f32 product with the activations rounded as the kernel documents
-// (emulated here), and stay within its stated bound of the exact product; 'exact' must
-// equal the f32 product itself. Odd sizes, both scale types, 1 and 2 threads.
+// 'int16', 'int8' and 'auto' (int8 for q4, int16 for q8) must equal an f32 product with the
+// activations rounded as the kernel documents (emulated here), and stay within its stated
+// bound of the exact product; 'exact' must equal the f32 product itself. Odd sizes, both
+// scale types, 1 and 2 threads.
 import { afterAll, describe, expect, it } from 'vitest';
 import { isOmniError, quantize, type Backend, type QuantizedActivations } from '@omniweb/core';
 // Not exported from @omniweb/core (yet): the wasm backend from its source module.
@@ -20,16 +21,19 @@ function nearestEven(v: number): number {
   return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** x [M, K] as the 'int16' mode rounds it: per group of 32, s = max|x|/16383 and s·round(x·(16383/max|x|)), in f32 steps (15 bits: linear.c). */
-function int16Activations(x: Float32Array, M: number, K: number): Float32Array {
+/** The largest |q| of each one-part mode (linear.c): 15 bits for 'int16', 8 for 'int8'. */
+const TOP = { int16: 16383, int8: 127 } as const;
+
+/** x [M, K] as a one-part mode rounds it: per group of 32, s = max|x|/top and s·round(x·(top/max|x|)), in f32 steps. */
+function roundedActivations(x: Float32Array, M: number, K: number, top: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let m = 0; m < M; m++) {
     for (let k0 = 0; k0 < K; k0 += GROUP) {
       const end = Math.min(K, k0 + GROUP);
       let peak = 0;
       for (let k = k0; k < end; k++) peak = Math.max(peak, Math.abs(x[m * K + k]));
-      const scale = Math.fround(peak / 16383);
-      const inv = peak > 0 ? Math.fround(16383 / peak) : 0;
+      const scale = Math.fround(peak / top);
+      const inv = peak > 0 ? Math.fround(top / peak) : 0;
       for (let k = k0; k < end; k++) out[m * K + k] = nearestEven(Math.fround(x[m * K + k] * inv)) * scale;
     }
   }
@@ -64,7 +68,7 @@ function magnitude(x: Float32Array, w: Float32Array, bias: Float32Array, M: numb
 }
 
 for (const threads of [1, 2]) {
-  for (const mode of ['int16', 'exact'] as const satisfies readonly QuantizedActivations[]) {
+  for (const mode of ['int16', 'int8', 'auto', 'exact'] as const satisfies readonly QuantizedActivations[]) {
     describe(`wasm quantized GEMV, ${mode} activations, ${threads} thread(s)`, () => {
       let started: Promise<Backend> | undefined;
       const backend = () => (started ??= createWasmBackend({ threads, quantizedActivations: mode }));
@@ -92,14 +96,15 @@ for (const threads of [1, 2]) {
               expect(compare(actual, exact, magnitude(x, w, bias, M, K, N))).toBeLessThanOrEqual(F32_SUM_BOUND);
               return;
             }
-            const rounded = int16Activations(x, M, K);
+            const top = TOP[mode === 'auto' ? (format === 'q4' ? 'int8' : 'int16') : mode];
+            const rounded = roundedActivations(x, M, K, top);
             const emulated = await product(oracle, rounded, M, K, host, bias);
             expect(compare(actual, emulated, magnitude(rounded, w, bias, M, K, N))).toBeLessThanOrEqual(F32_SUM_BOUND);
-            // The documented bound: (1/32766)·Σ_g max_g|x|·Σ_{i∈g}|w_i| from the exact product, plus f32 summation.
+            // The documented bound: (1/(2·top))·Σ_g max_g|x|·Σ_{i∈g}|w_i| from the exact product, plus f32 summation.
             const groups = groupMagnitude(x, absolute(w), M, K, N);
             const sums = magnitude(x, w, bias, M, K, N);
             for (let i = 0; i < actual.length; i++) {
-              expect(Math.abs(actual[i] - exact[i])).toBeLessThanOrEqual(groups[i] / 32766 + F32_SUM_BOUND * sums[i]);
+              expect(Math.abs(actual[i] - exact[i])).toBeLessThanOrEqual(groups[i] / (2 * top) + F32_SUM_BOUND * sums[i]);
             }
           });
         }
@@ -137,7 +142,7 @@ describe('activation modes', () => {
   });
 
   it('an unknown mode is refused with BAD_INPUT', async () => {
-    for (const mode of ['int8', '', null, 1]) {
+    for (const mode of ['int4', '', null, 1]) {
       const error = await createWasmBackend({ quantizedActivations: mode as unknown as QuantizedActivations }).then(() => null, (e: unknown) => e);
       expect(isOmniError(error) && error.code, String(mode)).toBe('BAD_INPUT');
     }

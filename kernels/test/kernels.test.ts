@@ -8,7 +8,8 @@ import { createWasmBackend } from '../../packages/core/src/wasm/index.js';
 import { createOracleBackend, kernelCases } from '@omniweb/kernels';
 
 const BACKENDS: readonly { kind: BackendKind; create: () => Promise<Backend> }[] = [
-  { kind: 'wasm', create: () => createWasmBackend() },
+  // 'int16' GEMV activations: the mode kernels/cases/linear.ts bounds (its default 'auto' rounds q4's to 8 bits).
+  { kind: 'wasm', create: () => createWasmBackend({ quantizedActivations: 'int16' }) },
   { kind: 'webgpu', create: () => createWebGPUBackend() },
 ];
 
