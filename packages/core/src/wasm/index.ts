@@ -34,9 +34,9 @@ export type QuantizedActivations = 'auto' | 'int16' | 'int8' | 'exact';
  * Which build of the kernels runs:
  * - 'relaxed': relaxed SIMD, whose 8-bit dot product runs the q4 GEMV in 'int16' mode
  *   (1.4× faster measured in Chromium on 4864×896) and in 'int8' mode (2.2×) with the very
- *   same sums, so results are bit-identical to 'baseline'. Needs an engine that runs it
- *   (Chromium ≥ 114, Firefox ≥ 120; not Safari, nor Node 20); asking for it elsewhere
- *   throws UNSUPPORTED_CONFIG.
+ *   same sums, so results are bit-identical to 'baseline'. Needs an engine that runs it as
+ *   specified (Chromium since 114 does; Node 20 does not): `relaxedDotAvailable()` probes
+ *   it, and asking for it elsewhere throws UNSUPPORTED_CONFIG.
  * - 'baseline': SIMD128 only.
  * - 'auto' (default): 'relaxed' where the engine runs it, else 'baseline'.
  */
