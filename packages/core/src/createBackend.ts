@@ -1,14 +1,13 @@
 import type { Backend } from './backend.js';
 import { OmniError, isOmniError } from './errors.js';
-import { createWasmBackend } from './wasm/index.js';
+import { createWasmBackend, type WasmBackendOptions } from './wasm/index.js';
 import { createWebGPUBackend } from './webgpu/index.js';
 
 export type DeviceChoice = 'auto' | 'webgpu' | 'wasm';
 
-export interface CreateBackendOptions {
+/** The device, and (`threads`, `quantizedActivations`, `simd`) the wasm backend's options where it is the one chosen. */
+export interface CreateBackendOptions extends WasmBackendOptions {
   device?: DeviceChoice;
-  /** wasm threads (default: 2 where the pthread build can run). */
-  threads?: number;
 }
 
 /**
@@ -16,16 +15,17 @@ export interface CreateBackendOptions {
  * back to wasm otherwise; an explicit choice fails with a typed error instead of falling back.
  */
 export async function createBackend(opts: CreateBackendOptions = {}): Promise<Backend> {
-  const device = opts.device ?? 'auto';
+  if (opts === null || typeof opts !== 'object') throw new OmniError('BAD_INPUT', 'createBackend: options must be an object');
+  const { device = 'auto', ...wasm } = opts;
   if (device !== 'auto' && device !== 'webgpu' && device !== 'wasm') {
     throw new OmniError('BAD_INPUT', `device must be 'auto', 'webgpu' or 'wasm', got ${JSON.stringify(device)}`);
   }
-  if (device === 'wasm') return createWasmBackend({ threads: opts.threads });
+  if (device === 'wasm') return createWasmBackend(wasm);
   if (device === 'webgpu') return createWebGPUBackend();
   try {
     return await createWebGPUBackend();
   } catch (e) {
     if (!isOmniError(e, 'NO_ADAPTER')) throw e;
-    return createWasmBackend({ threads: opts.threads });
+    return createWasmBackend(wasm);
   }
 }

@@ -7,14 +7,18 @@ describe('createBackend', () => {
     expect(b.info.kind).toBe('webgpu');
     b.destroy();
   });
-  it('wasm on request, with the threads asked for', async () => {
-    const b = await createBackend({ device: 'wasm', threads: 1 });
+  it('wasm on request, with the threads, GEMV activations and kernel build asked for', async () => {
+    const b = await createBackend({ device: 'wasm', threads: 1, quantizedActivations: 'int16', simd: 'baseline' });
     expect(b.info.kind).toBe('wasm');
     expect(b.info.threads).toBe(1);
+    expect(b.info.wasmSimd).toBe('baseline');
+    expect(b.info.name).toContain('int16 q8/q4 GEMV activations');
     b.destroy();
   });
-  it('rejects an unknown device with a typed error', async () => {
-    const err = await createBackend({ device: 'cuda' as never }).catch((e: unknown) => e);
-    expect(isOmniError(err, 'BAD_INPUT')).toBe(true);
+  it('rejects an unknown device, bad wasm options or no options object with a typed error', async () => {
+    for (const options of [{ device: 'cuda' }, { device: 'wasm', quantizedActivations: 'int4' }, null]) {
+      const err = await createBackend(options as never).catch((e: unknown) => e);
+      expect(isOmniError(err, 'BAD_INPUT'), JSON.stringify(options)).toBe(true);
+    }
   });
 });

@@ -4,7 +4,7 @@
  * (wasm if no GPU device can be had any more), reloading the weights from the checkpoint.
  */
 import {
-  createBackend, isOmniError, openCheckpoint, type Backend, type BackendInfo, type Checkpoint, type CheckpointInput, type DeviceChoice,
+  createBackend, isOmniError, openCheckpoint, type Backend, type BackendInfo, type Checkpoint, type CheckpointInput, type DeviceChoice, type WasmBackendOptions,
 } from '@omniweb/core';
 import type { Recovery, StageSet } from './driver.js';
 import { disposeModules, loadModules, type CheckpointInfo, type LoadedModules, type ModuleName, type ModuleWeights } from './models.js';
@@ -30,8 +30,9 @@ export function pipelineModules(info: CheckpointInfo): ModuleName[] {
 export interface InThreadSource {
   /** The checkpoint as `openCheckpoint` takes it (opened again to reload). */
   model: CheckpointInput;
-  /** The device choice for a new backend. */
+  /** The device choice for a new backend, and the wasm backend's options. */
   device: DeviceChoice;
+  wasm?: WasmBackendOptions;
 }
 
 export class InThreadPipeline implements Pipeline {
@@ -87,10 +88,10 @@ export class InThreadPipeline implements Pipeline {
     this.#modules = {};
     let backend: Backend;
     try {
-      backend = await createBackend({ device: source.device });
+      backend = await createBackend({ ...source.wasm, device: source.device });
     } catch (e) {
       if (!isOmniError(e, 'NO_ADAPTER')) throw e;
-      backend = await createBackend({ device: 'wasm' });
+      backend = await createBackend({ ...source.wasm, device: 'wasm' });
     }
     this.#backend = backend;
     const checkpoint = await openCheckpoint(source.model);

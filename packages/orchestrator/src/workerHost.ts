@@ -3,7 +3,7 @@
  * only its stage's modules, then serves the stage to the driver's thread over comlink.
  */
 import {
-  blobFiles, createBackend, defaultModelCache, loadOmniConfig, OmniError, openCheckpoint, type Backend, type BackendInfo, type DeviceChoice,
+  blobFiles, createBackend, defaultModelCache, loadOmniConfig, OmniError, openCheckpoint, type Backend, type BackendInfo, type DeviceChoice, type WasmBackendOptions,
   type LoadWarning,
 } from '@omniweb/core';
 import type { PreprocessorConfig } from '@omniweb/media';
@@ -31,6 +31,8 @@ export interface StageLoad {
   /** The checkpoint folder: a Node path, an http(s) URL, or the picked files by name (Node clones a File as a nameless Blob). */
   model: string | Record<string, Blob>;
   device: DeviceChoice;
+  /** The wasm backend's options (plain values: they clone). */
+  wasm: WasmBackendOptions;
   formats: ModuleWeights;
   preprocessor: PreprocessorConfig;
   /** 'auto': open the worker's context's model cache (a cache object cannot be cloned); null: none. */
@@ -57,7 +59,7 @@ export class StageHost {
     });
     try {
       const config = await loadOmniConfig(checkpoint);
-      const backend = this.#backend = await createBackend({ device: request.device });
+      const backend = this.#backend = await createBackend({ ...request.wasm, device: request.device });
       this.#modules = await loadModules(backend, checkpoint, config, request.formats, new Set(STAGE_MODULES[request.kind]), () => {});
       this.#stage = this.#build(request);
       return backend.info;

@@ -4,7 +4,7 @@
  * codec decoding and synthesis overlap on separate threads. A broken worker is replaced on
  * `recover()`; replacing the Thinker's loses every conversation's context.
  */
-import { isOmniError, OmniError, type BackendInfo, type DeviceChoice, type LoadWarning } from '@omniweb/core';
+import { isOmniError, OmniError, type BackendInfo, type DeviceChoice, type LoadWarning, type WasmBackendOptions } from '@omniweb/core';
 import type { Recovery } from './driver.js';
 import type { Pipeline } from './inThread.js';
 import type { CheckpointInfo, ModuleWeights } from './models.js';
@@ -17,6 +17,8 @@ export interface WorkerPipelineOptions {
   /** The checkpoint folder: a Node path, an http(s) URL, or the picked files (each worker opens it itself). */
   model: string | URL | readonly File[];
   device: DeviceChoice;
+  /** The wasm backend's options, where a worker's backend is wasm (default: its defaults). */
+  wasm?: WasmBackendOptions;
   formats: ModuleWeights;
   /** The stage worker script (`@omniweb/orchestrator/worker` as the app bundled it); default: the one next to this module. */
   workerUrl?: string | URL;
@@ -71,7 +73,7 @@ export class WorkerPipeline implements Pipeline {
         const all = [...done.values()].reduce((a, b) => a + b, 0);
         onBytes({ kind, bytesDone: all, bytesTotal: Math.max(bytesTotal, all) });
       });
-      const load = { kind, model, device: options.device, formats: options.formats, preprocessor: info.preprocessor, cache: options.cache ?? null };
+      const load = { kind, model, device: options.device, wasm: options.wasm ?? {}, formats: options.formats, preprocessor: info.preprocessor, cache: options.cache ?? null };
       return StageWorker.start(url, load, progress, options.signal, options.onWarning);
     }));
     const failed = started.find((s) => s.status === 'rejected');

@@ -4,7 +4,7 @@
  */
 import {
   blobFiles, createBackend, defaultModelCache, loadOmniConfig, OmniError, openCheckpoint,
-  type Backend, type BackendInfo, type CheckpointInput, type DeviceChoice, type LoadWarning, type ModelCache, type OmniConfig,
+  type Backend, type BackendInfo, type CheckpointInput, type DeviceChoice, type LoadWarning, type WasmBackendOptions, type ModelCache, type OmniConfig,
 } from '@omniweb/core';
 import { TALKER_SAMPLING } from '@omniweb/talker';
 import { Sampler, type CachePolicy, type SamplingOptions } from '@omniweb/thinker';
@@ -29,6 +29,12 @@ export interface CheckOptions {
   model: CheckpointInput | PickedFiles;
   /** Default 'auto': WebGPU when an adapter exists, else wasm. */
   device?: DeviceChoice;
+  /**
+   * Where the wasm backend runs (device 'wasm', or 'auto' without an adapter): its `threads`,
+   * the q8/q4 GEMV's `quantizedActivations` and the kernel build (`simd`); see
+   * `WasmBackendOptions` (defaults: 2 threads where threads can run, 'auto', 'auto').
+   */
+  wasm?: WasmBackendOptions;
   /**
    * Matrix precision, for every module or per module (unnamed modules get f32); token2wav stays
    * float32. 'auto' (default): the most precise formats that fit the device (see `Omni.load`).
@@ -95,7 +101,7 @@ export interface SessionOptions {
   cache?: CachePolicy;
 }
 
-const CHECK_KEYS = new Set(['model', 'device', 'weights', 'pipeline', 'speech', 'cache', 'onWarning']);
+const CHECK_KEYS = new Set(['model', 'device', 'wasm', 'weights', 'pipeline', 'speech', 'cache', 'onWarning']);
 const LOAD_KEYS = new Set([...CHECK_KEYS, 'onProgress', 'signal', 'workerUrl']);
 const SESSION_KEYS = new Set(['voice', 'systemPrompt', 'speech', 'sampling', 'maxNewTokens', 'talker', 'synthesis', 'cache']);
 const DEFAULT_MAX_NEW_TOKENS = 512;
@@ -114,7 +120,8 @@ function checkOptions<T extends CheckOptions>(options: T, keys: ReadonlySet<stri
   if (options === null || typeof options !== 'object') throw new OmniError('BAD_INPUT', `${where} takes { model, device?, weights?, … }`);
   checkKeys(options, keys, where);
   if (options.model === undefined || options.model === null || options.model === '') throw new OmniError('BAD_INPUT', `${where}: model is required (the checkpoint folder: a path, URL or picked files)`);
-  const { pipeline, speech, cache, onWarning } = options;
+  const { pipeline, speech, cache, onWarning, wasm } = options;
+  if (wasm !== undefined && (wasm === null || typeof wasm !== 'object')) throw new OmniError('BAD_INPUT', `${where}: wasm must be an object of wasm backend options, got ${JSON.stringify(wasm)}`);
   if (pipeline !== undefined && pipeline !== 'in-thread' && pipeline !== 'workers') throw new OmniError('BAD_INPUT', `${where}: pipeline must be 'in-thread' or 'workers', got ${JSON.stringify(pipeline)}`);
   if (speech !== undefined && typeof speech !== 'boolean') throw new OmniError('BAD_INPUT', `${where}: speech must be true or false, got ${JSON.stringify(speech)}`);
   if (cache !== undefined && cache !== null && cache !== 'auto' && !isModelCache(cache)) {
@@ -176,12 +183,12 @@ export class Omni {
    * weights are read).
    */
   static async check(options: CheckOptions): Promise<CheckReport> {
-    const { model, device, weights, pipeline, speech, cache, onWarning } = checkOptions(options, CHECK_KEYS, 'Omni.check');
+    const { model, device, wasm, weights, pipeline, speech, cache, onWarning } = checkOptions(options, CHECK_KEYS, 'Omni.check');
     const formats = parseWeights(weights);
     const checkpoint = await openCheckpoint(checkpointInput(model), { cache: await resolveCache(cache), onWarning });
     try {
       await loadOmniConfig(checkpoint);
-      const backend = await createBackend({ device });
+      const backend = await createBackend({ ...wasm, device });
       try {
         return await fitWeights(checkpoint, backend.info, formats, { pipeline, speech });
       } finally {
@@ -201,7 +208,7 @@ export class Omni {
    */
   static async load(options: LoadOptions): Promise<Omni> {
     const {
-      model, device, weights, onProgress, signal, pipeline = 'in-thread', workerUrl, speech = true, cache, onWarning,
+      model, device, wasm, weights, onProgress, signal, pipeline = 'in-thread', workerUrl, speech = true, cache, onWarning,
     } = checkOptions(options, LOAD_KEYS, 'Omni.load');
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new OmniError('BAD_INPUT', 'Omni.load: onProgress must be a function');
     if (workerUrl !== undefined && pipeline !== 'workers') throw new OmniError('BAD_INPUT', "Omni.load: workerUrl goes with pipeline: 'workers'");
@@ -222,7 +229,7 @@ export class Omni {
     let backend: Backend | null = null;
     try {
       const config = await loadOmniConfig(checkpoint);
-      backend = await createBackend({ device });
+      backend = await createBackend({ ...wasm, device });
       const fit = await fitWeights(checkpoint, backend.info, choice, { pipeline, speech });
       const formats = fit.weights;
       if (!fit.fits) throw new OmniError('OUT_OF_MEMORY', `the model does not fit ${backend.info.name}: ${fit.problems.join('; ')}`);
@@ -234,12 +241,12 @@ export class Omni {
       const loaded = await loadCheckpointInfo(checkpoint, config);
       // Without voices no speech stage is loaded, in-thread or in workers.
       const info = speech ? loaded : { ...loaded, speakers: null };
-      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model: input, device: device ?? 'auto' }), speech, formats);
+      if (pipeline === 'in-thread') return new Omni(await InThreadPipeline.load(backend, checkpoint, info, formats, started, { model: input, device: device ?? 'auto', wasm }), speech, formats);
       // The workers bring their own backends; this one only answered the fit check.
       backend.destroy();
       backend = null;
       const workers = await WorkerPipeline.load(info, {
-        model: files ?? (model as string | URL), device: device ?? 'auto', formats, workerUrl, started: (kind) => started(STAGE_MODULE[kind]),
+        model: files ?? (model as string | URL), device: device ?? 'auto', wasm, formats, workerUrl, started: (kind) => started(STAGE_MODULE[kind]),
         cache: cache === 'auto' ? 'auto' : null, onWarning,
         onBytes: onProgress && (({ kind, bytesDone, bytesTotal }) => onProgress({ module: STAGE_MODULE[kind], bytesDone, bytesTotal })),
         signal,

@@ -1,4 +1,4 @@
-// Omni.load's speech, cache and onWarning options, in-thread and with a worker per stage.
+// Omni.load's speech, wasm, cache and onWarning options, in-thread and with a worker per stage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,6 +53,26 @@ describe('Omni.load options', () => {
     }, 300_000);
   }
 
+  for (const pipeline of ['in-thread', 'workers'] as PipelineKind[]) {
+    it(`wasm options (${pipeline}) reach the wasm backend: its threads and GEMV activations`, async () => {
+      const omni = await Omni.load({ model: tiny.dir, device: 'wasm', wasm: { threads: 1, quantizedActivations: 'exact' }, weights: 'q8', pipeline, speech: false });
+      try {
+        expect(omni.device.threads).toBe(1);
+        expect(omni.device.name).toContain('exact q8/q4 GEMV activations');
+        expect(await textTurn(omni)).toHaveLength(3);
+      } finally {
+        await omni.close();
+      }
+    }, 300_000);
+  }
+
+  it('refuses wasm options that are not an object, or that the wasm backend refuses, with BAD_INPUT', async () => {
+    await rejects(Omni.load({ model: tiny.dir, device: 'wasm', wasm: 'fast' as never }), 'BAD_INPUT', /wasm must be an object/);
+    await rejects(Omni.check({ model: tiny.dir, device: 'wasm', wasm: null as never }), 'BAD_INPUT', /wasm must be an object/);
+    await rejects(Omni.load({ model: tiny.dir, device: 'wasm', wasm: { quantizedActivations: 'int4' as never } }), 'BAD_INPUT', /quantizedActivations must be/);
+    await rejects(Omni.load({ model: tiny.dir, device: 'wasm', wasm: { threads: 0 } }), 'BAD_INPUT', /threads must be an integer/);
+  });
+
   it('cache and onWarning reach the checkpoint: a full cache warns and the load goes on in memory', async () => {
     const manifest = parseManifest(readFileSync(join(converted, MANIFEST_FILE), 'utf8'), converted);
     expect(manifest.shards.length).toBeGreaterThan(1);
@@ -82,7 +102,7 @@ describe('Omni.load options', () => {
   }, 300_000);
 
   it('refuses bad load options before reading any weight', async () => {
-    await rejects(Omni.load({ model: tiny.dir, caches: 'auto' } as never), 'BAD_INPUT', /unknown option caches; known: model, device, weights, pipeline, speech, cache, onWarning/);
+    await rejects(Omni.load({ model: tiny.dir, caches: 'auto' } as never), 'BAD_INPUT', /unknown option caches; known: model, device, wasm, weights, pipeline, speech, cache, onWarning/);
     await rejects(Omni.load({ model: tiny.dir, speech: 1 as never }), 'BAD_INPUT', /speech must be true or false, got 1/);
     await rejects(Omni.load({ model: tiny.dir, pipeline: 'workers', cache: memoryCache() }), 'BAD_INPUT', /a ModelCache object cannot cross to the stage workers; with pipeline 'workers' pass cache: 'auto'/);
     await rejects(Omni.load({ model: tiny.dir, cache: {} as never }), 'BAD_INPUT', /cache must be 'auto', a ModelCache/);
