@@ -69,6 +69,13 @@ export class TokenHistory {
   }
 }
 
+/** The index of the largest value (the first of equals). */
+function argmax(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
 function checkNumber(value: number | undefined, fallback: number, ok: (v: number) => boolean, what: string): number {
   const v = value ?? fallback;
   if (typeof v !== 'number' || !ok(v)) throw new OmniError('BAD_INPUT', `sampling ${what} is ${JSON.stringify(value)}; ${what === 'topK' ? 'it must be an integer ≥ 0' : 'see SamplingOptions for its range'}`);
@@ -105,17 +112,16 @@ export class Sampler {
   /** The next token id for a logits row (left untouched); `history` feeds the repetition penalty. */
   pick(logits: Float32Array, history: TokenHistory | null): number {
     if (logits.length !== this.vocab) throw new OmniError('BAD_INPUT', `a logits row of ${logits.length} values for a vocabulary of ${this.vocab}`);
+    const penalized = history !== null && this.repetitionPenalty !== 1;
+    // Plain greedy reads the row as it is: no copy per decode step.
+    if (this.greedy && !penalized) return argmax(logits);
     const w = this.#work;
     w.set(logits);
-    if (history && this.repetitionPenalty !== 1) {
+    if (penalized) {
       const r = this.repetitionPenalty;
       for (const id of history.ids) w[id] = w[id] > 0 ? w[id] / r : w[id] * r;
     }
-    if (this.greedy) {
-      let best = 0;
-      for (let i = 1; i < w.length; i++) if (w[i] > w[best]) best = i;
-      return best;
-    }
+    if (this.greedy) return argmax(w);
     const inv = 1 / this.temperature;
     for (let i = 0; i < w.length; i++) w[i] *= inv;
     const n = this.#selectTopK();
