@@ -1,12 +1,14 @@
 // Compiles kernels/wasm/*.c with emscripten into packages/core/assets/: a single-threaded
 // SIMD module and a -pthread one (a persistent pool, used where shared memory exists), each
-// also built with relaxed SIMD for engines that run it (its 8-bit dot product; see linear.c).
+// also built with relaxed SIMD for engines that run it (its 8-bit dot product; see linear.c;
+// how emcc builds it: relaxedSimd.mjs).
 // Both are ES modules that load in Node, browsers and module workers without a bundler
 // plugin; packages/core/src/wasmAssets.ts is the only code that knows these file names.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { RELAXED_COMPILE_FLAGS, RELAXED_EMCC_ENV, RELAXED_LINK_FLAGS } from './relaxedSimd.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const sourceDir = `${root}kernels/wasm/`;
@@ -58,17 +60,8 @@ const variants = [
   },
 ];
 
-/*
- * Relaxed SIMD needs clang ≥ 16 (Debian's emscripten 3.1.6 ships clang 14), and its binaryen
- * (version 108) predates the final opcodes: it reads them as other instructions. So the
- * relaxed builds compile with clang-16 at -O3 and link at -O1 with BigInt i64s, where emcc
- * runs no binaryen pass that rewrites the module (ERROR_ON_WASM_CHANGES_AFTER_LINK checks it).
- */
-const relaxedEnv = { EM_LLVM_ADD_VERSION: '16', EM_CLANG_ADD_VERSION: '16' };
-const relaxedCompile = ['-mrelaxed-simd'];
-const relaxedLink = ['-O1', '-mrelaxed-simd', '-sWASM_BIGINT', '-sERROR_ON_WASM_CHANGES_AFTER_LINK'];
-
 const env = { ...process.env, NODE_PATH: process.env.NODE_PATH ?? '/usr/share/nodejs' };
+const relaxedEnv = { ...env, ...RELAXED_EMCC_ENV };
 try {
   for (const { file, compileFlags, linkFlags } of variants) {
     let started = Date.now();
@@ -78,10 +71,10 @@ try {
     started = Date.now();
     const objects = sources.map((source) => {
       const object = `${shimDir}/${file}-${source.slice(sourceDir.length, -2)}.o`;
-      execFileSync('emcc', [...compile, ...compileFlags, ...relaxedCompile, '-c', source, '-o', object], { stdio: 'inherit', env: { ...env, ...relaxedEnv } });
+      execFileSync('emcc', [...compile, ...compileFlags, ...RELAXED_COMPILE_FLAGS, '-c', source, '-o', object], { stdio: 'inherit', env: relaxedEnv });
       return object;
     });
-    execFileSync('emcc', [...link, ...linkFlags, ...relaxedLink, ...objects, '-o', `${outDir}${file}-relaxed.mjs`], { stdio: 'inherit', env: { ...env, ...relaxedEnv } });
+    execFileSync('emcc', [...link, ...linkFlags, ...RELAXED_LINK_FLAGS, ...objects, '-o', `${outDir}${file}-relaxed.mjs`], { stdio: 'inherit', env: relaxedEnv });
     console.log(`build-wasm: ${file}-relaxed.mjs (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   }
 } finally {

@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { RELAXED_COMPILE_FLAGS, RELAXED_EMCC_ENV, RELAXED_LINK_FLAGS } from '../../scripts/relaxedSimd.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const out = `${here}../.build`;
@@ -16,13 +17,12 @@ const common = [
 const env = { ...process.env, NODE_PATH: process.env.NODE_PATH ?? '/usr/share/nodejs' };
 execFileSync('emcc', [...common, '-sENVIRONMENT=node,worker', '--extern-pre-js', `${here}../roofline/node-shim.js`, '-o', `${out}/thinker-peak-node.mjs`], { env, stdio: 'inherit' });
 execFileSync('emcc', [...common, '-sENVIRONMENT=web,worker', '-o', `${out}/thinker-peak-web.mjs`], { env, stdio: 'inherit' });
-// The relaxed-SIMD peak, for pages whose wasm backend runs the relaxed build: compiled with
-// clang 16 and linked without binaryen, as scripts/build-wasm.mjs explains.
-const relaxedEnv = { ...env, EM_LLVM_ADD_VERSION: '16', EM_CLANG_ADD_VERSION: '16' };
+// The relaxed-SIMD peak, for pages whose wasm backend runs the relaxed build, built as that
+// build is (scripts/relaxedSimd.mjs).
+const relaxedEnv = { ...env, ...RELAXED_EMCC_ENV };
 const object = `${out}/thinker-peak-relaxed.o`;
-execFileSync('emcc', [`${here}peak.c`, '-O3', '-msimd128', '-mrelaxed-simd', '-pthread', '-c', '-o', object], { env: relaxedEnv, stdio: 'inherit' });
+execFileSync('emcc', [`${here}peak.c`, '-O3', '-msimd128', '-pthread', ...RELAXED_COMPILE_FLAGS, '-c', '-o', object], { env: relaxedEnv, stdio: 'inherit' });
 execFileSync('emcc', [
-  object, '-O1', '-msimd128', '-mrelaxed-simd', '-pthread', '-sPTHREAD_POOL_SIZE=4', '-sMODULARIZE', '-sEXPORT_ES6', '-sWASM_BIGINT',
-  '-sERROR_ON_WASM_CHANGES_AFTER_LINK', '-sEXPORTED_FUNCTIONS=_peak_f32,_peak_dot,_peak_relaxed_dot', '-sENVIRONMENT=web,worker',
-  '-o', `${out}/thinker-peak-web-relaxed.mjs`,
+  object, '-msimd128', '-pthread', '-sPTHREAD_POOL_SIZE=4', '-sMODULARIZE', '-sEXPORT_ES6', ...RELAXED_LINK_FLAGS,
+  '-sEXPORTED_FUNCTIONS=_peak_f32,_peak_dot,_peak_relaxed_dot', '-sENVIRONMENT=web,worker', '-o', `${out}/thinker-peak-web-relaxed.mjs`,
 ], { env: relaxedEnv, stdio: 'inherit' });

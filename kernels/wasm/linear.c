@@ -558,10 +558,12 @@ static int gemv(const float *x, const weight_t *w, const float *bias, float *y) 
     int32_t *xoffset = (int32_t *)(xscale + groups);
     quantize_activations(x, w->cols, groups, parts, top, xq, xscale, xoffset);
 #if RELAXED_DOT
-    int8_t *xbytes = (int8_t *)(xoffset + groups * parts);
-    if (bytes == X_SPLIT) split_activation_bytes(xq, groups, xbytes);
-    if (bytes == X_INT8) int8_activation_bytes(xq, groups, xbytes);
-    c.xbytes = xbytes;
+    if (bytes != X_LANES) {
+      int8_t *xbytes = (int8_t *)(xoffset + groups * parts);
+      if (bytes == X_SPLIT) split_activation_bytes(xq, groups, xbytes);
+      else int8_activation_bytes(xq, groups, xbytes);
+      c.xbytes = xbytes;
+    }
 #endif
     c.bytes = bytes;
     c.xq = xq;
