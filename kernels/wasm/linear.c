@@ -160,12 +160,12 @@ static void gemv_f32(void *p, int begin, int end, int thread) {
     v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
     int k = 0;
     for (; k + 16 <= K; k += 16) {
-      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x + k), wasm_v128_load(w + k)));
-      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(x + k + 4), wasm_v128_load(w + k + 4)));
-      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(x + k + 8), wasm_v128_load(w + k + 8)));
-      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(x + k + 12), wasm_v128_load(w + k + 12)));
+      a0 = madd(wasm_v128_load(x + k), wasm_v128_load(w + k), a0);
+      a1 = madd(wasm_v128_load(x + k + 4), wasm_v128_load(w + k + 4), a1);
+      a2 = madd(wasm_v128_load(x + k + 8), wasm_v128_load(w + k + 8), a2);
+      a3 = madd(wasm_v128_load(x + k + 12), wasm_v128_load(w + k + 12), a3);
     }
-    for (; k + 4 <= K; k += 4) a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x + k), wasm_v128_load(w + k)));
+    for (; k + 4 <= K; k += 4) a0 = madd(wasm_v128_load(x + k), wasm_v128_load(w + k), a0);
     float sum = hsum(wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3)));
     for (; k < K; k++) sum += x[k] * w[k];
     gemv_store1(c, n, sum);

@@ -66,6 +66,20 @@ static inline float group_scale(const void *scales, int scale_f16, size_t index)
 
 /* ---- SIMD helpers */
 
+/*
+ * acc + a·b. With relaxed SIMD one f32x4.relaxed_madd: a fused multiply-add where the CPU has
+ * one (x86 FMA3), half the arithmetic of the multiply and add the baseline build issues; the
+ * rounding then differs from the baseline build's by at most one rounding of the product.
+ */
+static inline v128_t madd(v128_t a, v128_t b, v128_t acc) {
+#ifdef __wasm_relaxed_simd__
+  typedef float f32x4_t __attribute__((vector_size(16)));
+  return (v128_t)__builtin_wasm_relaxed_madd_f32x4((f32x4_t)a, (f32x4_t)b, (f32x4_t)acc);
+#else
+  return wasm_f32x4_add(acc, wasm_f32x4_mul(a, b));
+#endif
+}
+
 static inline float hsum(v128_t v) {
   v128_t s = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
   s = wasm_f32x4_add(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
@@ -108,13 +122,13 @@ static inline v128_t exp_f32x4(v128_t x) {
   v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_const_splat(0.693145751953125f)));
   r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_const_splat(1.42860682030941723212e-6f)));
   v128_t p = wasm_f32x4_const_splat(1.0f / 5040.0f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f / 720.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f / 120.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f / 24.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f / 6.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(0.5f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_const_splat(1.0f));
+  p = madd(p, r, wasm_f32x4_const_splat(1.0f / 720.0f));
+  p = madd(p, r, wasm_f32x4_const_splat(1.0f / 120.0f));
+  p = madd(p, r, wasm_f32x4_const_splat(1.0f / 24.0f));
+  p = madd(p, r, wasm_f32x4_const_splat(1.0f / 6.0f));
+  p = madd(p, r, wasm_f32x4_const_splat(0.5f));
+  p = madd(p, r, wasm_f32x4_const_splat(1.0f));
+  p = madd(p, r, wasm_f32x4_const_splat(1.0f));
   v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
   v128_t n1 = wasm_i32x4_shr(ni, 1);
   v128_t n2 = wasm_i32x4_sub(ni, n1);
