@@ -15,12 +15,10 @@ import { launchChromium } from '../../e2e/chromium.js';
 import { startStaticServer } from '../../e2e/server.js';
 import type { GgufWeights } from './gguf.js';
 import type { GreedyCheck, PairOptions, PeerRun, ThinkerPageApi, WasmChoice } from './page.js';
-import { decodeLabel, type PeerFigures, type TargetResult } from './rows.js';
+import { decodeLabel, floorsLine, type PeerFigures, type TargetResult } from './rows.js';
 import { ensureGguf, GGUF_DIR, ggufName, repoRoot } from './source.js';
 import type { ThinkerBenchOptions, ThinkerResult } from './suite.js';
 import { bestOf } from '../lib/computePeak.js';
-import type { ComputePeaks } from '../lib/computePeak.js';
-import type { Roofline } from '../lib/roofline.js';
 
 const oursFigures = (r: ThinkerResult): PeerFigures => {
   const f: PeerFigures = {};
@@ -28,10 +26,6 @@ const oursFigures = (r: ThinkerResult): PeerFigures => {
   for (const d of r.decode) f[decodeLabel(d.context)] = d.tokPerS;
   return f;
 };
-
-const floorsLine = (where: string, f: { roofline: Roofline; peaks: ComputePeaks }) =>
-  `floors (${where}): read ${JSON.stringify(f.roofline.readGBps)} GB/s; peaks f32 ${JSON.stringify(f.peaks.f32Gflops)} GFLOP/s, i16 dot ${JSON.stringify(f.peaks.dotGops)} Gop/s`
-  + (f.peaks.relaxedDotGops ? `, relaxed 8-bit dot ${JSON.stringify(f.peaks.relaxedDotGops)} Gop/s` : '');
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const pageDir = `${here}../.build/thinker-page`;
@@ -131,17 +125,19 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
     // does q8 (whose kernels are the same in both builds: the check that the relaxed build's
     // compiler and link cost nothing elsewhere); and q4 with 15-bit GEMV activations ('int16',
     // where the default 'auto' gives q4 8-bit ones).
-    const pairs: { format: WeightFormat; gguf: GgufWeights | null; threads: number; rounds: number; wasm?: WasmChoice }[] = quick
+    // `long`: ours alone also decodes at 1k and 4k (the q8 2T pair adds those to its paired row).
+    const pairs: { format: WeightFormat; gguf: GgufWeights | null; threads: number; rounds: number; wasm?: WasmChoice; long?: boolean }[] = quick
       ? [{ format: 'q8', gguf: 'q8_0', threads: 2, rounds: 1 }]
       : [
         { format: 'q8', gguf: 'q8_0', threads: 2, rounds: 2 },
+        { format: 'q8', gguf: null, threads: 2, rounds: 1, long: true },
         { format: 'f32', gguf: 'f32', threads: 2, rounds: 1 },
         { format: 'q8', gguf: 'q8_0', threads: 1, rounds: 1 },
         { format: 'q8', gguf: null, threads: 2, rounds: 1, wasm: { simd: 'baseline' } },
-        { format: 'q4', gguf: null, threads: 2, rounds: 1 },
+        { format: 'q4', gguf: null, threads: 2, rounds: 1, long: true },
         { format: 'q4', gguf: null, threads: 2, rounds: 1, wasm: { simd: 'baseline' } },
         { format: 'q4', gguf: null, threads: 2, rounds: 1, wasm: { quantizedActivations: 'int16' } },
-        { format: 'q4', gguf: null, threads: 1, rounds: 1 },
+        { format: 'q4', gguf: null, threads: 1, rounds: 1, long: true },
         { format: 'q4', gguf: null, threads: 1, rounds: 1, wasm: { simd: 'baseline' } },
         { format: 'q4', gguf: null, threads: 1, rounds: 1, wasm: { quantizedActivations: 'int16' } },
         { format: 'f16', gguf: null, threads: 2, rounds: 1 },
@@ -151,8 +147,11 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
       try {
         const gguf = pair.gguf;
         if (!run.peer || gguf === null) {
+          // A long run of the format paired with llama.cpp measures only what that pair does not.
+          const pairedToo = !pair.wasm && pairs.some((p) => p.format === pair.format && p.threads === pair.threads && p.gguf !== null && !p.wasm);
+          const contexts = [...(pairedToo ? [] : [0, pairOpts.prefillTokens]), ...(pair.long ? [1024, 4096] : [])];
           const r = await inPage((call) => call('ours', 'wasm', pair.format, pair.threads, {
-            prefillTokens: pairOpts.prefillTokens, contexts: [0, pairOpts.prefillTokens], decodeTokens: pairOpts.decodeTokens, warmupTokens: 2,
+            prefillTokens: pairOpts.prefillTokens, contexts, decodeTokens: pairOpts.decodeTokens, warmupTokens: 2, skipPrefill: pairedToo,
           }, pair.wasm));
           const variant = [r.info.wasmSimd === 'baseline' ? 'simd128' : '', pair.wasm?.quantizedActivations ?? ''].filter(Boolean).join(' ');
           results.push({

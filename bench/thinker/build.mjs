@@ -17,12 +17,14 @@ const common = [
 const env = { ...process.env, NODE_PATH: process.env.NODE_PATH ?? '/usr/share/nodejs' };
 execFileSync('emcc', [...common, '-sENVIRONMENT=node,worker', '--extern-pre-js', `${here}../roofline/node-shim.js`, '-o', `${out}/thinker-peak-node.mjs`], { env, stdio: 'inherit' });
 execFileSync('emcc', [...common, '-sENVIRONMENT=web,worker', '-o', `${out}/thinker-peak-web.mjs`], { env, stdio: 'inherit' });
-// The relaxed-SIMD peak, for pages whose wasm backend runs the relaxed build, built as that
-// build is (scripts/relaxedSimd.mjs).
+// The relaxed-SIMD peak, for engines whose wasm backend runs the relaxed build (Chromium,
+// Node ≥ 22), built as that build is (scripts/relaxedSimd.mjs).
 const relaxedEnv = { ...env, ...RELAXED_EMCC_ENV };
 const object = `${out}/thinker-peak-relaxed.o`;
 execFileSync('emcc', [`${here}peak.c`, '-O3', '-msimd128', '-pthread', ...RELAXED_COMPILE_FLAGS, '-c', '-o', object], { env: relaxedEnv, stdio: 'inherit' });
-execFileSync('emcc', [
+const relaxedLink = [
   object, '-msimd128', '-pthread', '-sPTHREAD_POOL_SIZE=4', '-sMODULARIZE', '-sEXPORT_ES6', ...RELAXED_LINK_FLAGS,
-  '-sEXPORTED_FUNCTIONS=_peak_f32,_peak_dot,_peak_relaxed_dot', '-sENVIRONMENT=web,worker', '-o', `${out}/thinker-peak-web-relaxed.mjs`,
-], { env: relaxedEnv, stdio: 'inherit' });
+  '-sEXPORTED_FUNCTIONS=_peak_f32,_peak_dot,_peak_relaxed_dot',
+];
+execFileSync('emcc', [...relaxedLink, '-sENVIRONMENT=node,worker', '--extern-pre-js', `${here}../roofline/node-shim.js`, '-o', `${out}/thinker-peak-node-relaxed.mjs`], { env: relaxedEnv, stdio: 'inherit' });
+execFileSync('emcc', [...relaxedLink, '-sENVIRONMENT=web,worker', '-o', `${out}/thinker-peak-web-relaxed.mjs`], { env: relaxedEnv, stdio: 'inherit' });

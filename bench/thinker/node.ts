@@ -14,16 +14,21 @@
  * activations in alternation, paired.ts: a before/after that survives a busy machine),
  * --profile-at 0,1024 (contexts at which the widest thread count's decode step is timed op
  * by op, default 1024).
+ *
+ * Rows name the Node major version: Node 20's V8 runs the baseline SIMD128 kernels, Node ≥ 22
+ * the relaxed-SIMD ones. `pnpm bench:thinker:node-lts` runs the Node part under Node 24 (fetched
+ * once from the npm registry, lib/withNode.mjs). A Node-only run (--no-browser, or 3b) writes
+ * thinker-…-node<major>.json.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createWasmBackend, loadOmniConfig, openCheckpoint, type Backend, type QuantizedActivations, type WeightFormat } from '@omniweb/core';
+import { createWasmBackend, loadOmniConfig, openCheckpoint, relaxedDotAvailable, type Backend, type QuantizedActivations, type WeightFormat } from '@omniweb/core';
 import { Thinker, ThinkerSession } from '@omniweb/thinker';
 import { formatTable, type Row } from '../lib/report.js';
 import { bestOf, measureComputePeaks, type ComputePeaks } from '../lib/computePeak.js';
 import { measureRoofline, type Roofline } from '../lib/roofline.js';
 import { profileOps, thinkerMatrixNames, type OpProfiler } from './profile.js';
-import { decodeLabel, thinkerRows, type PeerFigures, type TargetResult } from './rows.js';
+import { decodeLabel, floorsLine, thinkerRows, type PeerFigures, type TargetResult } from './rows.js';
 import { CachedSource } from './cachedSource.js';
 import { pairedDecode, type PairedDecode } from './paired.js';
 import { ensureCheckpoint } from './source.js';
@@ -59,6 +64,10 @@ const PASS_ROWS = 256;
 const started = performance.now();
 
 const dir = await ensureCheckpoint(shape, log);
+const relaxed = await relaxedDotAvailable();
+/** Rows name the Node major version: V8 decides which kernel build runs (relaxed SIMD from Node 22). */
+const nodeTarget = `wasm Node ${process.versions.node.split('.')[0]}`;
+log(`Node ${process.version}: the wasm backend runs its ${relaxed ? 'relaxed-SIMD' : 'baseline SIMD128'} build`);
 /** The floors, measured now: read bandwidth (roofline.c) and compute peaks (peak.c). */
 async function nodeFloors(): Promise<{ roofline: Roofline; peaks: ComputePeaks }> {
   const probePath = `${here}../.build/roofline-node.mjs`;
@@ -66,16 +75,14 @@ async function nodeFloors(): Promise<{ roofline: Roofline; peaks: ComputePeaks }
   const roofline: Roofline = await measureRoofline(
     () => probeFactory({ wasmBinary: readFileSync(probePath.replace(/\.mjs$/, '.wasm')) }), threadCounts,
   );
-  const peakPath = `${here}../.build/thinker-peak-node.mjs`;
+  // Where the wasm backend runs the relaxed build (Node ≥ 22), its q4 rows are judged by the relaxed 8-bit dot peak.
+  const peakPath = `${here}../.build/thinker-peak-node${relaxed ? '-relaxed' : ''}.mjs`;
   const { default: peakFactory } = await import(peakPath);
   const peaks: ComputePeaks = await measureComputePeaks(
     () => peakFactory({ wasmBinary: readFileSync(peakPath.replace(/\.mjs$/, '.wasm')) }), threadCounts,
   );
   return { roofline, peaks };
 }
-const floorsLine = (where: string, f: { roofline: Roofline; peaks: ComputePeaks }) =>
-  `floors (${where}): read ${JSON.stringify(f.roofline.readGBps)} GB/s; peaks f32 ${JSON.stringify(f.peaks.f32Gflops)} GFLOP/s, `
-  + `i16 dot ${JSON.stringify(f.peaks.dotGops)} Gop/s (roofline.c's f32 peak ${JSON.stringify(f.roofline.peakGflops)}: not used, its 24 accumulators spill)`;
 // Measured at the start and again at the end of the Node part; each figure keeps the better of
 // the two (shared cores: the less disturbed measurement is the closer one to the machine's).
 const startFloors = await nodeFloors();
@@ -122,7 +129,7 @@ const runs = formats.flatMap((format) => threadCounts.flatMap((threads) =>
   (format === 'q8' || format === 'q4' ? activationModes : activationModes.slice(0, 1)).map((activations) => ({ format, threads, activations }))));
 for (const [i, { format, threads, activations }] of runs.entries()) {
   // The GEMV mode only changes q8/q4 products; it is named where a run compares modes.
-  const target = activationModes.length > 1 && (format === 'q8' || format === 'q4') ? `wasm Node ${activations}` : 'wasm Node';
+  const target = activationModes.length > 1 && (format === 'q8' || format === 'q4') ? `${nodeTarget} ${activations}` : nodeTarget;
   const backend: Backend = await createWasmBackend({ threads, quantizedActivations: activations });
   if (backend.info.threads !== threads) throw new Error(`asked for ${threads} threads, the wasm backend runs ${backend.info.threads}`);
   const prof = threads === Math.max(...threadCounts) && format !== 'f16' ? profileOps(backend, names) : null;
@@ -234,7 +241,9 @@ for (const p of profiles) {
 }
 mkdirSync(`${here}../results`, { recursive: true });
 const stamp = new Date().toISOString();
-const out = `${here}../results/thinker-${large ? '3b-' : ''}${quick ? 'quick' : 'full'}.json`;
+// A Node-only run is named by its Node line, so runs under two Nodes keep their own files.
+const nodeOnly = flag('no-browser') || large ? `-node${process.versions.node.split('.')[0]}` : '';
+const out = `${here}../results/thinker-${large ? '3b-' : ''}${quick ? 'quick' : 'full'}${nodeOnly}.json`;
 writeFileSync(out, JSON.stringify({
   date: stamp, seconds: (performance.now() - started) / 1000, options: nodeOptions, roofline, peaks,
   decodeLabels: nodeOptions.contexts.map(decodeLabel), peerNote, peers, rows, versusBrief, profiles, paired,

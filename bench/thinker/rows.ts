@@ -24,6 +24,11 @@ export interface TargetResult {
   peer?: { label: string; figures: PeerFigures } | null;
 }
 
+/** The floors of a run in one log line (the f32 peak is peak.c's: roofline.c's 24 accumulators spill, so its figure is not used). */
+export const floorsLine = (where: string, f: { roofline: Roofline; peaks: ComputePeaks }) =>
+  `floors (${where}): read ${JSON.stringify(f.roofline.readGBps)} GB/s; peaks f32 ${JSON.stringify(f.peaks.f32Gflops)} GFLOP/s, i16 dot ${JSON.stringify(f.peaks.dotGops)} Gop/s`
+  + (f.peaks.relaxedDotGops ? `, relaxed 8-bit dot ${JSON.stringify(f.peaks.relaxedDotGops)} Gop/s` : '');
+
 const ctxLabel = (c: number) => (c >= 1024 && c % 1024 === 0 ? `${c / 1024}k` : String(c));
 export const decodeLabel = (c: number) => `decode @${ctxLabel(c)}`;
 
