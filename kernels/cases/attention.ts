@@ -68,6 +68,8 @@ export const attentionCases: KernelCase[] = [
   attentionCase('decode T=1 without mask, kvLength 300 of 512, D=64', { T: 1, Hq: 2, Hkv: 1, D: 64, capacity: 512, kvLength: 300, mask: none }),
   // Key runs split across units (flash-decoding): most runs of the 1024 keys lie past the 2–3 a query sees.
   attentionCase('causal T=2 at 1, kvLength 1024 of 1100, GQA 7:1, D=64', { T: 2, Hq: 7, Hkv: 1, D: 64, capacity: 1100, kvLength: 1024, mask: causal(1) }),
+  // D = 2·16 + 4: the value sums' 16-wide passes and then a 4-wide one, for a pair of heads and a last single one; 71 keys: odd chunk tails.
+  attentionCase('none, GQA 6:2, T=3 S=71, D=36', { T: 3, Hq: 6, Hkv: 2, D: 36, capacity: 71, mask: none }),
   attentionCase('decode T=1 without mask, kvLength 1031 of 1100, GQA 7:1, D=64', { T: 1, Hq: 7, Hkv: 1, D: 64, capacity: 1100, kvLength: 1031, mask: none }),
   attentionCase('segments [0, 1, 17, 33], T=S=33, D=64', { T: 33, Hq: 4, Hkv: 4, D: 64, capacity: 33, mask: { kind: 'segments', bounds: Int32Array.from([0, 1, 17, 33]) } }),
   attentionCase('segments one segment, T=S=37, D=80, allocated out', { T: 37, Hq: 2, Hkv: 2, D: 80, capacity: 37, mask: { kind: 'segments', bounds: Int32Array.from([0, 37]) }, allocate: true }),
