@@ -7,15 +7,17 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OmniError, type WeightFormat } from '@omniweb/core';
+import { OmniError, type WasmBackendOptions, type WeightFormat } from '@omniweb/core';
 import { encodeWav } from '@omniweb/media';
 import { Omni, type ModuleWeights, type PipelineKind, type SendInput, type TurnResult } from '@omniweb/sdk';
 import { DIT_SOLVERS, resolveSampleOptions, SAMPLE_RATE, type DitSolver } from '@omniweb/vocoder';
 import { DEFAULT_SHARD_BYTES, makeCheckpoint } from './makeCheckpoint.js';
+import { WASM_FLAGS, WASM_USAGE, wasmOptions } from './wasmFlags.js';
 
 export const RUN_USAGE = `omniweb run [--model <dir>] [--text "…"] [--audio f.wav] [--image f.png|f.jpg] [--video f.y4m]
     [--voice NAME] [--device wasm|webgpu] [--weights f32|f16|q8|q4] [--max-new-tokens N] [--max-codes N]
     [--pipeline workers|in-thread] [--out reply.wav] [--solver rk4|midpoint|euler] [--dit-steps N] [--json]
+    ${WASM_USAGE}
     (without --out the reply is text only and the Talker and token2wav are not loaded)`;
 
 /** The model used without --model: the tiny synthetic checkpoint (random weights, the official layout). */
@@ -66,11 +68,13 @@ export interface TurnOptions {
   out: string | null;
   /** One worker thread per stage (default), or every stage on the main thread. */
   pipeline: PipelineKind;
+  /** The wasm backend's options (--threads, --quantized-activations, --wasm-simd); {} leaves its defaults. */
+  wasm: WasmBackendOptions;
 }
 
 export const TURN_FLAGS = {
   model: 'value', text: 'value', voice: 'value', device: 'value', weights: 'value', 'max-new-tokens': 'value', 'max-codes': 'value', out: 'value',
-  pipeline: 'value', solver: 'value', 'dit-steps': 'value',
+  pipeline: 'value', solver: 'value', 'dit-steps': 'value', ...WASM_FLAGS,
 } as const satisfies Record<string, FlagKind>;
 
 /** The flags every turn command shares, from parsed values. */
@@ -88,6 +92,7 @@ export function turnOptions(command: string, values: ReadonlyMap<string, string>
     if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < 1) throw bad(`--${flag} ${v} is not a positive integer`);
     return Number(v);
   };
+  const device = oneOf('device', ['wasm', 'webgpu'] as const, 'wasm');
   const options: TurnOptions = {
     model: values.get('model') ?? null,
     text: values.get('text') ?? null,
@@ -95,13 +100,14 @@ export function turnOptions(command: string, values: ReadonlyMap<string, string>
     image: values.get('image') ?? null,
     video: values.get('video') ?? null,
     voice: values.get('voice') ?? null,
-    device: oneOf('device', ['wasm', 'webgpu'] as const, 'wasm'),
+    device,
     weights: oneOf('weights', ['f32', 'f16', 'q8', 'q4'] as const, 'f32'),
     maxNewTokens: count('max-new-tokens'),
     maxCodes: count('max-codes'),
     synthesis: null,
     out: values.get('out') ?? null,
     pipeline: oneOf('pipeline', ['workers', 'in-thread'] as const, 'workers'),
+    wasm: wasmOptions(command, values, device),
   };
   if (options.out === null && options.voice !== null) throw bad('--voice chooses the voice of the spoken reply; give --out too');
   if (options.out === null && options.maxCodes !== null) throw bad('--max-codes bounds the spoken reply; give --out too');
@@ -179,7 +185,7 @@ export async function runTurn(options: TurnOptions, onText: (text: string) => vo
   const started = performance.now();
   // Text-only turns leave the speech stages unloaded: less memory, a faster load.
   const speech = options.out !== null;
-  const omni = await Omni.load({ model, device: options.device, weights: options.weights, pipeline: options.pipeline, speech });
+  const omni = await Omni.load({ model, device: options.device, wasm: options.wasm, weights: options.weights, pipeline: options.pipeline, speech });
   const loadMs = Math.round(performance.now() - started);
   try {
     const session = omni.session({

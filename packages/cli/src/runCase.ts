@@ -11,8 +11,9 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { STAGES } from './stages.js';
+import { WASM_FLAGS, WASM_USAGE, wasmOptions } from './wasmFlags.js';
 import {
-  type Backend, createBackend, type WeightFormat, loadOmniConfig, type OmniConfig, OmniError, openCheckpoint, readCase, writeSafetensors, type Checkpoint, type HostArray,
+  type Backend, createBackend, type WasmBackendOptions, type WeightFormat, loadOmniConfig, type OmniConfig, OmniError, openCheckpoint, readCase, writeSafetensors, type Checkpoint, type HostArray,
 } from '@omniweb/core';
 
 export type DeviceKind = 'wasm' | 'webgpu';
@@ -31,6 +32,8 @@ export interface RunCaseOptions {
   /** Talker codec tokens to generate; null: as many as the case recorded. */
   talkerMaxNewTokens: number | null;
   useAudioInVideo: boolean;
+  /** The wasm backend's options (--threads, --quantized-activations, --wasm-simd); {} leaves its defaults. */
+  wasm: WasmBackendOptions;
   /** Video frame rate the processor assumes; null: the processor default (fact sheet §10.15). */
   fps: number | null;
 }
@@ -67,7 +70,8 @@ export interface RunCaseResult {
 
 export const RUN_CASE_USAGE = `omniweb run-case --model <dir> --case <file.safetensors> --out <file.safetensors>
     [--device wasm|webgpu] [--weights f32|f16|q8|q4] [--max-new-tokens N]
-    [--talker-max-new-tokens N] [--use-audio-in-video] [--fps N]`;
+    [--talker-max-new-tokens N] [--use-audio-in-video] [--fps N]
+    ${WASM_USAGE}`;
 
 function badFlag(message: string): OmniError {
   return new OmniError('BAD_INPUT', `run-case: ${message} (omniweb help shows every flag)`);
@@ -84,6 +88,7 @@ const FLAGS: Record<string, FlagKind> = {
   'talker-max-new-tokens': 'value',
   'use-audio-in-video': 'switch',
   fps: 'value',
+  ...WASM_FLAGS,
 };
 
 function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
@@ -131,16 +136,18 @@ export function parseRunCaseArgs(argv: readonly string[]): RunCaseOptions {
     if (!v) throw badFlag(`--${flag} is required (${what})`);
     return v;
   };
+  const device = oneOf('device', values.get('device'), ['wasm', 'webgpu'] as const, 'wasm');
   return {
     model: required('model', 'the checkpoint folder'),
     casePath: required('case', 'the case .safetensors file'),
     outPath: required('out', 'where to write the outputs'),
-    device: oneOf('device', values.get('device'), ['wasm', 'webgpu'] as const, 'wasm'),
+    device,
     weights: oneOf('weights', values.get('weights'), ['f32', 'f16', 'q8', 'q4'] as const, 'f32'),
     maxNewTokens: positiveInt('max-new-tokens', values.get('max-new-tokens')),
     talkerMaxNewTokens: positiveInt('talker-max-new-tokens', values.get('talker-max-new-tokens')),
     useAudioInVideo: values.has('use-audio-in-video'),
     fps: positiveNumber('fps', values.get('fps')),
+    wasm: wasmOptions('run-case', values, device),
   };
 }
 
@@ -188,7 +195,7 @@ export async function runCase(
           emittedBy.set(name, stage.name);
           outputs.set(name, array);
         },
-        backend: () => (backend ??= createBackend({ device: options.device })),
+        backend: () => (backend ??= createBackend({ device: options.device, ...options.wasm })),
         log,
       };
       log(`stage ${stage.name}…`);

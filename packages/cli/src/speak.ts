@@ -5,10 +5,11 @@
 import { OmniError } from '@omniweb/core';
 import { resolveSampleOptions } from '@omniweb/vocoder';
 import { parseFlags, runTurn, TURN_FLAGS, turnOptions } from './run.js';
+import { WASM_USAGE } from './wasmFlags.js';
 
 export const SPEAK_USAGE = `omniweb speak [--model <dir>] --text "…" --out reply.wav [--voice NAME]
     [--device wasm|webgpu] [--weights f32|f16|q8|q4] [--max-new-tokens N] [--max-codes N]
-    [--solver rk4|midpoint|euler] [--dit-steps N]`;
+    [--solver rk4|midpoint|euler] [--dit-steps N] ${WASM_USAGE}`;
 
 export async function speakCommand(argv: readonly string[]): Promise<void> {
   const values = parseFlags('speak', argv, TURN_FLAGS);

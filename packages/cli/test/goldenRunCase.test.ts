@@ -25,7 +25,7 @@ async function check(
   writeFileSync(casePath, writeSafetensors(inputs));
   const result = await runCase({
     model: MODEL, casePath, outPath: `${casePath}.out`, device: 'wasm', weights: 'f32',
-    maxNewTokens: null, talkerMaxNewTokens: null, useAudioInVideo: false, fps: null, ...options,
+    maxNewTokens: null, talkerMaxNewTokens: null, useAudioInVideo: false, fps: null, wasm: {}, ...options,
   }, undefined, () => {});
   for (const [name, bound] of Object.entries(expected)) {
     const ours = result.outputs.get(name);

@@ -131,6 +131,13 @@ describe('omniweb run', () => {
     expect(wav.samples.length).toBeGreaterThan(0);
   });
 
+  it('runs the wasm backend as its flags say', async () => {
+    const run = await omniweb('run', '--model', model, '--text', 'Hi', '--max-new-tokens', '2', '--json',
+      '--threads', '1', '--wasm-simd', 'baseline', '--quantized-activations', 'exact');
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).device).toBe('wasm simd128 (1 thread, exact q8/q4 GEMV activations)');
+  });
+
   it('without --model: the embedded tiny checkpoint, made on first use', async () => {
     const run = await omniweb('run', '--text', 'Hi', '--max-new-tokens', '2', '--json');
     expect(run.code, run.stderr).toBe(0);
@@ -145,6 +152,8 @@ describe('omniweb run', () => {
     expectBadInput(await omniweb('run', '--model', model, '--text', 'Hi', '--solver', 'euler'), 'BAD_INPUT', /--solver and --dit-steps shape the spoken reply; give --out too/);
     expectBadInput(await omniweb('run', '--model', model, '--text', 'Hi', '--device', 'cuda'), 'BAD_INPUT', /--device cuda is not one of wasm, webgpu/);
     expectBadInput(await omniweb('run', '--model', model, '--text', 'Hi', '--loud'), 'BAD_INPUT', /unknown flag --loud/);
+    expectBadInput(await omniweb('run', '--model', model, '--text', 'Hi', '--threads', 'two'), 'BAD_INPUT', /--threads two is not a positive integer/);
+    expectBadInput(await omniweb('run', '--model', model, '--text', 'Hi', '--device', 'webgpu', '--wasm-simd', 'relaxed'), 'BAD_INPUT', /--wasm-simd sets the wasm backend; with --device webgpu it changes nothing/);
     expectBadInput(await omniweb('run', '--model', model, '--audio', join(scratch, 'absent.wav')), 'IO', /--audio .*absent\.wav/);
     expectBadInput(await omniweb('run', '--model', join(scratch, 'absent'), '--text', 'Hi'), 'IO', /absent/);
     writeFileSync(join(scratch, 'bad.wav'), 'not a wav');

@@ -53,6 +53,23 @@ describe('runCase plumbing', () => {
   beforeAll(() => { scratch = mkdtempSync(join(tmpdir(), 'omniweb-runcase-')); });
   afterAll(() => { rmSync(scratch, { recursive: true }); });
 
+  it('gives its stages a backend made with the wasm flags', async () => {
+    const backendInfo: Stage = {
+      name: 'backend-info',
+      needs: ['input_ids'],
+      async run(ctx) {
+        const info = (await ctx.backend()).info;
+        ctx.emit('threads', { dtype: 'i32', shape: [1], data: Int32Array.of(info.threads) });
+        ctx.emit('relaxed', { dtype: 'i32', shape: [1], data: Int32Array.of(info.wasmSimd === 'relaxed' ? 1 : 0) });
+        ctx.emit('exact', { dtype: 'i32', shape: [1], data: Int32Array.of(/exact q8\/q4 GEMV activations/.test(info.name) ? 1 : 0) });
+      },
+    };
+    const casePath = join(golden, 'thinker_p1.safetensors');
+    const argv = ['--model', tinyOmni, '--case', casePath, '--out', '/dev/null', '--threads', '1', '--wasm-simd', 'baseline', '--quantized-activations', 'exact'];
+    const { outputs } = await runCase(parseRunCaseArgs(argv), [backendInfo], silent);
+    expect([outputs.get('threads')!.data[0], outputs.get('relaxed')!.data[0], outputs.get('exact')!.data[0]]).toEqual([1, 0, 1]);
+  });
+
   it('runs stages whose needs are met, in order, feeding emitted arrays forward, and skips the rest', async () => {
     const casePath = join(golden, 'thinker_p1.safetensors');
     const result = await runCase(options(casePath), [nextIds, needsPixels, countIds, embedFirst], silent);
@@ -114,10 +131,12 @@ describe('parseRunCaseArgs', () => {
   it('applies defaults and reads every flag in both spellings', () => {
     expect(parseRunCaseArgs(base)).toEqual({
       model: 'm', casePath: 'c.safetensors', outPath: 'o.safetensors', device: 'wasm', weights: 'f32',
-      maxNewTokens: null, talkerMaxNewTokens: null, useAudioInVideo: false, fps: null,
+      maxNewTokens: null, talkerMaxNewTokens: null, useAudioInVideo: false, fps: null, wasm: {},
     });
     expect(parseRunCaseArgs([...base, '--device=webgpu', '--weights', 'q4', '--max-new-tokens', '8', '--talker-max-new-tokens=25', '--use-audio-in-video', '--fps', '2.5']))
       .toMatchObject({ device: 'webgpu', weights: 'q4', maxNewTokens: 8, talkerMaxNewTokens: 25, useAudioInVideo: true, fps: 2.5 });
+    expect(parseRunCaseArgs([...base, '--threads', '1', '--quantized-activations=int8', '--wasm-simd', 'baseline']).wasm)
+      .toEqual({ threads: 1, quantizedActivations: 'int8', simd: 'baseline' });
   });
 
   const bad: [string[], RegExp][] = [
@@ -130,6 +149,10 @@ describe('parseRunCaseArgs', () => {
     [[...base, '--model', 'n'], /--model is given twice/],
     [[...base, 'extra'], /unexpected argument "extra"/],
     [['--case', 'c', '--out', 'o'], /--model is required \(the checkpoint folder\)/],
+    [[...base, '--threads', '0'], /run-case: --threads 0 is not a positive integer/],
+    [[...base, '--quantized-activations', 'int4'], /--quantized-activations int4 is not one of auto, int16, int8, exact/],
+    [[...base, '--wasm-simd', 'avx'], /--wasm-simd avx is not one of auto, relaxed, baseline/],
+    [[...base, '--device', 'webgpu', '--threads', '2'], /--threads sets the wasm backend; with --device webgpu it changes nothing/],
   ];
   for (const [argv, message] of bad) {
     it(`rejects ${argv.slice(6).join(' ') || argv.join(' ')}`, () => {
