@@ -11,6 +11,7 @@ export interface ComputePeaks {
   relaxedDotGops?: Record<number, number>;
 }
 
+/** Each returns the milliseconds its loops ran, timed inside the probe (bench/lib/timed_threads.h). */
 interface PeakModule {
   _peak_f32(iters: number, threads: number): number;
   _peak_dot(iters: number, threads: number): number;
@@ -18,17 +19,13 @@ interface PeakModule {
 }
 
 export async function measureComputePeaks(
-  load: () => Promise<PeakModule>, threads: number[], now: () => number = () => performance.now(),
+  load: () => Promise<PeakModule>, threads: number[],
 ): Promise<ComputePeaks> {
   const m = await load();
-  const best = (run: () => void) => {
+  const best = (run: () => number) => {
     let ms = Infinity;
     // Many short runs, the fastest kept: on shared cores that is the run least disturbed.
-    for (let r = 0; r < 7; r++) {
-      const t0 = now();
-      run();
-      ms = Math.min(ms, now() - t0);
-    }
+    for (let r = 0; r < 7; r++) ms = Math.min(ms, run());
     return ms;
   };
   const iters = 2_000_000;

@@ -9,12 +9,13 @@ export interface Roofline {
 interface ProbeModule {
   _roofline_alloc(n: number): number;
   _roofline_free(p: number): void;
+  /** Milliseconds, timed inside the probe from all threads ready to all done. */
   _roofline_read(p: number, n: number, threads: number): number;
   _roofline_fma(iters: number, threads: number): number;
 }
 
 export async function measureRoofline(
-  load: () => Promise<ProbeModule>, threads: number[], now: () => number = () => performance.now(),
+  load: () => Promise<ProbeModule>, threads: number[],
 ): Promise<Roofline> {
   const m = await load();
   const n = 64 * 1024 * 1024; // 256 MB: far beyond every cache level
@@ -23,19 +24,11 @@ export async function measureRoofline(
   const peakGflops: Record<number, number> = {};
   for (const t of threads) {
     let best = Infinity;
-    for (let r = 0; r < 5; r++) {
-      const t0 = now();
-      m._roofline_read(p, n, t);
-      best = Math.min(best, now() - t0);
-    }
+    for (let r = 0; r < 5; r++) best = Math.min(best, m._roofline_read(p, n, t));
     readGBps[t] = (n * 4) / best / 1e6;
     const iters = 10_000_000;
     let bestFma = Infinity;
-    for (let r = 0; r < 3; r++) {
-      const t0 = now();
-      m._roofline_fma(iters, t);
-      bestFma = Math.min(bestFma, now() - t0);
-    }
+    for (let r = 0; r < 3; r++) bestFma = Math.min(bestFma, m._roofline_fma(iters, t));
     peakGflops[t] = (iters * 24 * 4 * t) / bestFma / 1e6; // 24 SIMD ops × 4 lanes per iteration per thread
   }
   m._roofline_free(p);

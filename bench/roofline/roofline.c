@@ -1,25 +1,35 @@
 // Machine floors measured in the same run as the benchmarks they judge:
 // a SIMD streaming read (memory bandwidth) and a SIMD multiply-add loop (compute peak),
 // each on 1..N threads. Built only for bench/, never shipped.
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <wasm_simd128.h>
 #include <emscripten.h>
+#include "../lib/timed_threads.h"
 
 typedef struct { const float* p; size_t n; float result; int iters; } Job;
 
+/*
+ * The read loop sums in integer lanes (one-cycle adds), eight sums side by side: no add
+ * waits on another, so only the memory feeds it. Float sums (four-cycle adds, four chains)
+ * capped it below what the f32 GEMV streams once that ran fused multiply-adds.
+ */
 static void* read_job(void* arg) {
   Job* j = (Job*)arg;
-  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i + 16 <= j->n; i += 16) {
-    a0 = wasm_f32x4_add(a0, wasm_v128_load(j->p + i));
-    a1 = wasm_f32x4_add(a1, wasm_v128_load(j->p + i + 4));
-    a2 = wasm_f32x4_add(a2, wasm_v128_load(j->p + i + 8));
-    a3 = wasm_f32x4_add(a3, wasm_v128_load(j->p + i + 12));
+  const v128_t* p = (const v128_t*)j->p;
+  v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  for (size_t i = 0; i + 32 <= j->n; i += 32, p += 8) {
+    a0 = wasm_i32x4_add(a0, wasm_v128_load(p));
+    a1 = wasm_i32x4_add(a1, wasm_v128_load(p + 1));
+    a2 = wasm_i32x4_add(a2, wasm_v128_load(p + 2));
+    a3 = wasm_i32x4_add(a3, wasm_v128_load(p + 3));
+    a4 = wasm_i32x4_add(a4, wasm_v128_load(p + 4));
+    a5 = wasm_i32x4_add(a5, wasm_v128_load(p + 5));
+    a6 = wasm_i32x4_add(a6, wasm_v128_load(p + 6));
+    a7 = wasm_i32x4_add(a7, wasm_v128_load(p + 7));
   }
-  v128_t s = wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3));
-  j->result = wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 3);
+  v128_t s = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_add(a0, a1), wasm_i32x4_add(a2, a3)), wasm_i32x4_add(wasm_i32x4_add(a4, a5), wasm_i32x4_add(a6, a7)));
+  j->result = (float)(wasm_i32x4_extract_lane(s, 0) ^ wasm_i32x4_extract_lane(s, 3));
   return 0;
 }
 
@@ -40,19 +50,15 @@ static void* fma_job(void* arg) {
   return 0;
 }
 
-static float run(void* (*fn)(void*), const float* p, size_t n, int iters, int threads) {
-  pthread_t tid[16];
-  Job jobs[16];
-  if (threads > 16) threads = 16;
-  size_t chunk = (n / threads) & ~(size_t)15;
-  for (int t = 0; t < threads; t++) {
-    jobs[t] = (Job){ p + chunk * t, chunk, 0, iters };
-    if (t > 0) pthread_create(&tid[t], 0, fn, &jobs[t]);
-  }
-  fn(&jobs[0]);
-  float r = jobs[0].result;
-  for (int t = 1; t < threads; t++) { pthread_join(tid[t], 0); r += jobs[t].result; }
-  return r;
+/* Milliseconds (run_timed) for fn over n floats at p, split across `threads` threads. */
+static double run(void* (*fn)(void*), const float* p, size_t n, int iters, int threads) {
+  Job jobs[TIMED_MAX_THREADS];
+  if (threads > TIMED_MAX_THREADS) threads = TIMED_MAX_THREADS;
+  size_t chunk = (n / threads) & ~(size_t)31;
+  for (int t = 0; t < threads; t++) jobs[t] = (Job){ p + chunk * t, chunk, 0, iters };
+  double ms = run_timed(fn, jobs, sizeof(Job), threads);
+  for (int t = 0; t < threads; t++) timed_sink += jobs[t].result;
+  return ms;
 }
 
 EMSCRIPTEN_KEEPALIVE float* roofline_alloc(size_t n) {
@@ -61,5 +67,7 @@ EMSCRIPTEN_KEEPALIVE float* roofline_alloc(size_t n) {
   return p;
 }
 EMSCRIPTEN_KEEPALIVE void roofline_free(float* p) { free(p); }
-EMSCRIPTEN_KEEPALIVE float roofline_read(const float* p, size_t n, int threads) { return run(read_job, p, n, 0, threads); }
-EMSCRIPTEN_KEEPALIVE float roofline_fma(int iters, int threads) { return run(fma_job, 0, 16 * threads, iters, threads); }
+/* Milliseconds to read n floats at p on `threads` threads. */
+EMSCRIPTEN_KEEPALIVE double roofline_read(const float* p, size_t n, int threads) { return run(read_job, p, n, 0, threads); }
+/* Milliseconds for `iters` rounds of the multiply/add loop on each of `threads` threads. */
+EMSCRIPTEN_KEEPALIVE double roofline_fma(int iters, int threads) { return run(fma_job, 0, 32 * threads, iters, threads); }

@@ -208,10 +208,10 @@ const api: ThinkerPageApi = {
 
   async floors(threads) {
     const probe = (file: string) => import(/* @vite-ignore */ `/probe/${file}`).then((m: { default: () => Promise<never> }) => m.default());
-    const roofline = await measureRoofline(() => probe('roofline-web.mjs'), threads, now);
+    const roofline = await measureRoofline(() => probe('roofline-web.mjs'), threads);
     // Where the wasm backend runs its relaxed-SIMD build, the peaks include that build's dot.
     const relaxed = await relaxedDotAvailable();
-    const peaks = await measureComputePeaks(() => probe(relaxed ? 'thinker-peak-web-relaxed.mjs' : 'thinker-peak-web.mjs'), threads, now);
+    const peaks = await measureComputePeaks(() => probe(relaxed ? 'thinker-peak-web-relaxed.mjs' : 'thinker-peak-web.mjs'), threads);
     return { roofline, peaks };
   },
 

@@ -6,10 +6,10 @@
 //   GEMV (q8/q4 weights times 16-bit activations) spends per 8 multiply-adds.
 // - peak_relaxed_dot (relaxed-SIMD build only): i32x4.relaxed_dot_i8x16_i7x16_add_s chains,
 //   16 multiply-adds each, what the relaxed build's q4 GEMV spends (kernels/wasm/linear.c).
-#include <pthread.h>
 #include <stdint.h>
 #include <wasm_simd128.h>
 #include <emscripten.h>
+#include "../lib/timed_threads.h"
 
 typedef struct { int iters; int kind; float result; } Job;
 
@@ -87,25 +87,21 @@ static void* run_job(void* arg) {
   return j->kind ? dot_job(j) : f32_job(j);
 }
 
-static float run(int kind, int iters, int threads) {
-  pthread_t tid[16];
-  Job jobs[16];
-  if (threads > 16) threads = 16;
-  for (int t = 0; t < threads; t++) {
-    jobs[t] = (Job){ iters, kind, 0 };
-    if (t > 0) pthread_create(&tid[t], 0, run_job, &jobs[t]);
-  }
-  run_job(&jobs[0]);
-  float r = jobs[0].result;
-  for (int t = 1; t < threads; t++) { pthread_join(tid[t], 0); r += jobs[t].result; }
-  return r;
+/* Milliseconds (run_timed) for `iters` rounds of loop `kind` on each of `threads` threads. */
+static double run(int kind, int iters, int threads) {
+  Job jobs[TIMED_MAX_THREADS];
+  if (threads > TIMED_MAX_THREADS) threads = TIMED_MAX_THREADS;
+  for (int t = 0; t < threads; t++) jobs[t] = (Job){ iters, kind, 0 };
+  double ms = run_timed(run_job, jobs, sizeof(Job), threads);
+  for (int t = 0; t < threads; t++) timed_sink += jobs[t].result;
+  return ms;
 }
 
 /** 12 f32x4 ops per iteration per thread: 48 FLOPs. */
-EMSCRIPTEN_KEEPALIVE float peak_f32(int iters, int threads) { return run(0, iters, threads); }
+EMSCRIPTEN_KEEPALIVE double peak_f32(int iters, int threads) { return run(0, iters, threads); }
 /** 8 dot_i16x8 (+ 8 adds) per iteration per thread: 64 multiply-adds = 128 integer ops. */
-EMSCRIPTEN_KEEPALIVE float peak_dot(int iters, int threads) { return run(1, iters, threads); }
+EMSCRIPTEN_KEEPALIVE double peak_dot(int iters, int threads) { return run(1, iters, threads); }
 #ifdef __wasm_relaxed_simd__
 /** 8 relaxed 8-bit dots per iteration per thread: 128 multiply-adds = 256 integer ops. */
-EMSCRIPTEN_KEEPALIVE float peak_relaxed_dot(int iters, int threads) { return run(2, iters, threads); }
+EMSCRIPTEN_KEEPALIVE double peak_relaxed_dot(int iters, int threads) { return run(2, iters, threads); }
 #endif
