@@ -70,25 +70,19 @@ static inline __attribute__((always_inline)) void scores_of(const float *qa, con
                                                              int n, int D, float scale, float *sa, float *sb) {
   int j = 0;
   for (; j + 4 <= n && (D & 3) == 0; j += 4) {
-    const float *k0 = k + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
-    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    const float *key = k + (size_t)j * stride;
+    v128_t a[4], b[4];
+    for (int r = 0; r < 4; r++) a[r] = b[r] = wasm_f32x4_splat(0);
     for (int d = 0; d < D; d += 4) {
-      v128_t va = wasm_v128_load(qa + d), vb = pair ? wasm_v128_load(qb + d) : va, x;
-      x = wasm_v128_load(k0 + d);
-      a0 = madd(va, x, a0);
-      if (pair) b0 = madd(vb, x, b0);
-      x = wasm_v128_load(k1 + d);
-      a1 = madd(va, x, a1);
-      if (pair) b1 = madd(vb, x, b1);
-      x = wasm_v128_load(k2 + d);
-      a2 = madd(va, x, a2);
-      if (pair) b2 = madd(vb, x, b2);
-      x = wasm_v128_load(k3 + d);
-      a3 = madd(va, x, a3);
-      if (pair) b3 = madd(vb, x, b3);
+      v128_t va = wasm_v128_load(qa + d), vb = pair ? wasm_v128_load(qb + d) : va;
+      for (int r = 0; r < 4; r++) {
+        v128_t x = wasm_v128_load(key + (size_t)r * stride + d);
+        a[r] = madd(va, x, a[r]);
+        if (pair) b[r] = madd(vb, x, b[r]);
+      }
     }
-    wasm_v128_store(sa + j, wasm_f32x4_mul(hsum4(a0, a1, a2, a3), wasm_f32x4_splat(scale)));
-    if (pair) wasm_v128_store(sb + j, wasm_f32x4_mul(hsum4(b0, b1, b2, b3), wasm_f32x4_splat(scale)));
+    wasm_v128_store(sa + j, wasm_f32x4_mul(hsum4(a[0], a[1], a[2], a[3]), wasm_f32x4_splat(scale)));
+    if (pair) wasm_v128_store(sb + j, wasm_f32x4_mul(hsum4(b[0], b[1], b[2], b[3]), wasm_f32x4_splat(scale)));
   }
   for (; j < n; j++) {
     sa[j] = dot(qa, k + (size_t)j * stride, D) * scale;
@@ -113,15 +107,7 @@ static float softmax_chunk(float *s, int n, float *max, float *total) {
   float new_max = chunk_max > *max ? chunk_max : *max;
   float alpha = exp_f32(*max - new_max);
   *max = new_max;
-  v128_t mv = wasm_f32x4_splat(new_max), sum = wasm_f32x4_splat(0);
-  for (j = 0; j + 4 <= n; j += 4) {
-    v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(s + j), mv));
-    wasm_v128_store(s + j, e);
-    sum = wasm_f32x4_add(sum, e);
-  }
-  float chunk_sum = hsum(sum);
-  for (; j < n; j++) chunk_sum += s[j] = exp_f32(s[j] - new_max);
-  *total = *total * alpha + chunk_sum;
+  *total = *total * alpha + exp_shifted(s, s, n, new_max);
   return alpha;
 }
 

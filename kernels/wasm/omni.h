@@ -138,3 +138,17 @@ static inline v128_t exp_f32x4(v128_t x) {
 }
 
 static inline float exp_f32(float x) { return wasm_f32x4_extract_lane(exp_f32x4(wasm_f32x4_splat(x)), 0); }
+
+/* y[i] = e^{x[i] − shift} for i < n (y may be x); returns their sum. The core of every softmax. */
+static inline float exp_shifted(const float *x, float *y, int n, float shift) {
+  v128_t mv = wasm_f32x4_splat(shift), sum = wasm_f32x4_splat(0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(x + i), mv));
+    wasm_v128_store(y + i, e);
+    sum = wasm_f32x4_add(sum, e);
+  }
+  float total = hsum(sum);
+  for (; i < n; i++) total += y[i] = exp_f32(x[i] - shift);
+  return total;
+}

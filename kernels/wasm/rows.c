@@ -106,14 +106,7 @@ static void softmax_rows(void *p, int begin, int end, int thread) {
     for (; k + 4 <= n; k += 4) m = wasm_f32x4_max(m, wasm_v128_load(x + k));
     float max = hmax(m);
     for (; k < n; k++) max = fmaxf(max, x[k]);
-    v128_t mv = wasm_f32x4_splat(max), s = wasm_f32x4_splat(0);
-    for (k = 0; k + 4 <= n; k += 4) {
-      v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(x + k), mv));
-      wasm_v128_store(y + k, e);
-      s = wasm_f32x4_add(s, e);
-    }
-    float sum = hsum(s);
-    for (; k < n; k++) sum += y[k] = exp_f32(x[k] - max);
+    float sum = exp_shifted(x, y, n, max);
     v128_t inv = wasm_f32x4_splat(1.0f / sum);
     for (k = 0; k + 4 <= n; k += 4) wasm_v128_store(y + k, wasm_f32x4_mul(wasm_v128_load(y + k), inv));
     for (; k < n; k++) y[k] /= sum;
