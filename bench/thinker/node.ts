@@ -16,7 +16,7 @@
  * by op, default 1024).
  *
  * Rows name the Node major version: Node 20's V8 runs the baseline SIMD128 kernels, Node ≥ 22
- * the relaxed-SIMD ones. `pnpm bench:thinker:node-lts` runs the Node part under Node 24 (fetched
+ * the relaxed-SIMD ones. `pnpm bench:thinker:node-lts` runs the Node part under Node 26 (fetched
  * once from the npm registry, lib/withNode.mjs). A Node-only run (--no-browser, or 3b) writes
  * thinker-…-node<major>.json.
  */
