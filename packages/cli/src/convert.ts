@@ -16,7 +16,7 @@ import {
 } from '@omniweb/core';
 import { parseByteSize } from './makeCheckpoint.js';
 import { prepareEmptyFolder } from './outputFolder.js';
-import { parseFlags } from './run.js';
+import { badFlag, parseFlags } from './flags.js';
 
 export const CONVERT_USAGE = `omniweb convert <checkpoint-folder> --weights q4|q8|f16 --out <dir> [--shard-size 256MiB]`;
 
@@ -48,23 +48,21 @@ export interface ConvertResult {
   peakRssBytes: number;
 }
 
-function badFlag(message: string): OmniError {
-  return new OmniError('BAD_INPUT', `convert: ${message} (omniweb help shows every flag)`);
-}
+const bad = (message: string) => badFlag('convert', message);
 
 export function parseConvertArgs(argv: readonly string[]): ConvertOptions {
   const [source, ...rest] = argv;
-  if (source === undefined || source.startsWith('--')) throw badFlag('the checkpoint folder to convert comes first');
+  if (source === undefined || source.startsWith('--')) throw bad('the checkpoint folder to convert comes first');
   const values = parseFlags('convert', rest, { weights: 'value', out: 'value', 'shard-size': 'value' });
   const weights = values.get('weights');
-  if (weights === undefined) throw badFlag(`--weights is required (${WEIGHTS.join(', ')})`);
-  if (!(WEIGHTS as readonly string[]).includes(weights)) throw badFlag(`--weights ${weights} is not one of ${WEIGHTS.join(', ')}`);
+  if (weights === undefined) throw bad(`--weights is required (${WEIGHTS.join(', ')})`);
+  if (!(WEIGHTS as readonly string[]).includes(weights)) throw bad(`--weights ${weights} is not one of ${WEIGHTS.join(', ')}`);
   const out = values.get('out');
-  if (out === undefined) throw badFlag('--out is required (the folder to create)');
+  if (out === undefined) throw bad('--out is required (the folder to create)');
   const shardSize = values.get('shard-size');
   const shardBytes = shardSize === undefined ? MAX_SHARD_BYTES : parseByteSize(shardSize);
   if (shardBytes > MAX_SHARD_BYTES || shardBytes < 2 * HEADER_RESERVE_BYTES) {
-    throw badFlag(`--shard-size ${shardSize} must be between ${2 * HEADER_RESERVE_BYTES} bytes and 256MiB (a browser verifies a whole shard in memory)`);
+    throw bad(`--shard-size ${shardSize} must be between ${2 * HEADER_RESERVE_BYTES} bytes and 256MiB (a browser verifies a whole shard in memory)`);
   }
   return { source, out, weights: weights as ConvertOptions['weights'], shardBytes };
 }
@@ -129,10 +127,10 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const started = performance.now();
   const log = options.log ?? (() => {});
   const { source, out, weights: format, shardBytes } = options;
-  if (!(await stat(source).then((s) => s.isDirectory(), () => false))) throw badFlag(`${source} is not a checkpoint folder`);
+  if (!(await stat(source).then((s) => s.isDirectory(), () => false))) throw bad(`${source} is not a checkpoint folder`);
   const checkpoint = await openCheckpoint(source);
   try {
-    if (checkpoint.manifest) throw badFlag(`${source} was already converted by omniweb convert; convert the original checkpoint instead`);
+    if (checkpoint.manifest) throw bad(`${source} was already converted by omniweb convert; convert the original checkpoint instead`);
     // The config must describe these tensors before anything is written.
     await loadOmniConfig(checkpoint);
     const capacity = shardBytes - HEADER_RESERVE_BYTES;

@@ -12,6 +12,7 @@ import { encodeWav } from '@omniweb/media';
 import { Omni, type ModuleWeights, type PipelineKind, type SendInput, type TurnResult } from '@omniweb/sdk';
 import { DIT_SOLVERS, resolveSampleOptions, SAMPLE_RATE, type DitSolver } from '@omniweb/vocoder';
 import { DEFAULT_SHARD_BYTES, makeCheckpoint } from './makeCheckpoint.js';
+import { badFlag, flagReader, parseFlags, type FlagKind } from './flags.js';
 import { WASM_FLAGS, WASM_USAGE, wasmOptions } from './wasmFlags.js';
 
 export const RUN_USAGE = `omniweb run [--model <dir>] [--text "…"] [--audio f.wav] [--image f.png|f.jpg] [--video f.y4m]
@@ -23,32 +24,6 @@ export const RUN_USAGE = `omniweb run [--model <dir>] [--text "…"] [--audio f.
 /** The model used without --model: the tiny synthetic checkpoint (random weights, the official layout). */
 export const EMBEDDED_MODEL = fileURLToPath(new URL('../../../.cache/tiny-omni', import.meta.url));
 
-export type FlagKind = 'value' | 'switch';
-
-/** `--flag value`, `--flag=value` or `--switch` → values by flag name; every argument must be a known flag. */
-export function parseFlags(command: string, argv: readonly string[], flags: Readonly<Record<string, FlagKind>>): Map<string, string> {
-  const bad = (message: string) => new OmniError('BAD_INPUT', `${command}: ${message} (omniweb help shows every flag)`);
-  const values = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) throw bad(`unexpected argument ${JSON.stringify(arg)}; every ${command} argument is a --flag`);
-    const eq = arg.indexOf('=');
-    const flag = arg.slice(2, eq < 0 ? undefined : eq);
-    if (!Object.hasOwn(flags, flag)) throw bad(`unknown flag --${flag}`);
-    if (values.has(flag)) throw bad(`--${flag} is given twice`);
-    if (flags[flag] === 'switch') {
-      if (eq >= 0) throw bad(`--${flag} takes no value`);
-      values.set(flag, 'true');
-      continue;
-    }
-    const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined || value === '' || (eq < 0 && value.startsWith('--'))) throw bad(`--${flag} needs a value`);
-    values.set(flag, value);
-  }
-  return values;
-}
-
-/** What one turn from the command line needs. */
 export interface TurnOptions {
   /** Checkpoint folder; null: the embedded tiny checkpoint. */
   model: string | null;
@@ -79,19 +54,8 @@ export const TURN_FLAGS = {
 
 /** The flags every turn command shares, from parsed values. */
 export function turnOptions(command: string, values: ReadonlyMap<string, string>): TurnOptions {
-  const bad = (message: string) => new OmniError('BAD_INPUT', `${command}: ${message} (omniweb help shows every flag)`);
-  const oneOf = <T extends string>(flag: string, allowed: readonly T[], fallback: T): T => {
-    const v = values.get(flag);
-    if (v === undefined) return fallback;
-    if (!(allowed as readonly string[]).includes(v)) throw bad(`--${flag} ${v} is not one of ${allowed.join(', ')}`);
-    return v as T;
-  };
-  const count = (flag: string): number | null => {
-    const v = values.get(flag);
-    if (v === undefined) return null;
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < 1) throw bad(`--${flag} ${v} is not a positive integer`);
-    return Number(v);
-  };
+  const bad = (message: string) => badFlag(command, message);
+  const { oneOf, positiveInt: count } = flagReader(command, values);
   const device = oneOf('device', ['wasm', 'webgpu'] as const, 'wasm');
   const options: TurnOptions = {
     model: values.get('model') ?? null,

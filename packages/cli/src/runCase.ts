@@ -11,6 +11,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { STAGES } from './stages.js';
+import { badFlag, flagReader, parseFlags, type FlagKind } from './flags.js';
 import { WASM_FLAGS, WASM_USAGE, wasmOptions } from './wasmFlags.js';
 import {
   type Backend, createBackend, type WasmBackendOptions, type WeightFormat, loadOmniConfig, type OmniConfig, OmniError, openCheckpoint, readCase, writeSafetensors, type Checkpoint, type HostArray,
@@ -73,11 +74,6 @@ export const RUN_CASE_USAGE = `omniweb run-case --model <dir> --case <file.safet
     [--talker-max-new-tokens N] [--use-audio-in-video] [--fps N]
     ${WASM_USAGE}`;
 
-function badFlag(message: string): OmniError {
-  return new OmniError('BAD_INPUT', `run-case: ${message} (omniweb help shows every flag)`);
-}
-
-type FlagKind = 'value' | 'switch';
 const FLAGS: Record<string, FlagKind> = {
   model: 'value',
   case: 'value',
@@ -91,62 +87,26 @@ const FLAGS: Record<string, FlagKind> = {
   ...WASM_FLAGS,
 };
 
-function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(value)) throw badFlag(`--${flag} ${value} is not one of ${allowed.join(', ')}`);
-  return value as T;
-}
-
-function positiveInt(flag: string, value: string | undefined): number | null {
-  if (value === undefined) return null;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw badFlag(`--${flag} ${value} is not a positive integer`);
-  return n;
-}
-
-function positiveNumber(flag: string, value: string | undefined): number | null {
-  if (value === undefined) return null;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw badFlag(`--${flag} ${value} is not a positive number`);
-  return n;
-}
-
 /** Parses the flags after `run-case` (`--flag value` or `--flag=value`). */
 export function parseRunCaseArgs(argv: readonly string[]): RunCaseOptions {
-  const values = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) throw badFlag(`unexpected argument ${JSON.stringify(arg)}; every run-case argument is a --flag`);
-    const eq = arg.indexOf('=');
-    const flag = arg.slice(2, eq < 0 ? undefined : eq);
-    if (!Object.hasOwn(FLAGS, flag)) throw badFlag(`unknown flag --${flag}`);
-    const kind = FLAGS[flag];
-    if (values.has(flag)) throw badFlag(`--${flag} is given twice`);
-    if (kind === 'switch') {
-      if (eq >= 0) throw badFlag(`--${flag} takes no value`);
-      values.set(flag, 'true');
-      continue;
-    }
-    const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw badFlag(`--${flag} needs a value`);
-    values.set(flag, value);
-  }
+  const values = parseFlags('run-case', argv, FLAGS);
+  const { oneOf, positiveInt, positiveNumber } = flagReader('run-case', values);
   const required = (flag: string, what: string) => {
     const v = values.get(flag);
-    if (!v) throw badFlag(`--${flag} is required (${what})`);
+    if (!v) throw badFlag('run-case', `--${flag} is required (${what})`);
     return v;
   };
-  const device = oneOf('device', values.get('device'), ['wasm', 'webgpu'] as const, 'wasm');
+  const device = oneOf('device', ['wasm', 'webgpu'] as const, 'wasm');
   return {
     model: required('model', 'the checkpoint folder'),
     casePath: required('case', 'the case .safetensors file'),
     outPath: required('out', 'where to write the outputs'),
     device,
-    weights: oneOf('weights', values.get('weights'), ['f32', 'f16', 'q8', 'q4'] as const, 'f32'),
-    maxNewTokens: positiveInt('max-new-tokens', values.get('max-new-tokens')),
-    talkerMaxNewTokens: positiveInt('talker-max-new-tokens', values.get('talker-max-new-tokens')),
+    weights: oneOf('weights', ['f32', 'f16', 'q8', 'q4'] as const, 'f32'),
+    maxNewTokens: positiveInt('max-new-tokens'),
+    talkerMaxNewTokens: positiveInt('talker-max-new-tokens'),
     useAudioInVideo: values.has('use-audio-in-video'),
-    fps: positiveNumber('fps', values.get('fps')),
+    fps: positiveNumber('fps'),
     wasm: wasmOptions('run-case', values, device),
   };
 }

@@ -4,7 +4,8 @@
  */
 import { OmniError } from '@omniweb/core';
 import { resolveSampleOptions } from '@omniweb/vocoder';
-import { parseFlags, runTurn, TURN_FLAGS, turnOptions } from './run.js';
+import { parseFlags } from './flags.js';
+import { runTurn, TURN_FLAGS, turnOptions } from './run.js';
 import { WASM_USAGE } from './wasmFlags.js';
 
 export const SPEAK_USAGE = `omniweb speak [--model <dir>] --text "…" --out reply.wav [--voice NAME]

@@ -3,7 +3,8 @@
  * activation rounding and the kernel build (createWasmBackend's options). Unset flags leave
  * the backend's defaults; with --device webgpu they are refused, as they would change nothing.
  */
-import { OmniError, type QuantizedActivations, type WasmBackendOptions, type WasmSimd } from '@omniweb/core';
+import type { QuantizedActivations, WasmBackendOptions, WasmSimd } from '@omniweb/core';
+import { badFlag, flagReader } from './flags.js';
 
 export const WASM_FLAGS = { threads: 'value', 'quantized-activations': 'value', 'wasm-simd': 'value' } as const;
 
@@ -14,24 +15,16 @@ const BUILDS: readonly WasmSimd[] = ['auto', 'relaxed', 'baseline'];
 
 /** The wasm options from parsed flag values; `command` prefixes the error message. */
 export function wasmOptions(command: string, values: ReadonlyMap<string, string>, device: string): WasmBackendOptions {
-  const bad = (message: string) => new OmniError('BAD_INPUT', `${command}: ${message} (omniweb help shows every flag)`);
   const given = Object.keys(WASM_FLAGS).filter((flag) => values.has(flag));
   if (given.length === 0) return {};
-  if (device !== 'wasm') throw bad(`${given.map((f) => `--${f}`).join(', ')} set${given.length === 1 ? 's' : ''} the wasm backend; with --device ${device} ${given.length === 1 ? 'it changes' : 'they change'} nothing`);
-  const options: WasmBackendOptions = {};
-  const threads = values.get('threads');
-  if (threads !== undefined) {
-    if (!/^\d+$/.test(threads) || Number(threads) < 1) throw bad(`--threads ${threads} is not a positive integer`);
-    options.threads = Number(threads);
+  if (device !== 'wasm') {
+    throw badFlag(command, `${given.map((f) => `--${f}`).join(', ')} set${given.length === 1 ? 's' : ''} the wasm backend; with --device ${device} ${given.length === 1 ? 'it changes' : 'they change'} nothing`);
   }
-  const pick = <T extends string>(flag: string, allowed: readonly T[]): T | undefined => {
-    const v = values.get(flag);
-    if (v !== undefined && !(allowed as readonly string[]).includes(v)) throw bad(`--${flag} ${v} is not one of ${allowed.join(', ')}`);
-    return v as T | undefined;
-  };
-  const activations = pick('quantized-activations', ACTIVATIONS);
-  if (activations) options.quantizedActivations = activations;
-  const simd = pick('wasm-simd', BUILDS);
-  if (simd) options.simd = simd;
+  const { oneOf, positiveInt } = flagReader(command, values);
+  const options: WasmBackendOptions = {};
+  const threads = positiveInt('threads');
+  if (threads !== null) options.threads = threads;
+  if (values.has('quantized-activations')) options.quantizedActivations = oneOf('quantized-activations', ACTIVATIONS, 'auto');
+  if (values.has('wasm-simd')) options.simd = oneOf('wasm-simd', BUILDS, 'auto');
   return options;
 }
