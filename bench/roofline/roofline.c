@@ -10,9 +10,9 @@
 typedef struct { const float* p; size_t n; float result; int iters; } Job;
 
 /*
- * The read loop sums in integer lanes (one-cycle adds), eight sums side by side: no add
- * waits on another, so only the memory feeds it. Float sums (four-cycle adds, four chains)
- * capped it below what the f32 GEMV streams once that ran fused multiply-adds.
+ * The read loop sums in integer lanes (one-cycle adds), eight sums side by side, so that no
+ * add latency can bound it and only the memory feeds it (four chains of four-cycle float adds
+ * left that to chance).
  */
 static void* read_job(void* arg) {
   Job* j = (Job*)arg;

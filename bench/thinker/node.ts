@@ -65,8 +65,9 @@ const started = performance.now();
 
 const dir = await ensureCheckpoint(shape, log);
 const relaxed = await relaxedDotAvailable();
-/** Rows name the Node major version: V8 decides which kernel build runs (relaxed SIMD from Node 22). */
-const nodeTarget = `wasm Node ${process.versions.node.split('.')[0]}`;
+/** Rows and Node-only result files name the Node major version: V8 decides which kernel build runs (relaxed SIMD from Node 22). */
+const nodeMajor = process.versions.node.split('.')[0];
+const nodeTarget = `wasm Node ${nodeMajor}`;
 log(`Node ${process.version}: the wasm backend runs its ${relaxed ? 'relaxed-SIMD' : 'baseline SIMD128'} build`);
 /** The floors, measured now: read bandwidth (roofline.c) and compute peaks (peak.c). */
 async function nodeFloors(): Promise<{ roofline: Roofline; peaks: ComputePeaks }> {
@@ -84,7 +85,7 @@ async function nodeFloors(): Promise<{ roofline: Roofline; peaks: ComputePeaks }
   return { roofline, peaks };
 }
 // Measured at the start, before every run and at the end of the Node part; each figure keeps the
-// best of them. This machine's read bandwidth swings between runs (30 to 67 GB/s on 2 threads
+// best of them. This machine's read bandwidth swings between runs (40 to 72 GB/s on 2 threads
 // within one hour), and a floor measured in a slow moment let a kernel measured in a fast one
 // pass 100 % of it; the best of many is the stricter floor.
 const startFloors = await nodeFloors();
@@ -249,7 +250,7 @@ for (const p of profiles) {
 mkdirSync(`${here}../results`, { recursive: true });
 const stamp = new Date().toISOString();
 // A Node-only run is named by its Node line, so runs under two Nodes keep their own files.
-const nodeOnly = flag('no-browser') || large ? `-node${process.versions.node.split('.')[0]}` : '';
+const nodeOnly = flag('no-browser') || large ? `-node${nodeMajor}` : '';
 const out = `${here}../results/thinker-${large ? '3b-' : ''}${quick ? 'quick' : 'full'}${nodeOnly}.json`;
 writeFileSync(out, JSON.stringify({
   date: stamp, seconds: (performance.now() - started) / 1000, options: nodeOptions, roofline, peaks,

@@ -142,13 +142,10 @@ static inline __attribute__((always_inline)) void accumulate_values(float *oa, f
                                                                      const float *pa, const float *pb, const float *v, int stride, int n, int D) {
   int d = 0;
   for (; d + 16 <= D; d += 16) {
-    v128_t a = wasm_f32x4_splat(alpha_a), b = wasm_f32x4_splat(alpha_b);
-    v128_t a0 = wasm_f32x4_mul(wasm_v128_load(oa + d), a), a1 = wasm_f32x4_mul(wasm_v128_load(oa + d + 4), a);
-    v128_t a2 = wasm_f32x4_mul(wasm_v128_load(oa + d + 8), a), a3 = wasm_f32x4_mul(wasm_v128_load(oa + d + 12), a);
-    v128_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
-    if (pair) {
-      b0 = wasm_f32x4_mul(wasm_v128_load(ob + d), b), b1 = wasm_f32x4_mul(wasm_v128_load(ob + d + 4), b);
-      b2 = wasm_f32x4_mul(wasm_v128_load(ob + d + 8), b), b3 = wasm_f32x4_mul(wasm_v128_load(ob + d + 12), b);
+    v128_t a[4], b[4];
+    for (int l = 0; l < 4; l++) {
+      a[l] = wasm_f32x4_mul(wasm_v128_load(oa + d + 4 * l), wasm_f32x4_splat(alpha_a));
+      b[l] = pair ? wasm_f32x4_mul(wasm_v128_load(ob + d + 4 * l), wasm_f32x4_splat(alpha_b)) : a[l];
     }
     const float *row = v + d;
     int j = 0;
@@ -156,43 +153,23 @@ static inline __attribute__((always_inline)) void accumulate_values(float *oa, f
       const float *next = row + stride;
       v128_t pa0 = wasm_v128_load32_splat(pa + j), pa1 = wasm_v128_load32_splat(pa + j + 1);
       v128_t pb0 = pair ? wasm_v128_load32_splat(pb + j) : pa0, pb1 = pair ? wasm_v128_load32_splat(pb + j + 1) : pa1;
-      v128_t r = wasm_v128_load(row), s = wasm_v128_load(next);
-      a0 = add_pair(a0, pa0, r, pa1, s);
-      if (pair) b0 = add_pair(b0, pb0, r, pb1, s);
-      r = wasm_v128_load(row + 4), s = wasm_v128_load(next + 4);
-      a1 = add_pair(a1, pa0, r, pa1, s);
-      if (pair) b1 = add_pair(b1, pb0, r, pb1, s);
-      r = wasm_v128_load(row + 8), s = wasm_v128_load(next + 8);
-      a2 = add_pair(a2, pa0, r, pa1, s);
-      if (pair) b2 = add_pair(b2, pb0, r, pb1, s);
-      r = wasm_v128_load(row + 12), s = wasm_v128_load(next + 12);
-      a3 = add_pair(a3, pa0, r, pa1, s);
-      if (pair) b3 = add_pair(b3, pb0, r, pb1, s);
+      for (int l = 0; l < 4; l++) {
+        v128_t r = wasm_v128_load(row + 4 * l), s = wasm_v128_load(next + 4 * l);
+        a[l] = add_pair(a[l], pa0, r, pa1, s);
+        if (pair) b[l] = add_pair(b[l], pb0, r, pb1, s);
+      }
     }
     if (j < n) {
-      v128_t pa0 = wasm_v128_load32_splat(pa + j), pb0 = pair ? wasm_v128_load32_splat(pb + j) : pa0, r;
-      r = wasm_v128_load(row);
-      a0 = madd(pa0, r, a0);
-      if (pair) b0 = madd(pb0, r, b0);
-      r = wasm_v128_load(row + 4);
-      a1 = madd(pa0, r, a1);
-      if (pair) b1 = madd(pb0, r, b1);
-      r = wasm_v128_load(row + 8);
-      a2 = madd(pa0, r, a2);
-      if (pair) b2 = madd(pb0, r, b2);
-      r = wasm_v128_load(row + 12);
-      a3 = madd(pa0, r, a3);
-      if (pair) b3 = madd(pb0, r, b3);
+      v128_t pa0 = wasm_v128_load32_splat(pa + j), pb0 = pair ? wasm_v128_load32_splat(pb + j) : pa0;
+      for (int l = 0; l < 4; l++) {
+        v128_t r = wasm_v128_load(row + 4 * l);
+        a[l] = madd(pa0, r, a[l]);
+        if (pair) b[l] = madd(pb0, r, b[l]);
+      }
     }
-    wasm_v128_store(oa + d, a0);
-    wasm_v128_store(oa + d + 4, a1);
-    wasm_v128_store(oa + d + 8, a2);
-    wasm_v128_store(oa + d + 12, a3);
-    if (pair) {
-      wasm_v128_store(ob + d, b0);
-      wasm_v128_store(ob + d + 4, b1);
-      wasm_v128_store(ob + d + 8, b2);
-      wasm_v128_store(ob + d + 12, b3);
+    for (int l = 0; l < 4; l++) {
+      wasm_v128_store(oa + d + 4 * l, a[l]);
+      if (pair) wasm_v128_store(ob + d + 4 * l, b[l]);
     }
   }
   if (d < D) {
