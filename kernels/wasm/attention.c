@@ -1,8 +1,8 @@
 /*
  * Attention with an online softmax over the visible keys of each query. Every mask kind
  * leaves a query one contiguous run of keys, so the mask is a [first, last) range.
- * A work unit is one query and one KV head (with some or all of the query heads that
- * share it, for GQA), so a chunk of keys is loaded once for the heads that read it.
+ * A work unit is one query and all heads, so a chunk of key and value rows is read whole,
+ * once, for every head that reads it.
  */
 #include "omni.h"
 #include <string.h>
@@ -178,26 +178,27 @@ static inline __attribute__((always_inline)) void accumulate_values(float *oa, f
   }
 }
 
-/* Scratch per thread: per head of a KV group, the running output [D] and a chunk of scores. */
-static size_t unit_scratch_bytes(int heads, int D) { return (size_t)heads * (D + KEY_CHUNK) * 4; }
+/* Scratch per thread: per query head, the running output [D] and a chunk of scores. */
+static size_t unit_scratch_bytes(int Hq, int D) { return (size_t)Hq * (D + KEY_CHUNK) * 4; }
 
 /*
- * A unit: one query, one KV head with all of its query heads, and one of `splits` runs of
- * the query's visible keys (flash-decoding: a decode step has one query and a few KV heads,
- * too few units for the pool, and splitting the heads instead made each of their units
- * stream the whole cache). Each chunk of keys and values is read from memory once and from
- * L1 for the other heads. With one split the unit writes y; otherwise it leaves, per head,
- * [running max, sum of exponentials, unnormalized output[D]] for combine_splits.
+ * A unit: one query, every head, and one of `splits` runs of the query's visible keys
+ * (flash-decoding: a decode step has one query, too few units for the pool). Within a chunk
+ * of keys the KV heads go in turn, each with the query heads that share it (GQA), so the
+ * chunk's rows are read from memory once, whole and in order, and from cache for the other
+ * heads. Units per KV head read every other 256 bytes of the rows; reading them whole made a
+ * decode step's attention over 4096 keys (14 heads, 2 KV heads) coming from memory 10 %
+ * faster on 2 threads (330 → 300 µs), 5 % on 1, and left it unchanged from cache. With one
+ * split the unit writes y; otherwise it leaves, per head, [running max, sum of exponentials,
+ * unnormalized output[D]] for combine_splits.
  */
 static void attention_units(void *p, int begin, int end, int thread) {
   const attention_ctx *c = p;
-  const int D = c->D, heads = c->Hq / c->Hkv, stride = c->Hkv * D;
-  float *scratch = omni_thread_scratch(thread, unit_scratch_bytes(heads, D));
+  const int D = c->D, Hq = c->Hq, group = Hq / c->Hkv, stride = c->Hkv * D;
+  float *scratch = omni_thread_scratch(thread, unit_scratch_bytes(Hq, D));
   for (int unit = begin; unit < end; unit++) {
     int split = unit % c->splits;
-    int kv_head = (unit / c->splits) % c->Hkv;
-    int i = unit / (c->splits * c->Hkv);
-    int h0 = kv_head * heads;
+    int i = unit / c->splits;
     int first, last;
     key_range(c, i, &first, &last);
     if (c->splits > 1 && last > first) {
@@ -206,43 +207,44 @@ static void attention_units(void *p, int begin, int end, int thread) {
       first = from;
       last = to;
     }
-    float max[heads], total[heads];
-    for (int h = 0; h < heads; h++) {
+    float max[Hq], total[Hq];
+    for (int h = 0; h < Hq; h++) {
       max[h] = -INFINITY;
       total[h] = 0;
       memset(scratch + (size_t)h * (D + KEY_CHUNK), 0, (size_t)D * 4);
     }
-    const float *keys = c->k + kv_head * D, *values = c->v + kv_head * D;
     for (int j0 = first; j0 < last; j0 += KEY_CHUNK) {
       int n = last - j0 < KEY_CHUNK ? last - j0 : KEY_CHUNK;
-      /* Query heads two at a time: each key and value vector loaded serves both. */
-      for (int h = 0; h < heads; h += 2) {
-        float *oa = scratch + (size_t)h * (D + KEY_CHUNK), *sa = oa + D;
-        const float *qa = c->q + ((size_t)i * c->Hq + h0 + h) * D;
-        const float *k = keys + (size_t)j0 * stride, *v = values + (size_t)j0 * stride;
-        if (h + 1 < heads) {
-          float *ob = oa + D + KEY_CHUNK, *sb = ob + D;
-          scores_of(qa, qa + D, 1, k, stride, n, D, c->scale, sa, sb);
-          float alpha_a = softmax_chunk(sa, n, &max[h], &total[h]);
-          float alpha_b = softmax_chunk(sb, n, &max[h + 1], &total[h + 1]);
-          accumulate_values(oa, ob, 1, alpha_a, alpha_b, sa, sb, v, stride, n, D);
-        } else {
-          scores_of(qa, qa, 0, k, stride, n, D, c->scale, sa, sa);
-          float alpha = softmax_chunk(sa, n, &max[h], &total[h]);
-          accumulate_values(oa, oa, 0, alpha, alpha, sa, sa, v, stride, n, D);
+      for (int kv_head = 0; kv_head < c->Hkv; kv_head++) {
+        const float *k = c->k + (size_t)j0 * stride + kv_head * D, *v = c->v + (size_t)j0 * stride + kv_head * D;
+        /* Query heads two at a time: each key and value vector loaded serves both. */
+        for (int h = kv_head * group; h < (kv_head + 1) * group; h += 2) {
+          float *oa = scratch + (size_t)h * (D + KEY_CHUNK), *sa = oa + D;
+          const float *qa = c->q + ((size_t)i * Hq + h) * D;
+          if (h + 1 < (kv_head + 1) * group) {
+            float *ob = oa + D + KEY_CHUNK, *sb = ob + D;
+            scores_of(qa, qa + D, 1, k, stride, n, D, c->scale, sa, sb);
+            float alpha_a = softmax_chunk(sa, n, &max[h], &total[h]);
+            float alpha_b = softmax_chunk(sb, n, &max[h + 1], &total[h + 1]);
+            accumulate_values(oa, ob, 1, alpha_a, alpha_b, sa, sb, v, stride, n, D);
+          } else {
+            scores_of(qa, qa, 0, k, stride, n, D, c->scale, sa, sa);
+            float alpha = softmax_chunk(sa, n, &max[h], &total[h]);
+            accumulate_values(oa, oa, 0, alpha, alpha, sa, sa, v, stride, n, D);
+          }
         }
       }
     }
-    for (int h = 0; h < heads; h++) {
+    for (int h = 0; h < Hq; h++) {
       const float *out = scratch + (size_t)h * (D + KEY_CHUNK);
       if (c->splits > 1) {
-        float *part = c->partials + ((size_t)unit * heads + h) * (D + 2);
+        float *part = c->partials + ((size_t)unit * Hq + h) * (D + 2);
         part[0] = max[h];
         part[1] = total[h];
         memcpy(part + 2, out, (size_t)D * 4);
         continue;
       }
-      float *y = c->y + ((size_t)i * c->Hq + h0 + h) * D;
+      float *y = c->y + ((size_t)i * Hq + h) * D;
       /* A query that sees no key gets zeros. */
       float inv = total[h] > 0 ? 1.0f / total[h] : 0.0f;
       for (int d = 0; d < D; d++) y[d] = out[d] * inv;
@@ -252,25 +254,23 @@ static void attention_units(void *p, int begin, int end, int thread) {
 
 /* y per query head = Σ_s e^{max_s − M}·out_s / Σ_s e^{max_s − M}·sum_s over the splits (M: their largest max). */
 static void combine_splits(const attention_ctx *c) {
-  const int D = c->D, heads = c->Hq / c->Hkv;
+  const int D = c->D, Hq = c->Hq;
   for (int i = 0; i < c->T; i++) {
-    for (int kv_head = 0; kv_head < c->Hkv; kv_head++) {
-      const float *base = c->partials + (size_t)(i * c->Hkv + kv_head) * c->splits * heads * (D + 2);
-      for (int h = 0; h < heads; h++) {
-        float m = -INFINITY, total = 0;
-        for (int s = 0; s < c->splits; s++) m = fmaxf(m, base[((size_t)s * heads + h) * (D + 2)]);
-        float *y = c->y + ((size_t)i * c->Hq + kv_head * heads + h) * D;
-        memset(y, 0, (size_t)D * 4);
-        for (int s = 0; s < c->splits; s++) {
-          const float *part = base + ((size_t)s * heads + h) * (D + 2);
-          if (part[1] == 0) continue;
-          float w = exp_f32(part[0] - m);
-          total += w * part[1];
-          for (int d = 0; d < D; d++) y[d] += w * part[2 + d];
-        }
-        float inv = total > 0 ? 1.0f / total : 0.0f;
-        for (int d = 0; d < D; d++) y[d] *= inv;
+    const float *base = c->partials + (size_t)i * c->splits * Hq * (D + 2);
+    for (int h = 0; h < Hq; h++) {
+      float m = -INFINITY, total = 0;
+      for (int s = 0; s < c->splits; s++) m = fmaxf(m, base[((size_t)s * Hq + h) * (D + 2)]);
+      float *y = c->y + ((size_t)i * Hq + h) * D;
+      memset(y, 0, (size_t)D * 4);
+      for (int s = 0; s < c->splits; s++) {
+        const float *part = base + ((size_t)s * Hq + h) * (D + 2);
+        if (part[1] == 0) continue;
+        float w = exp_f32(part[0] - m);
+        total += w * part[1];
+        for (int d = 0; d < D; d++) y[d] += w * part[2 + d];
       }
+      float inv = total > 0 ? 1.0f / total : 0.0f;
+      for (int d = 0; d < D; d++) y[d] *= inv;
     }
   }
 }
@@ -285,21 +285,20 @@ OMNI_EXPORT int omni_attention(const float *q, const float *k, const float *v, f
     .scale = scale, .mask = mask, .query_start = query_start, .block_size = block_size, .back = back,
     .ahead = ahead, .bounds = bounds, .segments = segments,
   };
-  const int heads = Hq / Hkv;
-  /* Split the keys only when there are too few (query, KV head) units to share out, and into runs of at least MIN_SPLIT_KEYS. */
+  /* Split the keys only when there are too few queries to share out, and into runs of at least MIN_SPLIT_KEYS. */
   int want = 4 * omni_threads();
   c.splits = 1;
-  if (T * Hkv < want) {
-    int by_units = (want + T * Hkv - 1) / (T * Hkv), by_keys = kv_length / MIN_SPLIT_KEYS;
+  if (T < want) {
+    int by_units = (want + T - 1) / T, by_keys = kv_length / MIN_SPLIT_KEYS;
     c.splits = by_units < by_keys ? by_units : by_keys;
     if (c.splits < 1) c.splits = 1;
   }
-  if (omni_reserve_thread_scratch(unit_scratch_bytes(heads, D)) != 0) return -1;
+  if (omni_reserve_thread_scratch(unit_scratch_bytes(Hq, D)) != 0) return -1;
   if (c.splits > 1) {
-    c.partials = omni_shared_scratch(SCRATCH_ATTENTION_SPLITS, (size_t)T * Hkv * c.splits * heads * (D + 2) * 4);
+    c.partials = omni_shared_scratch(SCRATCH_ATTENTION_SPLITS, (size_t)T * c.splits * Hq * (D + 2) * 4);
     if (!c.partials) return -1;
   }
-  omni_parallel_for(T * Hkv * c.splits, 1, attention_units, &c);
+  omni_parallel_for(T * c.splits, 1, attention_units, &c);
   if (c.splits > 1) combine_splits(&c);
   return 0;
 }
