@@ -485,14 +485,14 @@ static inline __attribute__((always_inline)) void gemv_pairs(void *p, int first_
     (void)thread; \
     gemv_pairs(p, first_pair, last_pair, q4, f16, parts, bytes); \
   }
-GEMV_VARIANT(gemv_q4_f16_int16, 1, 1, 1, X_LANES)
-GEMV_VARIANT(gemv_q4_f16_exact, 1, 1, 2, X_LANES)
-GEMV_VARIANT(gemv_q4_f32_int16, 1, 0, 1, X_LANES)
-GEMV_VARIANT(gemv_q4_f32_exact, 1, 0, 2, X_LANES)
-GEMV_VARIANT(gemv_q8_f16_int16, 0, 1, 1, X_LANES)
-GEMV_VARIANT(gemv_q8_f16_exact, 0, 1, 2, X_LANES)
-GEMV_VARIANT(gemv_q8_f32_int16, 0, 0, 1, X_LANES)
-GEMV_VARIANT(gemv_q8_f32_exact, 0, 0, 2, X_LANES)
+GEMV_VARIANT(gemv_q4_f16_one_part, 1, 1, 1, X_LANES)
+GEMV_VARIANT(gemv_q4_f16_two_parts, 1, 1, 2, X_LANES)
+GEMV_VARIANT(gemv_q4_f32_one_part, 1, 0, 1, X_LANES)
+GEMV_VARIANT(gemv_q4_f32_two_parts, 1, 0, 2, X_LANES)
+GEMV_VARIANT(gemv_q8_f16_one_part, 0, 1, 1, X_LANES)
+GEMV_VARIANT(gemv_q8_f16_two_parts, 0, 1, 2, X_LANES)
+GEMV_VARIANT(gemv_q8_f32_one_part, 0, 0, 1, X_LANES)
+GEMV_VARIANT(gemv_q8_f32_two_parts, 0, 0, 2, X_LANES)
 #if RELAXED_DOT
 GEMV_VARIANT(gemv_q4_f16_split, 1, 1, 1, X_SPLIT)
 GEMV_VARIANT(gemv_q4_f32_split, 1, 0, 1, X_SPLIT)
@@ -500,15 +500,15 @@ GEMV_VARIANT(gemv_q4_f16_int8, 1, 1, 1, X_INT8)
 GEMV_VARIANT(gemv_q4_f32_int8, 1, 0, 1, X_INT8)
 #endif
 
-/* The task for a quantized weight and form of x (int8 activations against q8 weights run as int16 lanes holding 8-bit values). */
+/* The task for a quantized weight and form of x: one part of int16 lanes serves the int16 mode, and the int8 mode where no byte dot runs it. */
 static omni_task gemv_variant(const gemv_ctx *c) {
   const int q4 = c->w.format == FORMAT_Q4, f16 = c->w.scale_f16, exact = c->parts == 2;
 #if RELAXED_DOT
   if (c->bytes == X_SPLIT) return f16 ? gemv_q4_f16_split : gemv_q4_f32_split;
   if (c->bytes == X_INT8) return f16 ? gemv_q4_f16_int8 : gemv_q4_f32_int8;
 #endif
-  if (q4) return f16 ? (exact ? gemv_q4_f16_exact : gemv_q4_f16_int16) : (exact ? gemv_q4_f32_exact : gemv_q4_f32_int16);
-  return f16 ? (exact ? gemv_q8_f16_exact : gemv_q8_f16_int16) : (exact ? gemv_q8_f32_exact : gemv_q8_f32_int16);
+  if (q4) return f16 ? (exact ? gemv_q4_f16_two_parts : gemv_q4_f16_one_part) : (exact ? gemv_q4_f32_two_parts : gemv_q4_f32_one_part);
+  return f16 ? (exact ? gemv_q8_f16_two_parts : gemv_q8_f16_one_part) : (exact ? gemv_q8_f32_two_parts : gemv_q8_f32_one_part);
 }
 
 /* Group k0 of x (zeros past K) into v[8]; returns its largest |x|, NaN if it holds one. */
