@@ -18,6 +18,27 @@ describe('quant', () => {
     expect(f16ToF32(f32ToF16(1e6))).toBe(Infinity);
   });
   for (const format of ['q8', 'q4'] as const) {
+    for (const scaleType of ['f32', 'f16'] as const) {
+      it(`${format} with ${scaleType} scales stores each value's nearest level (ties up, as Math.round), within ±qmax`, () => {
+        const rows = 4, cols = 70;
+        const x = rand(rows * cols, 11);
+        // Row 1: exact ties (halves of the step); row 2: values whose f16 scale is subnormal, so levels clamp.
+        for (let c = 0; c < cols; c++) x[cols + c] = (Math.round(x[cols + c] * 14) / 2) * (format === 'q8' ? 127 / 7 : 1);
+        for (let c = 0; c < cols; c++) x[2 * cols + c] = x[2 * cols + c] * 3e-7;
+        const q = quantize(x, rows, cols, format, scaleType);
+        const qmax = format === 'q8' ? 127 : 7;
+        const groups = q.paddedCols / 32;
+        for (let r = 0; r < rows; r++) for (let c = 0; c < q.paddedCols; c++) {
+          const gi = r * groups + Math.floor(c / 32);
+          const scale = q.scales instanceof Uint16Array ? f16ToF32(q.scales[gi]) : Math.max(...Array.from({ length: Math.min(32, cols - Math.floor(c / 32) * 32) }, (_, k) => Math.abs(x[r * cols + Math.floor(c / 32) * 32 + k]))) / qmax;
+          const value = c < cols ? x[r * cols + c] : 0;
+          const expected = scale > 0 ? Math.max(-qmax, Math.min(qmax, Math.round(value * (1 / scale)))) + 0 : 0;
+          const idx = r * q.paddedCols + c;
+          const stored = format === 'q8' ? (q.data[idx] << 24) >> 24 : ((q.data[idx >> 1] >> ((idx & 1) * 4)) & 0xf) - 8;
+          expect(stored, `row ${r} col ${c}`).toBe(expected);
+        }
+      });
+    }
     it(`${format} dequantizes within half a step per group (odd cols)`, () => {
       const rows = 3, cols = 45;
       const x = rand(rows * cols, 7);
