@@ -22,11 +22,13 @@ describe('quant', () => {
       it(`${format} with ${scaleType} scales stores each value's nearest level (ties up, as Math.round), within ±qmax`, () => {
         const rows = 4, cols = 70;
         const x = rand(rows * cols, 11);
-        // Row 1: exact ties (halves of the step); row 2: values whose f16 scale is subnormal, so levels clamp.
-        for (let c = 0; c < cols; c++) x[cols + c] = (Math.round(x[cols + c] * 14) / 2) * (format === 'q8' ? 127 / 7 : 1);
-        for (let c = 0; c < cols; c++) x[2 * cols + c] = x[2 * cols + c] * 3e-7;
-        const q = quantize(x, rows, cols, format, scaleType);
         const qmax = format === 'q8' ? 127 : 7;
+        // Row 1: exact ties (halves of the step). Row 2: max|x|/qmax is 1.4 f16 subnormal steps,
+        // which an f16 scale rounds down to 1, so the largest values clamp to ±qmax.
+        for (let c = 0; c < cols; c++) x[cols + c] = (Math.round(x[cols + c] * 14) / 2) * (format === 'q8' ? 127 / 7 : 1);
+        const small = qmax * 1.4 * 2 ** -24;
+        for (let c = 0; c < cols; c++) x[2 * cols + c] = c % 32 === 0 ? small : x[2 * cols + c] * small;
+        const q = quantize(x, rows, cols, format, scaleType);
         const groups = q.paddedCols / 32;
         for (let r = 0; r < rows; r++) for (let c = 0; c < q.paddedCols; c++) {
           const gi = r * groups + Math.floor(c / 32);
