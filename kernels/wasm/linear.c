@@ -598,15 +598,14 @@ static void quantize_activations(const float *x, int K, int groups, int parts, f
 /*
  * Rows (or q8/q4 pairs of 4-row blocks) per parallel chunk: at least 64 rows (rows of a few KB
  * amortize the pool's hand-off), and about 4 chunks per thread on tall matrices, so that a
- * thread that lost its core still leaves work to take. More, smaller chunks stream worse:
- * two threads alternating chunks of 16 per thread read a 4864×896 q4 weight from memory in
- * 79 µs (relaxed build) and 100 µs (SIMD128), against 61 and 84 µs with 4 per thread (the
- * same 46 and 75 µs from cache); decode 2T q4 in Node 24 went from 80 to 86 tok/s, paired
- * runs. A weight under GEMV_SERIAL_BYTES (a decode step's k/v projections) runs on the
- * calling thread alone: it streams in microseconds,
- * about what waking a worker costs, and on a busy machine a worker that took one of its two
- * chunks and then lost its core stalled the step (a k/v projection measured 86 µs under
- * load against 13 µs quiet).
+ * thread that lost its core still leaves work to take. The pool deals each thread one run of
+ * chunks, so their size does not break its stream (16 per thread measured the same; when
+ * threads alternated chunks from one counter, 16 per thread read a 4864×896 q4 weight from
+ * memory 1.3× slower than 4). A weight under GEMV_SERIAL_BYTES (a decode step's k/v
+ * projections) runs on the calling thread alone: it streams in microseconds, about what
+ * waking a worker costs, and on a busy machine a worker that took one of its two chunks and
+ * then lost its core stalled the step (a k/v projection measured 86 µs under load against
+ * 13 µs quiet).
  */
 #define GEMV_GRAIN 64
 #define GEMV_CHUNKS_PER_THREAD 4
