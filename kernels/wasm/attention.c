@@ -10,8 +10,12 @@
 enum { MASK_NONE = 0, MASK_CAUSAL = 1, MASK_SEGMENTS = 2, MASK_BLOCK_WINDOW = 3 };
 /* Keys per chunk: scores and exponentials are taken a chunk at a time. */
 #define KEY_CHUNK 64
-/* Keys per split of a query's keys at the least (flash-decoding, see attention_units). */
-#define MIN_SPLIT_KEYS 256
+/*
+ * Keys per split of a query's keys at the least (flash-decoding, see attention_units): one
+ * chunk. At 256, a decode step over 384 cached keys ran on one thread (40 µs on a 2-thread
+ * pool, 23 µs split in two); the combine costs a few hundred flops per split and head.
+ */
+#define MIN_SPLIT_KEYS KEY_CHUNK
 
 typedef struct {
   const float *q, *k, *v;
@@ -285,12 +289,17 @@ OMNI_EXPORT int omni_attention(const float *q, const float *k, const float *v, f
     .scale = scale, .mask = mask, .query_start = query_start, .block_size = block_size, .back = back,
     .ahead = ahead, .bounds = bounds, .segments = segments,
   };
-  /* Split the keys only when there are too few queries to share out, and into runs of at least MIN_SPLIT_KEYS. */
-  int want = 4 * omni_threads();
+  /*
+   * Split the keys only when there are too few queries to share out, into runs of at least
+   * MIN_SPLIT_KEYS, and into a number of units the pool's threads share evenly (5 units on 2
+   * threads took as long as 6).
+   */
+  const int threads = omni_threads(), want = 4 * threads;
   c.splits = 1;
   if (T < want) {
     int by_units = (want + T - 1) / T, by_keys = kv_length / MIN_SPLIT_KEYS;
     c.splits = by_units < by_keys ? by_units : by_keys;
+    while (c.splits > 1 && T * c.splits > threads && (T * c.splits) % threads != 0) c.splits--;
     if (c.splits < 1) c.splits = 1;
   }
   if (omni_reserve_thread_scratch(unit_scratch_bytes(Hq, D)) != 0) return -1;
