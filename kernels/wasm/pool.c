@@ -100,10 +100,8 @@ static int take(int r, int from_back) {
 
 static void run_share(int thread) {
   int chunk;
-  if (thread < job.runs) {
-    while ((chunk = take(thread, 0)) >= 0) run_chunk(chunk, thread);
-  }
-  for (int i = 1; i <= job.runs; i++) {
+  while ((chunk = take(thread, 0)) >= 0) run_chunk(chunk, thread);
+  for (int i = 1; i < job.runs; i++) {
     int victim = (thread + i) % job.runs;
     while ((chunk = take(victim, 1)) >= 0) run_chunk(chunk, thread);
   }
