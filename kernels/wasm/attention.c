@@ -221,11 +221,12 @@ static void attention_units(void *p, int begin, int end, int thread) {
       int n = last - j0 < KEY_CHUNK ? last - j0 : KEY_CHUNK;
       for (int kv_head = 0; kv_head < c->Hkv; kv_head++) {
         const float *k = c->k + (size_t)j0 * stride + kv_head * D, *v = c->v + (size_t)j0 * stride + kv_head * D;
+        const int group_end = (kv_head + 1) * group;
         /* Query heads two at a time: each key and value vector loaded serves both. */
-        for (int h = kv_head * group; h < (kv_head + 1) * group; h += 2) {
+        for (int h = kv_head * group; h < group_end; h += 2) {
           float *oa = scratch + (size_t)h * (D + KEY_CHUNK), *sa = oa + D;
           const float *qa = c->q + ((size_t)i * Hq + h) * D;
-          if (h + 1 < (kv_head + 1) * group) {
+          if (h + 1 < group_end) {
             float *ob = oa + D + KEY_CHUNK, *sb = ob + D;
             scores_of(qa, qa + D, 1, k, stride, n, D, c->scale, sa, sb);
             float alpha_a = softmax_chunk(sa, n, &max[h], &total[h]);
