@@ -19,12 +19,12 @@ export interface OpProfiler {
 export function thinkerMatrixNames(hidden: number, qRows: number, kvRows: number, intermediate: number, vocab: number) {
   return (w: Weight): string => {
     const shape = `${w.rows}x${w.cols}`;
-    if (w.rows === vocab) return `linear lm_head ${shape}`;
-    if (w.rows === intermediate) return `linear gate/up ${shape}`;
-    if (w.cols === intermediate) return `linear down ${shape}`;
-    if (w.rows === kvRows) return `linear k/v ${shape}`;
-    if (w.rows === qRows && w.cols === hidden) return `linear q/o ${shape}`;
-    return `linear ${shape}`;
+    if (w.rows === vocab) return `lm_head ${shape}`;
+    if (w.rows === intermediate) return `gate/up ${shape}`;
+    if (w.cols === intermediate) return `down ${shape}`;
+    if (w.rows === kvRows) return `k/v ${shape}`;
+    if (w.rows === qRows && w.cols === hidden) return `q/o ${shape}`;
+    return shape;
   };
 }
 
@@ -49,7 +49,9 @@ export function profileOps(inner: Backend, nameLinear: (w: Weight) => string, no
           if (!on) return method.apply(target, args);
           const t0 = now();
           const result = method.apply(target, args);
-          const key = prop === 'linear' ? nameLinear(args[1] as Weight) : String(prop);
+          const key = prop === 'linear' ? `linear ${nameLinear(args[1] as Weight)}`
+            : prop === 'linears' ? `linears ${(args[1] as { w: Weight }[]).map((p) => nameLinear(p.w)).join(' + ')}`
+            : String(prop);
           add(key, now() - t0);
           return result;
         };

@@ -3,7 +3,7 @@
  * Quantized weights go to both backends in the same host form, so the oracle multiplies
  * by exactly the values the kernel dequantizes and only summation error remains.
  */
-import { QUANT_GROUP, type Backend, type Tensor } from '@omniweb/core';
+import { QUANT_GROUP, type Backend, type HostMatrix, type Tensor } from '@omniweb/core';
 import {
   WEIGHT_VARIANTS, absolute, compare, defineCase, hostMatrix, matrixValues, poisoned, seedOf, seededRandom,
   uniform, variantName, weightBound, type KernelCase, type WeightVariant,
@@ -45,13 +45,35 @@ export function groupMagnitude(x: Float32Array, w: Float32Array, M: number, K: n
 
 interface LinearShape { leading: number[]; K: number; N: number; bias: boolean; allocate?: boolean }
 
+/** Whether a product of M rows runs the quantized GEMV, which may round activations (see QUANTIZED_GEMV_BOUND). */
+function roundsActivations(variant: WeightVariant, M: number): boolean {
+  return (variant.format === 'q8' || variant.format === 'q4') && M <= QUANTIZED_GEMV_MAX_ROWS;
+}
+
+function productBound(variant: WeightVariant, M: number) {
+  return roundsActivations(variant, M) ? QUANTIZED_GEMV_BOUND : weightBound(variant.format, F32_SUM_BOUND);
+}
+
+/** actual against the oracle's x [M, K] · Wᵀ (+ bias), each output judged at its own scale (Σ|x||w|, or per group). */
+async function productError(
+  oracle: Backend, variant: WeightVariant, actual: Float32Array | Int32Array, expected: Float32Array | Int32Array,
+  x: Float32Array, host: HostMatrix, bias: Float32Array | null, M: number, K: number,
+): Promise<number> {
+  const N = host.rows;
+  if (roundsActivations(variant, M)) return compare(actual, expected, groupMagnitude(x, absolute(matrixValues(host)), M, K, N, bias));
+  const magnitude = await oracle.read(oracle.linear(
+    oracle.tensor(absolute(x), [M, K]),
+    oracle.weight({ format: 'f32', rows: N, cols: K, data: absolute(matrixValues(host)) }),
+    bias && oracle.tensor(absolute(bias), [N]),
+  ));
+  return compare(actual, expected, magnitude as Float32Array);
+}
+
 function linearCase(label: string, variant: WeightVariant, shape: LinearShape): KernelCase {
   const name = `linear/${variantName(variant)} ${label}`;
   const { leading, K, N } = shape;
   const M = leading.reduce((a, b) => a * b, 1);
-  const roundedActivations = (variant.format === 'q8' || variant.format === 'q4') && M <= QUANTIZED_GEMV_MAX_ROWS;
-  const bound = roundedActivations ? QUANTIZED_GEMV_BOUND : weightBound(variant.format, F32_SUM_BOUND);
-  return defineCase(name, 'linear', bound, async (backend, oracle) => {
+  return defineCase(name, 'linear', productBound(variant, M), async (backend, oracle) => {
     const random = seededRandom(seedOf(name));
     const x = uniform(random, M * K);
     const host = hostMatrix(uniform(random, N * K, 0.5), N, K, variant);
@@ -61,13 +83,32 @@ function linearCase(label: string, variant: WeightVariant, shape: LinearShape): 
       b.linear(b.tensor(x, [...leading, K]), b.weight(host), bias && b.tensor(bias, [N]), out);
     const actual = await backend.read(shape.allocate ? run(backend) : run(backend, poisoned(backend, outShape)));
     const expected = await oracle.read(run(oracle));
-    if (roundedActivations) return compare(actual, expected, groupMagnitude(x, absolute(matrixValues(host)), M, K, N, bias));
-    const magnitude = await oracle.read(oracle.linear(
-      oracle.tensor(absolute(x), [M, K]),
-      oracle.weight({ format: 'f32', rows: N, cols: K, data: absolute(matrixValues(host)) }),
-      bias && oracle.tensor(absolute(bias), [N]),
-    ));
-    return compare(actual, expected, magnitude as Float32Array);
+    return productError(oracle, variant, actual, expected, x, host, bias, M, K);
+  });
+}
+
+/**
+ * linears: several weights of one x (rows[i] outputs each, the first with a bias), every
+ * output checked as linear's. Odd block counts put a lone 4-row block inside the shared job.
+ */
+function linearsCase(label: string, variant: WeightVariant, M: number, K: number, rows: readonly number[]): KernelCase {
+  const name = `linears/${variantName(variant)} ${label}`;
+  return defineCase(name, 'linears', productBound(variant, M), async (backend, oracle) => {
+    const random = seededRandom(seedOf(name));
+    const x = uniform(random, M * K);
+    const hosts = rows.map((N) => hostMatrix(uniform(random, N * K, 0.5), N, K, variant));
+    const biases = rows.map((N, i) => (i === 0 ? uniform(random, N) : null));
+    const run = (b: Backend, outs: Tensor[]) => b.linears(b.tensor(x, [M, K]), hosts.map((host, i) => ({
+      w: b.weight(host), bias: biases[i] && b.tensor(biases[i], [rows[i]]), out: outs[i],
+    })));
+    const actual = run(backend, rows.map((N) => poisoned(backend, [M, N])));
+    const expected = run(oracle, rows.map((N) => oracle.empty([M, N])));
+    let worst = 0;
+    for (const [i, host] of hosts.entries()) {
+      const error = await productError(oracle, variant, await backend.read(actual[i]), await oracle.read(expected[i]), x, host, biases[i], M, K);
+      worst = Math.max(worst, error);
+    }
+    return worst;
   });
 }
 
@@ -94,4 +135,10 @@ export const linearCases: KernelCase[] = [
   // Few outputs per row over many rows (N ≤ 16: blocks of 4 rows × ≤ 4 outputs per thread).
   linearCase('203×64 → 6 + bias', { format: 'f32' }, { leading: [203], K: 64, N: 6, bias: true }),
   linearCase('rank-3 [2, 3, 64] → 65, allocated out', { format: 'f32' }, { leading: [2, 3], K: 64, N: 65, bias: true, allocate: true }),
+  // A decode step's q/k/v (257 blocks: odd) and gate/up, in one job of the pool where they share x.
+  ...WEIGHT_VARIANTS.flatMap((variant) => [
+    linearsCase('gemv 1×1000 → 1027, 13, 1030', variant, 1, 1000, [1027, 13, 1030]),
+    linearsCase('gemv 1×33 → 9, 8', variant, 1, 33, [9, 8]),
+    linearsCase('3×70 → 21, 64', variant, 3, 70, [21, 64]),
+  ]),
 ];

@@ -2,7 +2,7 @@
  * Argument checks: every backend must refuse wrong shapes and dtypes with the codes the
  * interface promises, before queueing work, and keep working afterwards.
  */
-import { isOmniError, quantize, type Backend, type OmniErrorCode, type ResampleFilters, type UnaryFunction } from '@omniweb/core';
+import { isOmniError, quantize, type Backend, type LinearPart, type OmniErrorCode, type ResampleFilters, type UnaryFunction } from '@omniweb/core';
 import { compare, defineCase, type KernelCase } from './harness.js';
 
 type Misuse = [label: string, code: OmniErrorCode, call: (be: Backend) => unknown];
@@ -19,6 +19,22 @@ const MISUSES: readonly Misuse[] = [
     be.linear(be.empty([1, 4], 'i32'), be.weight({ format: 'f32', rows: 3, cols: 4, data: new Float32Array(12) }))],
   ['linear with a bias of the wrong length', 'SHAPE_MISMATCH', (be) =>
     be.linear(be.empty([1, 4]), be.weight({ format: 'f32', rows: 3, cols: 4, data: new Float32Array(12) }), be.empty([4]))],
+  ['linears without parts', 'BAD_INPUT', (be) => be.linears(be.empty([1, 4]), [])],
+  ['linears with a part without an out', 'BAD_INPUT', (be) =>
+    be.linears(be.empty([1, 4]), [{ w: be.weight({ format: 'f32', rows: 3, cols: 4, data: new Float32Array(12) }) } as unknown as LinearPart])],
+  ['linears with a weight of another width', 'SHAPE_MISMATCH', (be) => {
+    const w = (cols: number) => be.weight({ format: 'f32', rows: 3, cols, data: new Float32Array(3 * cols) });
+    return be.linears(be.empty([1, 4]), [{ w: w(4), out: be.empty([1, 3]) }, { w: w(5), out: be.empty([1, 3]) }]);
+  }],
+  ['linears with one out for two parts', 'BAD_INPUT', (be) => {
+    const w = be.weight({ format: 'f32', rows: 3, cols: 4, data: new Float32Array(12) });
+    const out = be.empty([1, 3]);
+    return be.linears(be.empty([1, 4]), [{ w, out }, { w, out }]);
+  }],
+  ['linears writing into x', 'BAD_INPUT', (be) => {
+    const x = be.empty([1, 4]);
+    return be.linears(x, [{ w: be.weight({ format: 'f32', rows: 4, cols: 4, data: new Float32Array(16) }), out: x }]);
+  }],
   ['q8 weight with too few scales', 'SHAPE_MISMATCH', (be) => {
     const m = quantize(new Float32Array(2 * 40), 2, 40, 'q8');
     return be.weight({ ...m, scales: m.scales.subarray(0, 3) });
@@ -77,5 +93,17 @@ export const validationCases: KernelCase[] = [
     // Still usable after refusing: one small op matches.
     const sum = async (be: Backend) => be.read(be.add(be.tensor(Float32Array.of(1, 2), [2]), be.tensor(Float32Array.of(3, 4), [2])));
     return compare(await sum(backend), await sum(oracle));
+  }),
+  // Bound 0: the error counts the outputs of the valid first part that were written anyway.
+  defineCase('validation/linears runs no part when a later part is refused', 'validation', 0, async (backend) => {
+    const w = backend.weight({ format: 'f32', rows: 3, cols: 4, data: new Float32Array(12).fill(1) });
+    const first = backend.tensor(new Float32Array(3).fill(NaN), [1, 3]);
+    try {
+      backend.linears(backend.tensor(Float32Array.of(1, 2, 3, 4), [1, 4]), [{ w, out: first }, { w, out: backend.empty([1, 4]) }]);
+    } catch (e) {
+      if (!isOmniError(e, 'SHAPE_MISMATCH')) throw e;
+      return [...(await backend.read(first))].filter((v) => !Number.isNaN(v)).length;
+    }
+    throw new Error('linears took an out of the wrong shape');
   }),
 ];

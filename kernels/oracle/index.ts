@@ -128,6 +128,33 @@ export function createOracleBackend(): Backend {
    * new one. `out` may not share storage with an input (a WebGPU dispatch cannot bind
    * one buffer as read and read-write) unless the op allows it (`inPlace`).
    */
+  /** linear's operands, checked; `out` must not share storage with `inputs`. */
+  function linearOperands(op: string, x: Tensor, w: Weight, bias: Tensor | null | undefined, out: Tensor | undefined,
+    inputs: readonly (Tensor | null | undefined)[]) {
+    const xv = f32(x, `${op} x`);
+    const wt = ownWeight(w, `${op} w`);
+    const K = lastDim(x);
+    if (K !== wt.cols) throw new OmniError('SHAPE_MISMATCH', `${op}: x ${shapeText(x.shape)} has ${K} features, the weight [${wt.rows}, ${wt.cols}] takes ${wt.cols}`);
+    const bv = bias ? f32(bias, `${op} bias`) : null;
+    if (bias && !(bias.shape.length === 1 && bias.size === wt.rows)) {
+      throw new OmniError('SHAPE_MISMATCH', `${op}: bias ${shapeText(bias.shape)} should be [${wt.rows}]`);
+    }
+    const o = result(op, [...x.shape.slice(0, -1), wt.rows], 'f32', out, inputs);
+    return { xv, wt, bv, o, M: x.size / K, K, N: wt.rows };
+  }
+
+  function linearProduct({ xv, wt, bv, o, M, K, N }: ReturnType<typeof linearOperands>): Tensor {
+    const values = new Float64Array(M * N);
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let sum = bv ? bv[n] : 0;
+        for (let k = 0; k < K; k++) sum += xv[m * K + k] * wt.values[n * K + k];
+        values[m * N + n] = sum;
+      }
+    }
+    return store(o, values);
+  }
+
   function result(
     op: string, shape: readonly number[], dtype: ElementType, out: Tensor | undefined,
     inputs: readonly (Tensor | null | undefined)[], inPlace: readonly Tensor[] = [],
@@ -321,26 +348,17 @@ export function createOracleBackend(): Backend {
     },
 
     linear(x, w, bias, out) {
-      const xv = f32(x, 'linear x');
-      const wt = ownWeight(w, 'linear w');
-      const K = lastDim(x);
-      if (K !== wt.cols) throw new OmniError('SHAPE_MISMATCH', `linear: x ${shapeText(x.shape)} has ${K} features, the weight [${wt.rows}, ${wt.cols}] takes ${wt.cols}`);
-      const bv = bias ? f32(bias, 'linear bias') : null;
-      if (bias && !(bias.shape.length === 1 && bias.size === wt.rows)) {
-        throw new OmniError('SHAPE_MISMATCH', `linear: bias ${shapeText(bias.shape)} should be [${wt.rows}]`);
-      }
-      const M = x.size / K;
-      const N = wt.rows;
-      const o = result('linear', [...x.shape.slice(0, -1), N], 'f32', out, [x, bias]);
-      const values = new Float64Array(M * N);
-      for (let m = 0; m < M; m++) {
-        for (let n = 0; n < N; n++) {
-          let sum = bv ? bv[n] : 0;
-          for (let k = 0; k < K; k++) sum += xv[m * K + k] * wt.values[n * K + k];
-          values[m * N + n] = sum;
-        }
-      }
-      return store(o, values);
+      return linearProduct(linearOperands('linear', x, w, bias, out, [x, bias]));
+    },
+
+    linears(x, parts) {
+      if (!Array.isArray(parts) || parts.length === 0) throw new OmniError('BAD_INPUT', 'linears: parts must be a non-empty array');
+      parts.forEach((p, i) => {
+        if (p === null || typeof p !== 'object' || !p.w || !p.out) throw new OmniError('BAD_INPUT', `linears: parts[${i}] needs a weight w and an out`);
+      });
+      const operands = parts.map((p) =>
+        linearOperands('linears', x, p.w, p.bias, p.out, [x, ...parts.map((q) => q.bias), ...parts.filter((q) => q !== p).map((q) => q.out)]));
+      return operands.map(linearProduct);
     },
 
     matmul(a, b, opts, out) {

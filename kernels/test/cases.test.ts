@@ -28,8 +28,8 @@ function brokenOracle(op: keyof Backend, breakage: Breakage): Backend {
       const value = Reflect.get(target, prop);
       if (prop !== op) return value;
       return (...args: unknown[]) => {
-        const result = (value as (...a: unknown[]) => Tensor).apply(target, args);
-        breakage(target, result);
+        const result = (value as (...a: unknown[]) => Tensor | Tensor[]).apply(target, args);
+        for (const t of Array.isArray(result) ? result : [result]) breakage(target, t);
         return result;
       };
     },

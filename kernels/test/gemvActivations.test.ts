@@ -4,7 +4,7 @@
 // bound of the exact product; 'exact' must equal the f32 product itself. Odd sizes, both
 // scale types, 1 and 2 threads.
 import { afterAll, describe, expect, it } from 'vitest';
-import { isOmniError, quantize, type Backend, type QuantizedActivations } from '@omniweb/core';
+import { isOmniError, quantize, toF16Array, type Backend, type QuantizedActivations } from '@omniweb/core';
 // Not exported from @omniweb/core (yet): the wasm backend from its source module.
 import { createWasmBackend } from '../../packages/core/src/wasm/index.js';
 import { createOracleBackend } from '@omniweb/kernels';
@@ -109,6 +109,28 @@ for (const threads of [1, 2]) {
           });
         }
       }
+
+      it('linears gives each weight the bits linear gives it (one pool job over several weights)', async () => {
+        const be = await backend();
+        // q/k/v-like parts (257 blocks: a lone block mid-job) sharing x, with biases, over the pool's threshold.
+        const [K, rows] = [1000, [1027, 13, 1030]];
+        for (const [format, scales] of [...VARIANTS, ['f32', 'f32'], ['f16', 'f32']] as const) {
+          const random = seededRandom(seedOf(`linears ${mode} ${format} ${scales}`));
+          const x = be.tensor(uniform(random, K), [1, K]);
+          const parts = rows.map((N) => {
+            const values = uniform(random, N * K, 0.5);
+            const host = format === 'f32' ? { format, rows: N, cols: K, data: values } as const
+              : format === 'f16' ? { format, rows: N, cols: K, data: toF16Array(values) } as const
+              : quantize(values, N, K, format, scales);
+            return { w: be.weight(host), bias: be.tensor(uniform(random, N), [N]), out: be.empty([1, N]) };
+          });
+          const shared = be.linears(x, parts);
+          for (const [i, p] of parts.entries()) {
+            const alone = await be.read(be.linear(x, p.w, p.bias));
+            expect(Array.from(await be.read(shared[i])), `${format} (${scales} scales) part ${i}`).toEqual(Array.from(alone));
+          }
+        }
+      });
 
       it('a NaN or Inf in x gives non-finite outputs', async () => {
         const be = await backend();

@@ -241,18 +241,18 @@ static void gemv_f16(void *p, int begin, int end, int thread) {
     }
     gemv_store4(c, n, sums);
   }
+  /* Rows left over sum in the order the 4-row loop does, so a row's result does not depend on where a chunk starts. */
   for (; n < end; n++) {
     const uint16_t *w0 = (const uint16_t *)c->w.data + (size_t)n * K;
     v128_t a0 = wasm_f32x4_splat(0);
     int k = 0;
     for (; k + 8 <= K; k += 8) {
       v128_t h0 = wasm_v128_load(w0 + k);
-      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x + k), f16_lo(h0)));
-      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x + k + 4), f16_hi(h0)));
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(x + k), f16_lo(h0)), wasm_f32x4_mul(wasm_v128_load(x + k + 4), f16_hi(h0))));
     }
-    float sum = hsum(a0);
-    for (; k < K; k++) sum += x[k] * f16_to_f32(w0[k]);
-    gemv_store1(c, n, sum);
+    float tail = 0;
+    for (; k < K; k++) tail += x[k] * f16_to_f32(w0[k]);
+    gemv_store1(c, n, hsum(a0) + tail);
   }
 }
 
@@ -630,39 +630,72 @@ static void quantize_activations(const float *x, int K, int groups, int parts, f
 #define GEMV_CHUNKS_PER_THREAD 4
 #define GEMV_SERIAL_BYTES (256 * 1024)
 
-static int gemv_grain(const weight_t *w, int units, int rows_per_unit) {
+/* Units (rows, or q8/q4 pairs of blocks) per chunk of a job over `rows` rows of weights shaped like w. */
+static int gemv_grain(const weight_t *w, int rows, int units, int rows_per_unit) {
   size_t row_bytes = w->format == FORMAT_F32 ? (size_t)w->cols * 4
                    : w->format == FORMAT_F16 ? (size_t)w->cols * 2
                    : (size_t)padded_cols(w->cols) / QUANT_GROUP * ((w->format == FORMAT_Q8 ? 32 : 16) + (w->scale_f16 ? 2 : 4));
-  if ((size_t)w->rows * row_bytes < GEMV_SERIAL_BYTES) return units;
+  if ((size_t)rows * row_bytes < GEMV_SERIAL_BYTES) return units;
   int grain = units / (GEMV_CHUNKS_PER_THREAD * omni_threads());
   int least = GEMV_GRAIN / rows_per_unit;
   return grain > least ? grain : least;
 }
 
-static int gemv(const float *x, const weight_t *w, const float *bias, float *y) {
-  gemv_ctx c = { .x = x, .w = *w, .bias = bias, .y = y };
-  if (w->format == FORMAT_F32) {
-    omni_parallel_for(w->rows, gemv_grain(w, w->rows, 1), gemv_f32, &c);
-  } else if (w->format == FORMAT_F16) {
-    omni_parallel_for(w->rows, gemv_grain(w, w->rows, 1), gemv_f16, &c);
+/* A weight with its bias (or NULL) and output; omni_linears reads them as eight 4-byte fields. */
+typedef struct {
+  weight_t w;
+  const float *bias;
+  float *y;
+} linear_part;
+
+/*
+ * Weights that share x in a decode step (q/k/v, gate/up) run as one GEMV job: x is quantized
+ * once and the pool deals out the units of all of them together. In a 0.5B layer's sequence of
+ * ops from memory on 2 threads, q/k/v took 29–33 µs as three jobs (k and v too small to share
+ * out) and 22–25 as one; gate/up 127–141 as two, 123–127 as one.
+ */
+#define GEMV_MAX_PARTS 4
+
+typedef struct {
+  omni_task task;                /* every part's kernel variant (they share format and width) */
+  int count;
+  int first[GEMV_MAX_PARTS + 1]; /* part i's units are [first[i], first[i + 1]) of the job */
+  gemv_ctx part[GEMV_MAX_PARTS];
+} gemv_job;
+
+static void gemv_job_run(void *p, int begin, int end, int thread) {
+  const gemv_job *j = p;
+  for (int i = 0; i < j->count; i++) {
+    int lo = begin > j->first[i] ? begin : j->first[i], hi = end < j->first[i + 1] ? end : j->first[i + 1];
+    if (lo < hi) j->task((void *)&j->part[i], lo - j->first[i], hi - j->first[i], thread);
+  }
+}
+
+/* y_i = x·W_iᵀ (+ b_i) for 1..GEMV_MAX_PARTS weights of one format, scale type and width. */
+static int gemv_parts(const float *x, const linear_part *parts, int count) {
+  const weight_t *w = &parts[0].w;
+  gemv_ctx c = { .x = x, .w = *w };
+  omni_task task;
+  int rows_per_unit = 1;
+  if (w->format == FORMAT_F32 || w->format == FORMAT_F16) {
+    task = w->format == FORMAT_F32 ? gemv_f32 : gemv_f16;
   } else {
     int groups = padded_cols(w->cols) / QUANT_GROUP;
     const int mode = gemv_activations != ACTIVATIONS_AUTO ? gemv_activations : w->format == FORMAT_Q4 ? ACTIVATIONS_INT8 : ACTIVATIONS_INT16;
-    const int parts = mode == ACTIVATIONS_EXACT ? 2 : 1;
+    const int parts_of_x = mode == ACTIVATIONS_EXACT ? 2 : 1;
     const float top = mode == ACTIVATIONS_EXACT ? 32767.0f : mode == ACTIVATIONS_INT16 ? 16383.0f : 127.0f;
-    const int bytes = !RELAXED_DOT || w->format != FORMAT_Q4 || parts == 2 ? X_LANES : mode == ACTIVATIONS_INT16 ? X_SPLIT : X_INT8;
+    const int bytes = !RELAXED_DOT || w->format != FORMAT_Q4 || parts_of_x == 2 ? X_LANES : mode == ACTIVATIONS_INT16 ? X_SPLIT : X_INT8;
     /* One allocation: the int16 parts, then the scales, then the q4 offsets, then x's bytes for the relaxed dot. */
     const size_t byte_count = bytes == X_SPLIT ? 64 : bytes == X_INT8 ? 32 : 0;
-    uint8_t *scratch = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * (parts * QUANT_GROUP * 2 + 4 + parts * 4 + byte_count));
+    uint8_t *scratch = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * (parts_of_x * QUANT_GROUP * 2 + 4 + parts_of_x * 4 + byte_count));
     if (!scratch) return -1;
     int16_t *xq = (int16_t *)scratch;
-    float *xscale = (float *)(scratch + (size_t)groups * parts * QUANT_GROUP * 2);
+    float *xscale = (float *)(scratch + (size_t)groups * parts_of_x * QUANT_GROUP * 2);
     int32_t *xoffset = (int32_t *)(xscale + groups);
-    quantize_activations(x, w->cols, groups, parts, top, xq, xscale, xoffset);
+    quantize_activations(x, w->cols, groups, parts_of_x, top, xq, xscale, xoffset);
 #if RELAXED_DOT
     if (bytes != X_LANES) {
-      int8_t *xbytes = (int8_t *)(xoffset + groups * parts);
+      int8_t *xbytes = (int8_t *)(xoffset + groups * parts_of_x);
       if (bytes == X_SPLIT) split_activation_bytes(xq, groups, xbytes);
       else int8_activation_bytes(xq, groups, xbytes);
       c.xbytes = xbytes;
@@ -672,11 +705,29 @@ static int gemv(const float *x, const weight_t *w, const float *bias, float *y) 
     c.xq = xq;
     c.xscale = xscale;
     c.xoffset = xoffset;
-    c.parts = parts;
-    int pairs = (block_count(w->rows) + 1) / 2;
-    omni_parallel_for(pairs, gemv_grain(w, pairs, 2 * BLOCK_ROWS), gemv_variant(&c), &c);
+    c.parts = parts_of_x;
+    task = gemv_variant(&c);
+    rows_per_unit = 2 * BLOCK_ROWS;
   }
+  gemv_job job = { .task = task, .count = count };
+  int rows = 0;
+  for (int i = 0; i < count; i++) {
+    job.part[i] = c;
+    job.part[i].w = parts[i].w;
+    job.part[i].bias = parts[i].bias;
+    job.part[i].y = parts[i].y;
+    job.first[i + 1] = job.first[i] + (rows_per_unit == 1 ? parts[i].w.rows : (block_count(parts[i].w.rows) + 1) / 2);
+    rows += parts[i].w.rows;
+  }
+  const int units = job.first[count], grain = gemv_grain(w, rows, units, rows_per_unit);
+  if (count == 1) omni_parallel_for(units, grain, task, &job.part[0]);
+  else omni_parallel_for(units, grain, gemv_job_run, &job);
   return 0;
+}
+
+static int gemv(const float *x, const weight_t *w, const float *bias, float *y) {
+  const linear_part part = { *w, bias, y };
+  return gemv_parts(x, &part, 1);
 }
 
 /* ------------------------------------------------------------------ blocked matmul (M > 1) */
@@ -898,11 +949,21 @@ int linear_rows(const float *x, int lda, int M, const weight_t *w, const float *
   return matmul_run(&c);
 }
 
-/* Returns 0, or −1 when scratch memory could not be allocated (the caller reports OUT_OF_MEMORY). */
-OMNI_EXPORT int omni_linear(const float *x, int M, const void *data, const void *scales, int format, int scale_f16,
-                            int rows, int cols, const float *bias, float *y) {
-  weight_t w = { data, scales, rows, cols, format, scale_f16 };
-  return linear_rows(x, cols, M, &w, bias, y, rows);
+/*
+ * y_i = x·W_iᵀ (+ b_i) for `count` weights taking the same x [M, cols]; weights of one format,
+ * scale type and width share one GEMV job (gemv_parts). Returns 0, or −1 when scratch memory
+ * could not be allocated (the caller reports OUT_OF_MEMORY).
+ */
+OMNI_EXPORT int omni_linears(const float *x, int M, const linear_part *parts, int count) {
+  int shared = M == 1 && count <= GEMV_MAX_PARTS;
+  for (int i = 1; i < count && shared; i++) {
+    shared = parts[i].w.format == parts[0].w.format && parts[i].w.scale_f16 == parts[0].w.scale_f16 && parts[i].w.cols == parts[0].w.cols;
+  }
+  if (shared) return gemv_parts(x, parts, count);
+  for (int i = 0; i < count; i++) {
+    if (linear_rows(x, parts[i].w.cols, M, &parts[i].w, parts[i].bias, parts[i].y, parts[i].w.rows) != 0) return -1;
+  }
+  return 0;
 }
 
 OMNI_EXPORT int omni_matmul(const float *a, const float *b, int M, int K, int N, int transpose_b, float *y) {

@@ -52,6 +52,13 @@ export interface QuantizedMatrix {
   scales: Float32Array | Uint16Array;
 }
 
+/** One product of `linears`: out = x · wᵀ (+ bias). */
+export interface LinearPart {
+  w: Weight;
+  bias?: Tensor | null;
+  out: Tensor;
+}
+
 /**
  * Rotary embedding description, built once per model.
  * Frequency j (0 ≤ j < rotaryDim/2) turns by `positions[stream[j]][t] * invFreq[j]`.
@@ -150,6 +157,12 @@ export interface Backend {
   // ---- linear algebra
   /** y[M,N] = x[M,K] · Wᵀ (+ bias[N]); M == 1 runs the GEMV kernel. */
   linear(x: Tensor, w: Weight, bias?: Tensor | null, out?: Tensor): Tensor;
+  /**
+   * `linear` of one x by several weights (q/k/v, gate/up), each into its part's `out`; returns
+   * the outs in order. Every part is checked before any runs. The wasm backend prepares x once
+   * and shares the rows of all the weights out among its threads as one job.
+   */
+  linears(x: Tensor, parts: readonly LinearPart[]): Tensor[];
   /** Plain f32 matmul: a[M,K] · b[K,N] (or bᵀ when transposeB and b is [N,K]). */
   matmul(a: Tensor, b: Tensor, opts?: { transposeB?: boolean }, out?: Tensor): Tensor;
 

@@ -1,4 +1,4 @@
-import type { ElementType, Tensor, UnaryFunction } from './backend.js';
+import type { ElementType, LinearPart, Tensor, UnaryFunction, Weight } from './backend.js';
 import { OmniError } from './errors.js';
 
 /** Argument checks that run before any work is queued; messages name the op and the values. */
@@ -50,6 +50,29 @@ export function checkRank(op: string, name: string, t: Tensor, rank: number, wha
 /** Last dimension of a tensor viewed as rows (a rank-0 tensor is one row of one element). */
 export function lastDim(t: Tensor): number {
   return t.shape.length === 0 ? 1 : t.shape[t.shape.length - 1];
+}
+
+/** linear's result shape, once x's last dim is the weight's width and a bias holds one value per row. */
+export function linearShape(op: string, x: Tensor, w: Weight, bias: Tensor | null): number[] {
+  if (x.shape.length < 1 || lastDim(x) !== w.cols) {
+    throw new OmniError('SHAPE_MISMATCH', `${op}: x ${fmt(x.shape)} has last dim ${lastDim(x)}, weight is [${w.rows}, ${w.cols}]`);
+  }
+  if (bias && bias.size !== w.rows) throw new OmniError('SHAPE_MISMATCH', `${op}: bias ${fmt(bias.shape)} should have ${w.rows} elements`);
+  return [...x.shape.slice(0, -1), w.rows];
+}
+
+/**
+ * linears' parts: a non-empty array, each part with a weight and an out that no other part
+ * writes or reads. Returns, for each part, the tensors its out must not share storage with
+ * (x, every bias, the other outs); the backend's own linear checks do the rest.
+ */
+export function checkLinearParts(op: string, x: Tensor, parts: readonly LinearPart[]): (Tensor | null)[][] {
+  if (!Array.isArray(parts) || parts.length === 0) throw new OmniError('BAD_INPUT', `${op}: parts must be a non-empty array`);
+  parts.forEach((p, i) => {
+    if (p === null || typeof p !== 'object' || !p.w || !p.out) throw new OmniError('BAD_INPUT', `${op}: parts[${i}] needs a weight w and an out`);
+  });
+  const biases = parts.map((p) => p.bias ?? null);
+  return parts.map((p) => [x, ...biases, ...parts.filter((q) => q !== p).map((q) => q.out)]);
 }
 
 /** Host index array: Int32Array with every value in [0, limit). */

@@ -235,9 +235,7 @@ export async function decoderLayers(
     const w = layers[l];
     // Self-attention block (pre-norm).
     b.rmsnorm(x, w.inputNorm, rmsEps, s.xb);
-    b.linear(s.xb, w.q, w.qBias, s.q);
-    b.linear(s.xb, w.k, w.kBias, s.k);
-    b.linear(s.xb, w.v, w.vBias, s.v);
+    b.linears(s.xb, [{ w: w.q, bias: w.qBias, out: s.q }, { w: w.k, bias: w.kBias, out: s.k }, { w: w.v, bias: w.vBias, out: s.v }]);
     b.rotary(s.q3, s.positions, rope, s.q3);
     b.rotary(s.k3, s.positions, rope, s.k3);
     cache.write(l, s.k3, s.v3, start);
@@ -246,8 +244,7 @@ export async function decoderLayers(
     residual(s.xo);
     // SwiGLU MLP block (pre-norm): down(silu(gate(x)) ⊙ up(x)).
     b.rmsnorm(x, w.postNorm, rmsEps, s.xb);
-    b.linear(s.xb, w.gate, null, s.gate);
-    b.linear(s.xb, w.up, null, s.up);
+    b.linears(s.xb, [{ w: w.gate, out: s.gate }, { w: w.up, out: s.up }]);
     b.siluMul(s.gate, s.up, s.act);
     b.linear(s.act, w.down, null, s.xo);
     residual(s.xo);

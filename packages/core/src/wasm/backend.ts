@@ -1,11 +1,12 @@
 import type {
-  AttentionOptions, Backend, BackendInfo, Conv1dOptions, ElementType, HostMatrix, ResampleFilters, RopeSpec, Tensor,
+  AttentionOptions, Backend, BackendInfo, Conv1dOptions, ElementType, HostMatrix, LinearPart, ResampleFilters, RopeSpec, Tensor,
   UnaryFunction, Weight, WeightFormat,
 } from '../backend.js';
 import { OmniError } from '../errors.js';
 import { paddedCols } from '../quant.js';
 import {
-  checkDtype, checkFinite, checkHostIndices, checkInt, checkRank, checkShape, fmt, lastDim, sameShape, shapeSize, unaryParams,
+  checkDtype, checkFinite, checkHostIndices, checkInt, checkLinearParts, checkRank, checkShape, fmt, lastDim, linearShape, sameShape, shapeSize,
+  unaryParams,
 } from '../checks.js';
 import type { KernelExports } from './module.js';
 import type { QuantizedActivations } from './index.js';
@@ -239,20 +240,35 @@ export class WasmBackendImpl implements Backend {
   linear(x: Tensor, w: Weight, bias?: Tensor | null, out?: Tensor): Tensor {
     const op = 'linear';
     const input = this.f32(op, 'x', x);
+    const part = this.linearPart(op, input, w, bias, out, [input]);
+    return this.run(op, part.y, out, () => this.linearsKernel(input, [part]));
+  }
+
+  linears(x: Tensor, parts: readonly LinearPart[]): Tensor[] {
+    const op = 'linears';
+    const others = checkLinearParts(op, x, parts);
+    const input = this.f32(op, 'x', x);
+    const resolved = parts.map((p, i) => this.linearPart(op, input, p.w, p.bias, p.out, others[i].map((t) => t && this.own(op, 'an input', t))));
+    this.run(op, resolved[0].y, resolved[0].y, () => this.linearsKernel(input, resolved));
+    return resolved.map((p) => p.y);
+  }
+
+  /** One weight's operands of linear(s), checked; `out` must not share storage with `inputs`. */
+  private linearPart(op: string, input: WasmTensor, w: Weight, bias: Tensor | null | undefined, out: Tensor | undefined,
+    inputs: readonly (WasmTensor | null)[]): { weight: WasmWeight; b: WasmTensor | null; y: WasmTensor } {
     const weight = this.ownWeight(op, w);
-    if (input.shape.length < 1 || lastDim(input) !== weight.cols) {
-      throw new OmniError('SHAPE_MISMATCH', `${op}: x ${fmt(input.shape)} has last dim ${lastDim(input)}, weight is [${weight.rows}, ${weight.cols}]`);
-    }
     const b = bias ? this.f32(op, 'bias', bias) : null;
-    if (b && b.size !== weight.rows) {
-      throw new OmniError('SHAPE_MISMATCH', `${op}: bias ${fmt(b.shape)} should have ${weight.rows} elements`);
-    }
-    const y = this.output(op, out, [...input.shape.slice(0, -1), weight.rows], 'f32', [input, b]);
-    const rows = input.size / weight.cols;
-    return this.run(op, y, out, () => this.kernels._omni_linear(
-      input.storage.ptr, rows, weight.data, weight.scales, FORMAT_CODES[weight.format], Number(weight.scaleF16),
-      weight.rows, weight.cols, b?.storage.ptr ?? 0, y.storage.ptr,
-    ));
+    const y = this.output(op, out, linearShape(op, input, weight, b), 'f32', [...inputs, b]);
+    return { weight, b, y };
+  }
+
+  /** omni_linears over checked parts, each passed as its weight_t, bias and output (eight 4-byte fields); the kernel's status. */
+  private linearsKernel(input: WasmTensor, parts: readonly { weight: WasmWeight; b: WasmTensor | null; y: WasmTensor }[]): number {
+    const fields = new Int32Array(8 * parts.length);
+    parts.forEach(({ weight, b, y }, i) => fields.set([
+      weight.data, weight.scales, weight.rows, weight.cols, FORMAT_CODES[weight.format], Number(weight.scaleF16), b?.storage.ptr ?? 0, y.storage.ptr,
+    ], 8 * i));
+    return this.kernels._omni_linears(input.storage.ptr, input.size / parts[0].weight.cols, this.stage(fields), parts.length);
   }
 
   matmul(a: Tensor, b: Tensor, opts?: { transposeB?: boolean }, out?: Tensor): Tensor {

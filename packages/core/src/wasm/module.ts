@@ -10,8 +10,8 @@ export interface KernelExports {
   _omni_pool_stop(): void;
   /** Row-major q8/q4 data and scales (rows padded to a multiple of 4) → the kernels' 4-row blocks, in place; 0, or −1 out of memory. */
   _omni_block_quantized(data: number, scales: number, rows: number, cols: number, format: number, scaleF16: number): number;
-  _omni_linear(x: number, M: number, data: number, scales: number, format: number, scaleF16: number,
-    rows: number, cols: number, bias: number, y: number): number;
+  /** x [M, cols] by `count` weights; parts: per weight data, scales, rows, cols, format, scaleF16, bias, y (int32 each); 0, or −1 out of memory. */
+  _omni_linears(x: number, M: number, parts: number, count: number): number;
   /** Activations of the GEMV against q8/q4 weights, 0: exact, 1: one 15-bit part, 2: one 8-bit part, 3: 2 for q4 and 1 for q8; −1 for another mode. */
   _omni_set_gemv_activations(mode: number): number;
   /** 1 in the relaxed-SIMD build, 0 in the baseline one. */

@@ -1,11 +1,12 @@
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import type {
-  AttentionOptions, Backend, BackendInfo, Conv1dOptions, ElementType, HostMatrix, ResampleFilters, RopeSpec, Tensor,
+  AttentionOptions, Backend, BackendInfo, Conv1dOptions, ElementType, HostMatrix, LinearPart, ResampleFilters, RopeSpec, Tensor,
   UnaryFunction, Weight,
 } from '../backend.js';
 import { OmniError } from '../errors.js';
 import {
-  checkDtype, checkFinite, checkHostIndices, checkInt, checkRank, checkShape, fmt, lastDim, sameShape, shapeSize, unaryParams,
+  checkDtype, checkFinite, checkHostIndices, checkInt, checkLinearParts, checkRank, checkShape, fmt, lastDim, linearShape, sameShape, shapeSize,
+  unaryParams,
 } from '../checks.js';
 import { f32, GpuRuntime, type F32 } from './runtime.js';
 import { tfTensorOnDevice } from './tf.js';
@@ -190,15 +191,30 @@ export class WebGPUBackendImpl implements WebGPUBackend {
   linear(x: Tensor, w: Weight, bias?: Tensor | null, out?: Tensor): Tensor {
     const op = 'linear';
     const input = this.f32(op, 'x', x);
+    const part = this.linearPart(op, input, w, bias, out, [input]);
+    this.runLinear(input, part);
+    return part.y;
+  }
+
+  linears(x: Tensor, parts: readonly LinearPart[]): Tensor[] {
+    const op = 'linears';
+    const others = checkLinearParts(op, x, parts);
+    const input = this.f32(op, 'x', x);
+    const resolved = parts.map((p, i) => this.linearPart(op, input, p.w, p.bias, p.out, others[i].map((t) => t && this.own(op, 'an input', t))));
+    for (const part of resolved) this.runLinear(input, part);
+    return resolved.map((p) => p.y);
+  }
+
+  /** One weight's operands of linear(s), checked; `out` must not share storage with `inputs`. */
+  private linearPart(op: string, input: GpuTensor, w: Weight, bias: Tensor | null | undefined, out: Tensor | undefined,
+    inputs: readonly (GpuTensor | null)[]): { weight: GpuWeight; b: GpuTensor | null; y: GpuTensor } {
     const weight = this.ownWeight(op, w);
-    if (input.shape.length < 1 || lastDim(input) !== weight.cols) {
-      throw new OmniError('SHAPE_MISMATCH', `${op}: x ${fmt(input.shape)} has last dim ${lastDim(input)}, weight is [${weight.rows}, ${weight.cols}]`);
-    }
     const b = bias ? this.f32(op, 'bias', bias) : null;
-    if (b && b.size !== weight.rows) {
-      throw new OmniError('SHAPE_MISMATCH', `${op}: bias ${fmt(b.shape)} should have ${weight.rows} elements`);
-    }
-    const y = this.output(op, out, [...input.shape.slice(0, -1), weight.rows], 'f32', [input, b]);
+    const y = this.output(op, out, linearShape(op, input, weight, b), 'f32', [...inputs, b]);
+    return { weight, b, y };
+  }
+
+  private runLinear(input: GpuTensor, { weight, b, y }: { weight: GpuWeight; b: GpuTensor | null; y: GpuTensor }): void {
     const rows = input.size / weight.cols;
     for (const part of weight.parts) {
       this.matmulPart(weightModules(weight.format), 'input_rows', this.weightBindings(part), {
@@ -206,7 +222,6 @@ export class WebGPUBackendImpl implements WebGPUBackend {
         wStride: weight.stride, wKStride: 1, scaleF16: weight.scaleF16,
       }, input, b, y);
     }
-    return y;
   }
 
   matmul(a: Tensor, b: Tensor, opts?: { transposeB?: boolean }, out?: Tensor): Tensor {
