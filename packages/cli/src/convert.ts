@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  convertedRowBytes, DTYPE_BYTES, fileSink, INDEX_FILE, isConvertedMatrix, loadOmniConfig, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, MAX_SHARD_BYTES,
+  convertedRowBytes, DTYPE_BYTES, f16ToF32, fileSink, INDEX_FILE, isConvertedMatrix, loadOmniConfig, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, MAX_SHARD_BYTES,
   OmniError, openCheckpoint, partDataName, partScalesName, planSafetensors, streamSafetensors,
   type ByteSink, type Checkpoint, type HostMatrix, type Manifest, type ManifestFile, type ManifestMatrix, type SafetensorsDtype, type TensorSpec, type WeightFormat,
 } from '@omniweb/core';
@@ -98,7 +98,9 @@ function matrixPieces(checkpoint: Checkpoint, name: string, format: WeightFormat
       produce: async () => {
         const m = await converted();
         pending = null;
-        return asBytes((m as Extract<HostMatrix, { scales: unknown }>).scales);
+        const { scales } = m as Extract<HostMatrix, { scales: unknown }>;
+        // The format stores f32 scales; f16 ones widen exactly, and loading narrows them back.
+        return asBytes(scales instanceof Uint16Array ? Float32Array.from(scales, f16ToF32) : scales);
       },
     });
   }

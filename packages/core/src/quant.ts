@@ -132,6 +132,26 @@ export function quantize(
   return { format, rows, cols, paddedCols: pc, data: bytes, scales: scalesF16 ?? scalesF32 };
 }
 
+/** Whether every half (f16 bits) is finite: the kernels read f16 scales without an Inf/NaN case. */
+export function finiteHalves(halves: Uint16Array): boolean {
+  for (let i = 0; i < halves.length; i++) if ((halves[i] & 0x7c00) === 0x7c00) return false;
+  return true;
+}
+
+/**
+ * Group scales as f16 bits where every one is a finite half exactly (a matrix quantized with
+ * f16 scales and stored as f32, as `omniweb convert` writes them), else the f32 scales given.
+ */
+export function narrowScales(scales: Float32Array): Float32Array | Uint16Array {
+  const halves = new Uint16Array(scales.length);
+  for (let i = 0; i < scales.length; i++) {
+    const h = f32ToF16(scales[i]);
+    if ((h & 0x7c00) === 0x7c00 || f16ToF32(h) !== scales[i]) return scales;
+    halves[i] = h;
+  }
+  return halves;
+}
+
 /** Inverse of `quantize` (the oracle for the fused-dequant kernels). */
 export function dequantize(m: QuantizedMatrix): Float32Array {
   const out = new Float32Array(m.rows * m.cols);

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, copyFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OmniError } from '../src/errors.js';
-import { dequantize, f16ToF32, f32ToF16 } from '../src/quant.js';
+import { dequantize, f16ToF32, f32ToF16, narrowScales, quantize } from '../src/quant.js';
 import {
   blobSource, bytesSource, openCheckpoint, openSafetensors, readCase, writeSafetensors, type HostArray,
 } from '../src/weights/index.js';
@@ -80,6 +80,42 @@ describe('safetensors reader', () => {
       }
     } finally {
       await ckpt.close();
+    }
+  });
+
+  it('quantizes to q8/q4 with f16 scales, and turns to f32 ones at the first scale beyond f16', async () => {
+    const [rows, cols] = [6, 40];
+    const values = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 0.7) * (1 + (i % 5)));
+    const huge = Float32Array.from(values);
+    huge[4 * cols + 3] = 1e7; // row 4: its group's scale (1e7 / 7 or / 127) is past f16's 65504
+    // Blocks of one row (160 bytes of f32), so rows 0–3 are quantized before row 4 is read.
+    const file = writeSafetensors(new Map([['plain', f32([rows, cols], [...values])], ['huge', f32([rows, cols], [...huge])]]));
+    const store = await openSafetensors(file, { matrixBlockBytes: 4 * cols });
+    for (const format of ['q8', 'q4'] as const) {
+      const plain = await store.readMatrix('plain', format);
+      if (plain.format !== format) throw new Error('format');
+      const f16 = quantize(values, rows, cols, format, 'f16');
+      expect(plain.scales).toBeInstanceOf(Uint16Array);
+      expect([...plain.scales]).toEqual([...f16.scales]);
+      expect([...plain.data]).toEqual([...f16.data]);
+
+      const mixed = await store.readMatrix('huge', format);
+      if (mixed.format !== format) throw new Error('format');
+      expect(mixed.scales).toBeInstanceOf(Float32Array);
+      const before = quantize(huge.subarray(0, 4 * cols), 4, cols, format, 'f16');
+      const after = quantize(huge.subarray(4 * cols), 2, cols, format, 'f32');
+      expect([...mixed.scales]).toEqual([...Array.from(before.scales, f16ToF32), ...after.scales]);
+      expect([...mixed.data]).toEqual([...before.data, ...after.data]);
+      expect(Number.isFinite(dequantize(mixed)[4 * cols + 3])).toBe(true);
+    }
+  });
+
+  it('narrows stored f32 scales to f16 only where every one is a half exactly', () => {
+    const halves = Float32Array.of(0, 0.5, f16ToF32(f32ToF16(0.1)), 65504);
+    expect([...narrowScales(halves)]).toEqual([...Array.from(halves, f32ToF16)]);
+    for (const odd of [0.1, 1e5, NaN, Infinity]) {
+      const scales = Float32Array.of(0.5, odd);
+      expect(narrowScales(scales), String(odd)).toBe(scales);
     }
   });
 

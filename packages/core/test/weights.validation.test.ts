@@ -174,8 +174,8 @@ describe('header validation', () => {
     const whole = await openSafetensors(bytes);
     const blocked = await openSafetensors(bytes, { matrixBlockBytes: 200 });
     const ref = await whole.readMatrix('m', 'f32');
-    expect(quantize(ref.data as Float32Array, 7, 40, 'q4')).toEqual(await blocked.readMatrix('m', 'q4'));
-    expect(quantize(ref.data as Float32Array, 7, 40, 'q8')).toEqual(await blocked.readMatrix('m', 'q8'));
+    expect(quantize(ref.data as Float32Array, 7, 40, 'q4', 'f16')).toEqual(await blocked.readMatrix('m', 'q4'));
+    expect(quantize(ref.data as Float32Array, 7, 40, 'q8', 'f16')).toEqual(await blocked.readMatrix('m', 'q8'));
     expect((await blocked.readMatrix('m', 'f16')).data).toEqual(toF16Array(ref.data as Float32Array));
     expect((await blocked.readMatrix('m', 'f32')).data).toEqual(await whole.readF32('m'));
   });

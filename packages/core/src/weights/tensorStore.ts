@@ -1,6 +1,6 @@
 import type { HostMatrix, WeightFormat } from '../backend.js';
 import { OmniError } from '../errors.js';
-import { paddedCols, QUANT_GROUP, quantize, toF16Array } from '../quant.js';
+import { f16ToF32, finiteHalves, narrowScales, paddedCols, QUANT_GROUP, quantize, toF16Array } from '../quant.js';
 import type { ByteSource } from './byteSource.js';
 import { convertedRowBytes } from './manifest.js';
 import { decodeFloat, decodeInt32, DTYPE_BYTES, isReadableDtype, type SafetensorsDtype } from './dtypes.js';
@@ -221,9 +221,20 @@ export class TensorStore {
     const pc = paddedCols(cols);
     const groups = pc / QUANT_GROUP;
     const data = allocate(Uint8Array, format === 'q8' ? rows * pc : (rows * pc) / 2, name);
-    const scales = allocate(Float32Array, rows * groups, name);
+    // f16 group scales, as llama.cpp's q8_0 and q4_0 keep them: a q4 weight is 0.5625 bytes
+    // instead of 0.625, and the decode step is bound by those bytes. A matrix with a scale
+    // beyond f16's range turns to f32 scales there; the groups quantized before keep theirs
+    // (f16 values, which f32 holds exactly).
+    let scales: Uint16Array | Float32Array = allocate(Uint16Array, rows * groups, name);
     await forEachBlock((bytes, r0, r1) => {
-      const block = quantize(decodeFloat(info.dtype, bytes, name), r1 - r0, cols, format);
+      const values = decodeFloat(info.dtype, bytes, name);
+      let block = quantize(values, r1 - r0, cols, format, scales instanceof Uint16Array ? 'f16' : 'f32');
+      if (block.scales instanceof Uint16Array && !finiteHalves(block.scales)) {
+        const widened = allocate(Float32Array, rows * groups, name);
+        for (let i = 0; i < r0 * groups; i++) widened[i] = f16ToF32(scales[i]);
+        scales = widened;
+        block = quantize(values, r1 - r0, cols, format, 'f32');
+      }
       // Rows quantize independently, so blocks concatenate (pc is even: q4 rows start on a byte).
       data.set(block.data, format === 'q8' ? r0 * pc : (r0 * pc) / 2);
       scales.set(block.scales, r0 * groups);
@@ -276,7 +287,8 @@ export class TensorStore {
     switch (format) {
       case 'f32': return { format, rows, cols, data: new Float32Array(data.buffer) };
       case 'f16': return { format, rows, cols, data: new Uint16Array(data.buffer) };
-      default: return { format, rows, cols, paddedCols: paddedCols(cols), data, scales: new Float32Array(scales.buffer) };
+      // Stored as f32; f16-valued ones (what readMatrixRows makes) go back to f16, losslessly.
+      default: return { format, rows, cols, paddedCols: paddedCols(cols), data, scales: narrowScales(new Float32Array(scales.buffer)) };
     }
   }
 
