@@ -17,7 +17,7 @@ import type { GgufWeights } from './gguf.js';
 import type { GreedyCheck, PairOptions, PeerRun, ThinkerPageApi, WasmChoice } from './page.js';
 import { decodeLabel, floorsLine, type PeerFigures, type TargetResult } from './rows.js';
 import { ensureGguf, GGUF_DIR, ggufName, repoRoot } from './source.js';
-import type { ThinkerBenchOptions, ThinkerResult } from './suite.js';
+import { DECODE_WARMUP_TOKENS, type ThinkerBenchOptions, type ThinkerResult } from './suite.js';
 import { bestOf } from '../lib/computePeak.js';
 
 const oursFigures = (r: ThinkerResult): PeerFigures => {
@@ -119,7 +119,7 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
       log(floorsLine('Chromium, start', floors));
       return floors;
     });
-    const pairOpts: PairOptions = { prefillTokens: quick ? 128 : 512, decodeTokens: quick ? 6 : 10, warmupTokens: 2, rounds: 1 };
+    const pairOpts: PairOptions = { prefillTokens: quick ? 128 : 512, decodeTokens: quick ? 6 : 10, warmupTokens: DECODE_WARMUP_TOKENS, rounds: 1 };
     // gguf null: ours alone (the peer's figures in the brief are f32 and q8_0). q4 also runs
     // on the baseline SIMD128 build, against the relaxed one the page picks by default, and so
     // does q8 (whose kernels are the same in both builds: the check that the relaxed build's
@@ -157,7 +157,7 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
           const pairedToo = gguf === null && !pair.wasm && pairs.some((p) => p.format === pair.format && p.threads === pair.threads && p.gguf !== null && !p.wasm);
           const contexts = [...(pairedToo ? [] : [0, pairOpts.prefillTokens]), ...(pair.long ? [1024, 4096] : [])];
           const r = await inPage((call) => call('ours', 'wasm', pair.format, pair.threads, {
-            prefillTokens: pairOpts.prefillTokens, contexts, decodeTokens: pairOpts.decodeTokens, warmupTokens: 2, skipPrefill: pairedToo,
+            prefillTokens: pairOpts.prefillTokens, contexts, decodeTokens: pairOpts.decodeTokens, warmupTokens: pairOpts.warmupTokens, skipPrefill: pairedToo,
           }, pair.wasm));
           const variant = [r.info.wasmSimd === 'baseline' ? 'simd128' : '', pair.wasm?.quantizedActivations ?? ''].filter(Boolean).join(' ');
           results.push({

@@ -32,7 +32,7 @@ import { decodeLabel, floorsLine, thinkerRows, type PeerFigures, type TargetResu
 import { CachedSource } from './cachedSource.js';
 import { pairedDecode, type PairedDecode } from './paired.js';
 import { ensureCheckpoint } from './source.js';
-import { benchThinker, fillCache, promptIds, tokenWork, type ThinkerBenchOptions } from './suite.js';
+import { benchThinker, DECODE_WARMUP_TOKENS, fillCache, promptIds, tokenWork, type ThinkerBenchOptions } from './suite.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const argv = process.argv.slice(2);
@@ -56,7 +56,7 @@ const nodeOptions: ThinkerBenchOptions = {
   prefillTokens: 512,
   contexts: quick || large ? [0, 1024] : [0, 1024, 4096],
   decodeTokens: quick ? 6 : 10,
-  warmupTokens: 2,
+  warmupTokens: DECODE_WARMUP_TOKENS,
   skipPrefill: flag('decode-only'),
 };
 /** ThinkerSession's default pass size, which the prefill runs with. */

@@ -7,6 +7,13 @@ import type { Backend, Weight } from '@omniweb/core';
 import { ThinkerSession, type Thinker } from '@omniweb/thinker';
 import { median } from '../lib/report.js';
 
+/**
+ * Untimed decode steps before the timed ones, ours and llama.cpp's alike. A freshly loaded
+ * 0.5B q4 Thinker (Node 26, 2 threads) ran its first 25 steps at 8.6–15 ms and then held
+ * 7.6–7.8; with 2 warm-up steps the median of the next 10 read 10.5 ms.
+ */
+export const DECODE_WARMUP_TOKENS = 24;
+
 export interface ThinkerBenchOptions {
   /** Prompt length of the prefill measurement. */
   prefillTokens: number;
