@@ -8,9 +8,11 @@ import { ThinkerSession, type Thinker } from '@omniweb/thinker';
 import { median } from '../lib/report.js';
 
 /**
- * Untimed decode steps before the timed ones, ours and llama.cpp's alike. A freshly loaded
- * 0.5B q4 Thinker (Node 26, 2 threads) ran its first 25 steps at 8.6–15 ms and then held
- * 7.6–7.8; with 2 warm-up steps the median of the next 10 read 10.5 ms.
+ * Untimed decode steps before the timed ones, ours and llama.cpp's alike. V8 runs a wasm
+ * function in its baseline tier until it has run enough to be optimized (a 1024-key decode
+ * attention took 260 µs a call for its first 41 calls, then 48): a freshly loaded 0.5B q4
+ * Thinker (Node 26, 2 threads) ran its first 25 steps at 8.6–15 ms and then held 7.6–7.8,
+ * and with 2 warm-up steps the median of the next 10 read 10.5 ms.
  */
 export const DECODE_WARMUP_TOKENS = 24;
 
