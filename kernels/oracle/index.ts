@@ -123,11 +123,6 @@ export function createOracleBackend(): Backend {
     return values;
   }
 
-  /**
-   * The tensor an op writes: `out` checked against the result's shape and dtype, or a
-   * new one. `out` may not share storage with an input (a WebGPU dispatch cannot bind
-   * one buffer as read and read-write) unless the op allows it (`inPlace`).
-   */
   /** linear's operands, checked; `out` must not share storage with `inputs`. */
   function linearOperands(op: string, x: Tensor, w: Weight, bias: Tensor | null | undefined, out: Tensor | undefined,
     inputs: readonly (Tensor | null | undefined)[]) {
@@ -155,6 +150,11 @@ export function createOracleBackend(): Backend {
     return store(o, values);
   }
 
+  /**
+   * The tensor an op writes: `out` checked against the result's shape and dtype, or a
+   * new one. `out` may not share storage with an input (a WebGPU dispatch cannot bind
+   * one buffer as read and read-write) unless the op allows it (`inPlace`).
+   */
   function result(
     op: string, shape: readonly number[], dtype: ElementType, out: Tensor | undefined,
     inputs: readonly (Tensor | null | undefined)[], inPlace: readonly Tensor[] = [],

@@ -74,6 +74,8 @@ export class WasmBackendImpl implements Backend {
   private alive = true;
   /** Reused heap space for small per-call host arrays (ids, rope tables, segment bounds). */
   private staging = { ptr: 0, bytes: 0 };
+  /** linearsKernel's part fields, grown as needed. */
+  private linearFields = new Int32Array(8 * 4);
 
   constructor(kernels: KernelExports, threads: number, quantizedActivations: QuantizedActivations, relaxed: boolean) {
     this.kernels = kernels;
@@ -262,13 +264,24 @@ export class WasmBackendImpl implements Backend {
     return { weight, b, y };
   }
 
-  /** omni_linears over checked parts, each passed as its weight_t, bias and output (eight 4-byte fields); the kernel's status. */
+  /**
+   * omni_linears over checked parts, each passed as its weight_t, bias and output (eight 4-byte
+   * fields, in a host array kept between calls: decode runs this ~170 times a token); the kernel's status.
+   */
   private linearsKernel(input: WasmTensor, parts: readonly { weight: WasmWeight; b: WasmTensor | null; y: WasmTensor }[]): number {
-    const fields = new Int32Array(8 * parts.length);
-    parts.forEach(({ weight, b, y }, i) => fields.set([
-      weight.data, weight.scales, weight.rows, weight.cols, FORMAT_CODES[weight.format], Number(weight.scaleF16), b?.storage.ptr ?? 0, y.storage.ptr,
-    ], 8 * i));
-    return this.kernels._omni_linears(input.storage.ptr, input.size / parts[0].weight.cols, this.stage(fields), parts.length);
+    if (this.linearFields.length < 8 * parts.length) this.linearFields = new Int32Array(8 * parts.length);
+    const f = this.linearFields;
+    parts.forEach(({ weight, b, y }, i) => {
+      f[8 * i] = weight.data;
+      f[8 * i + 1] = weight.scales;
+      f[8 * i + 2] = weight.rows;
+      f[8 * i + 3] = weight.cols;
+      f[8 * i + 4] = FORMAT_CODES[weight.format];
+      f[8 * i + 5] = Number(weight.scaleF16);
+      f[8 * i + 6] = b?.storage.ptr ?? 0;
+      f[8 * i + 7] = y.storage.ptr;
+    });
+    return this.kernels._omni_linears(input.storage.ptr, input.size / parts[0].weight.cols, this.stage(f.subarray(0, 8 * parts.length)), parts.length);
   }
 
   matmul(a: Tensor, b: Tensor, opts?: { transposeB?: boolean }, out?: Tensor): Tensor {
