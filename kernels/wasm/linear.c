@@ -563,17 +563,6 @@ OMNI_EXPORT int omni_set_gemv_activations(int mode) {
 }
 
 /*
- * v rounded to the nearest integer, ties to even (as f32x4.nearest), for |v| < 2^22: added to
- * 1.5·2^23, v is rounded at the unit bit and lands in the mantissa's low bits. rounded_bits
- * then rounded_int is an add and an integer subtract, where nearest and i32x4.trunc_sat (whose
- * saturation V8 builds from several x86 instructions) were two ops; rounded_float gives the float.
- */
-#define ROUND_MAGIC 0x1.8p23f
-static inline v128_t rounded_bits(v128_t v) { return wasm_f32x4_add(v, wasm_f32x4_const_splat(ROUND_MAGIC)); }
-static inline v128_t rounded_int(v128_t bits) { return wasm_i32x4_sub(bits, wasm_f32x4_const_splat(ROUND_MAGIC)); }
-static inline v128_t rounded_float(v128_t bits) { return wasm_f32x4_sub(bits, wasm_f32x4_const_splat(ROUND_MAGIC)); }
-
-/*
  * x → per group `parts` × 32 int16 in element order (the first part within ±top), the group's scale s = max|x|/top, and per part
  * −8·Σq (q4 nibbles are stored as value + 8; this takes the 8 back out). A group holding
  * Inf or NaN gets a NaN scale, so the result is NaN as an f32 product's would be.

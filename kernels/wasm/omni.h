@@ -110,30 +110,54 @@ static inline v128_t f16x4_to_f32x4(v128_t h) {
 }
 
 /*
+ * Constants that kernels read from memory (constants.c) rather than write as v128.const: V8
+ * materializes a v128.const where it is used, from a general register in three instructions,
+ * inside the loop; a load is one, or none where it folds into the arithmetic (exp over a
+ * decode step's attention scores: 75 → 40 instructions per four). They live in their own
+ * file so that clang cannot fold them back into v128.const.
+ */
+typedef struct {
+  v128_t round; /* 1.5·2^23, see rounded_bits */
+  v128_t exp_low, exp_high, log2e, ln2_hi, ln2_lo, c7, c6, c5, c4, c3, c2, one, exponent_bias;
+} kernel_constants;
+extern const kernel_constants omni_constants;
+
+/*
+ * v rounded to the nearest integer, ties to even (as f32x4.nearest), for |v| < 2^22: added to
+ * 1.5·2^23, v is rounded at the unit bit and lands in the mantissa's low bits. rounded_bits
+ * then rounded_int is an add and an integer subtract, where nearest and i32x4.trunc_sat (whose
+ * saturation V8 builds from five x86 instructions) were two ops; rounded_float gives the float.
+ */
+static inline v128_t rounded_bits(v128_t v) { return wasm_f32x4_add(v, omni_constants.round); }
+static inline v128_t rounded_int(v128_t bits) { return wasm_i32x4_sub(bits, omni_constants.round); }
+static inline v128_t rounded_float(v128_t bits) { return wasm_f32x4_sub(bits, omni_constants.round); }
+
+/*
  * e^x to ~1 ulp: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor series to r^7
  * (truncation < 6e-9), then 2^n applied in two steps so results down to the
  * smallest subnormal are formed; below −104 the result is 0, above 88.7 it is ~FLT_MAX.
  */
 static inline v128_t exp_f32x4(v128_t x) {
+  const kernel_constants *k = &omni_constants;
   /* pmax/pmin with x first keep a NaN as f32x4.max/min do, in one x86 instruction each where those take six. */
-  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, wasm_f32x4_const_splat(-104.0f)), wasm_f32x4_const_splat(88.72f));
-  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_const_splat(1.44269504088896341f)));
+  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, k->exp_low), k->exp_high);
+  v128_t whole = rounded_bits(wasm_f32x4_mul(x, k->log2e)), n = rounded_float(whole);
   /* ln2 split so n·ln2_hi is exact for |n| < 2^9. */
-  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_const_splat(0.693145751953125f)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_const_splat(1.42860682030941723212e-6f)));
-  v128_t p = wasm_f32x4_const_splat(1.0f / 5040.0f);
-  p = madd(p, r, wasm_f32x4_const_splat(1.0f / 720.0f));
-  p = madd(p, r, wasm_f32x4_const_splat(1.0f / 120.0f));
-  p = madd(p, r, wasm_f32x4_const_splat(1.0f / 24.0f));
-  p = madd(p, r, wasm_f32x4_const_splat(1.0f / 6.0f));
-  p = madd(p, r, wasm_f32x4_const_splat(0.5f));
-  p = madd(p, r, wasm_f32x4_const_splat(1.0f));
-  p = madd(p, r, wasm_f32x4_const_splat(1.0f));
-  v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, k->ln2_hi));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, k->ln2_lo));
+  v128_t p = k->c7;
+  p = madd(p, r, k->c6);
+  p = madd(p, r, k->c5);
+  p = madd(p, r, k->c4);
+  p = madd(p, r, k->c3);
+  p = madd(p, r, k->c2);
+  p = madd(p, r, k->one);
+  p = madd(p, r, k->one);
+  v128_t ni = rounded_int(whole);
   v128_t n1 = wasm_i32x4_shr(ni, 1);
   v128_t n2 = wasm_i32x4_sub(ni, n1);
-  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, wasm_i32x4_const_splat(127)), 23);
-  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, wasm_i32x4_const_splat(127)), 23);
+  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, k->exponent_bias), 23);
+  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, k->exponent_bias), 23);
   return wasm_f32x4_mul(wasm_f32x4_mul(p, s1), s2);
 }
 
