@@ -18,4 +18,7 @@ const kernel_constants omni_constants = {
   .c2 = F32X4(0.5f),
   .one = F32X4(1.0f),
   .exponent_bias = (v128_t)(__i32x4){ 127, 127, 127, 127 },
+  .half_bits = (v128_t)(__i32x4){ (int)0x8FFFE000, (int)0x8FFFE000, (int)0x8FFFE000, (int)0x8FFFE000 },
+  .half_rebias = F32X4(0x1p112f),
+  .low_nibble_bytes = (v128_t)(__u8x16){ 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15 },
 };

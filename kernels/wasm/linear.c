@@ -202,8 +202,8 @@ static void gemv_f32(void *p, int begin, int end, int thread) {
  * (The GEMV is bound by these conversions, not by memory: each op saved per 4 weights shows.)
  */
 static inline v128_t f16_top_to_f32(v128_t top) {
-  v128_t bits = wasm_v128_and(wasm_i32x4_shr(top, 3), wasm_i32x4_const_splat((int32_t)0x8FFFE000));
-  return wasm_f32x4_mul(bits, wasm_f32x4_const_splat(0x1p112f));
+  v128_t bits = wasm_v128_and(wasm_i32x4_shr(top, 3), omni_constants.half_bits);
+  return wasm_f32x4_mul(bits, omni_constants.half_rebias);
 }
 static inline v128_t f16_lo(v128_t h) { return f16_top_to_f32(wasm_i16x8_shuffle(wasm_i32x4_splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11)); }
 static inline v128_t f16_hi(v128_t h) { return f16_top_to_f32(wasm_i16x8_shuffle(wasm_i32x4_splat(0), h, 4, 12, 5, 13, 6, 14, 7, 15)); }
@@ -339,8 +339,8 @@ static inline v128_t dot_bytes_add(v128_t x, v128_t nibbles, v128_t acc) {
   return (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_add_s_i32x4((i8x16_t)x, (i8x16_t)nibbles, (i32x4_t)acc);
 }
 
-static inline v128_t low_nibbles(v128_t v) { return wasm_v128_and(v, wasm_i8x16_const_splat(0x0f)); }
-static inline v128_t high_nibbles(v128_t v) { return wasm_v128_and(wasm_u16x8_shr(v, 4), wasm_i8x16_const_splat(0x0f)); }
+static inline v128_t low_nibbles(v128_t v) { return wasm_v128_and(v, omni_constants.low_nibble_bytes); }
+static inline v128_t high_nibbles(v128_t v) { return wasm_v128_and(wasm_u16x8_shr(v, 4), omni_constants.low_nibble_bytes); }
 
 static inline __attribute__((always_inline)) sum_pair q4_block_group_bytes(const uint8_t *w, const int8_t *x, int32_t offset, const int pair) {
   /* Separate chains for the hi and lo bytes, as a dot waits on the one before it in its accumulator (VNNI latency). */
