@@ -4,12 +4,12 @@
  */
 import { createWebGPUBackend, quantize, type Backend, type BackendInfo } from '@omniweb/core';
 // Not exported from @omniweb/core (yet): the wasm backend from its source module.
-import { createWasmBackend } from '../../packages/core/src/wasm/index.js';
+import { createWasmBackend, relaxedDotReadsUnsignedBytes } from '../../packages/core/src/wasm/index.js';
 import { createOracleBackend, kernelCases, type CaseResult } from '@omniweb/kernels';
 
 export type BrowserBackendKind = 'webgpu' | 'wasm';
 
-/** The two wasm builds compared (their info.wasmSimd), on how many outputs, and how many differed in any bit. */
+/** The wasm builds compared with the baseline one (info.wasmSimd/wasmDotBytes), on how many outputs, and how many differed in any bit. */
 export interface BuildComparison { builds: string[]; compared: number; differing: number }
 
 export interface KernelPageApi {
@@ -17,8 +17,10 @@ export interface KernelPageApi {
   info(kind: BrowserBackendKind): Promise<BackendInfo>;
   /** One case; a thrown error comes back as `error` (with its stack) instead of a rejection. */
   run(kind: BrowserBackendKind, name: string): Promise<CaseResult | { error: string }>;
-  /** q4 GEMVs (1–12 rows, odd sizes, f32 and f16 scales, 'int16' and 'int8' activations) on the relaxed and the baseline wasm build. */
+  /** q4 GEMVs (1–12 rows, odd sizes, f32 and f16 scales, 'int16' and 'int8' activations) on the relaxed build, reading high nibbles either way, and on the baseline build. */
   compareWasmBuilds(): Promise<BuildComparison>;
+  /** relaxedDotReadsUnsignedBytes() in this page. */
+  readsUnsignedDotBytes(): Promise<boolean>;
 }
 
 const backends = new Map<BrowserBackendKind, Promise<Backend>>();
@@ -40,28 +42,31 @@ async function q4Product(backend: Backend, x: Float32Array, rows: number, w: Flo
   return new Uint32Array((await backend.read(y)).buffer);
 }
 
-/** The relaxed and the baseline build in each one-part GEMV mode, on the same products. */
+/** The relaxed build ('auto' and 'portable' dot bytes) against the baseline build in each one-part GEMV mode, on the same products. */
 async function compareWasmBuilds(): Promise<BuildComparison> {
   let seed = 12345;
   const random = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 31) - 1);
   let compared = 0, differing = 0;
   const builds = new Set<string>();
   for (const quantizedActivations of ['int16', 'int8'] as const) {
-    const relaxed = await createWasmBackend({ simd: 'relaxed', quantizedActivations });
-    const baseline = await createWasmBackend({ simd: 'baseline', quantizedActivations });
-    builds.add(`${relaxed.info.wasmSimd} ${baseline.info.wasmSimd}`);
-    try {
-      for (const [rows, K, N] of [[1, 100, 37], [1, 896, 64], [5, 131, 9], [12, 64, 4]]) {
-        for (const scales of ['f32', 'f16'] as const) {
-          const x = random(rows * K), w = random(N * K);
-          const a = await q4Product(relaxed, x, rows, w, N, K, scales), b = await q4Product(baseline, x, rows, w, N, K, scales);
-          compared += a.length;
-          for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differing++;
+    for (const dotBytes of ['auto', 'portable'] as const) {
+      const relaxed = await createWasmBackend({ simd: 'relaxed', dotBytes, quantizedActivations });
+      const baseline = await createWasmBackend({ simd: 'baseline', quantizedActivations });
+      builds.add(`${relaxed.info.wasmSimd}/${relaxed.info.wasmDotBytes} ${baseline.info.wasmSimd}`);
+      try {
+        // 1×2053 from 1000 columns runs on the pool's threads; the rest on one.
+        for (const [rows, K, N] of [[1, 100, 37], [1, 896, 64], [1, 1000, 2053], [5, 131, 9], [12, 64, 4]]) {
+          for (const scales of ['f32', 'f16'] as const) {
+            const x = random(rows * K), w = random(N * K);
+            const a = await q4Product(relaxed, x, rows, w, N, K, scales), b = await q4Product(baseline, x, rows, w, N, K, scales);
+            compared += a.length;
+            for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differing++;
+          }
         }
+      } finally {
+        relaxed.destroy();
+        baseline.destroy();
       }
-    } finally {
-      relaxed.destroy();
-      baseline.destroy();
     }
   }
   return { builds: [...builds], compared, differing };
@@ -69,6 +74,7 @@ async function compareWasmBuilds(): Promise<BuildComparison> {
 
 const api: KernelPageApi = {
   caseNames: () => kernelCases.map((c) => c.name),
+  readsUnsignedDotBytes: () => relaxedDotReadsUnsignedBytes(),
   info: async (kind) => (await backendOf(kind)).info,
   async run(kind, name) {
     const kernelCase = kernelCases.find((c) => c.name === name);

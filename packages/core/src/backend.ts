@@ -132,6 +132,8 @@ export interface BackendInfo {
   threads: number;
   /** wasm only: which kernel build runs ('relaxed' SIMD or 'baseline' SIMD128; see WasmSimd). */
   wasmSimd?: 'relaxed' | 'baseline';
+  /** wasm relaxed build only: how its q4 GEMV reads high nibbles ('unsigned': in place; see WasmDotBytes). */
+  wasmDotBytes?: 'unsigned' | 'portable';
 }
 
 export interface Backend {

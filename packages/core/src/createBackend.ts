@@ -5,7 +5,7 @@ import { createWebGPUBackend } from './webgpu/index.js';
 
 export type DeviceChoice = 'auto' | 'webgpu' | 'wasm';
 
-/** The device, and (`threads`, `quantizedActivations`, `simd`) the wasm backend's options where it is the one chosen. */
+/** The device, and (`threads`, `quantizedActivations`, `simd`, `dotBytes`) the wasm backend's options where it is the one chosen. */
 export interface CreateBackendOptions extends WasmBackendOptions {
   device?: DeviceChoice;
 }

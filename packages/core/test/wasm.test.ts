@@ -7,7 +7,7 @@ import type { Backend, HostMatrix, Tensor, WeightFormat } from '../src/backend.j
 import { isOmniError } from '../src/errors.js';
 import { dequantize, f16ToF32, quantize, toF16Array } from '../src/quant.js';
 import { createWasmBackend } from '../src/wasm/index.js';
-import { relaxedDotAvailable } from '../src/wasm/module.js';
+import { relaxedDotAvailable, relaxedDotReadsUnsignedBytes } from '../src/wasm/module.js';
 
 function random(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
@@ -78,6 +78,7 @@ describe('createWasmBackend', () => {
     await expectOmniError('BAD_INPUT', () => createWasmBackend({ threads: 1.5 }));
     await expectOmniError('BAD_INPUT', () => createWasmBackend(null as unknown as object));
     await expectOmniError('BAD_INPUT', () => createWasmBackend({ simd: 'avx' as unknown as 'auto' }));
+    await expectOmniError('BAD_INPUT', () => createWasmBackend({ dotBytes: 'unsigned' as unknown as 'auto' }));
   });
 
   // Node 20's V8 has no relaxed SIMD (behind its flag, an older draft's dot product, which the
@@ -86,10 +87,15 @@ describe('createWasmBackend', () => {
     const relaxed = await relaxedDotAvailable();
     const be = await createWasmBackend({ threads: 1 });
     expect(be.info.wasmSimd).toBe(relaxed ? 'relaxed' : 'baseline');
-    expect(be.info.name).toMatch(relaxed ? /^wasm relaxed simd / : /^wasm simd128 /);
+    expect(be.info.name).toMatch(relaxed ? /^wasm relaxed simd, / : /^wasm simd128 /);
+    // High nibbles in place only where the relaxed dot reads bytes above 127 as unsigned; the browser suite compares both ways bit for bit.
+    const unsigned = await relaxedDotReadsUnsignedBytes();
+    if (!relaxed) expect(unsigned).toBe(false);
+    expect(be.info.wasmDotBytes).toBe(relaxed ? (unsigned ? 'unsigned' : 'portable') : undefined);
     be.destroy();
     const baseline = await createWasmBackend({ threads: 1, simd: 'baseline' });
     expect(baseline.info.wasmSimd).toBe('baseline');
+    expect(baseline.info.wasmDotBytes).toBeUndefined();
     baseline.destroy();
     if (relaxed) (await createWasmBackend({ threads: 1, simd: 'relaxed' })).destroy();
     else await expectOmniError('UNSUPPORTED_CONFIG', () => createWasmBackend({ simd: 'relaxed' }));

@@ -77,11 +77,14 @@ export class WasmBackendImpl implements Backend {
   /** linearsKernel's part fields, grown as needed. */
   private linearFields = new Int32Array(8 * 4);
 
-  constructor(kernels: KernelExports, threads: number, quantizedActivations: QuantizedActivations, relaxed: boolean) {
+  constructor(kernels: KernelExports, threads: number, quantizedActivations: QuantizedActivations, relaxed: boolean, unsignedDotBytes: boolean) {
     this.kernels = kernels;
-    const simd = relaxed ? 'relaxed simd' : 'simd128';
+    const simd = relaxed ? `relaxed simd, ${unsignedDotBytes ? 'unsigned' : 'portable'} dot bytes` : 'simd128';
     const name = `wasm ${simd} (${threads} thread${threads === 1 ? '' : 's'}, ${quantizedActivations} q8/q4 GEMV activations)`;
-    this.info = { kind: 'wasm', name, shaderF16: false, maxBufferBytes: ALLOCATION_LIMIT, threads, wasmSimd: relaxed ? 'relaxed' : 'baseline' };
+    this.info = {
+      kind: 'wasm', name, shaderF16: false, maxBufferBytes: ALLOCATION_LIMIT, threads, wasmSimd: relaxed ? 'relaxed' : 'baseline',
+      ...(relaxed ? { wasmDotBytes: unsignedDotBytes ? 'unsigned' : 'portable' } as const : {}),
+    };
   }
 
   // ---- memory

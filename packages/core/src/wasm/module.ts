@@ -14,6 +14,7 @@ export interface KernelExports {
   _omni_linears(x: number, M: number, parts: number, count: number): number;
   /** Activations of the GEMV against q8/q4 weights, 0: exact, 1: one 15-bit part, 2: one 8-bit part, 3: 2 for q4 and 1 for q8; −1 for another mode. */
   _omni_set_gemv_activations(mode: number): number;
+  _omni_set_unsigned_dot_bytes(on: number): number;
   /** 1 in the relaxed-SIMD build, 0 in the baseline one. */
   _omni_relaxed_dot(): number;
   _omni_matmul(a: number, b: number, M: number, K: number, N: number, transposeB: number, y: number): number;
@@ -74,7 +75,22 @@ const RELAXED_DOT_PROBE = new Uint8Array([
   0xfd, 0x93, 0x02, 0xfd, 0x1b, 0x00, 0x0b, // relaxed dot-add (0xfd 0x113), extract lane 0, end
 ]);
 
-let relaxedDot: Promise<boolean> | undefined;
+type DotProbe = (a: number, b: number, c: number) => number;
+let dotProbe: Promise<DotProbe | null> | undefined;
+
+/** The probe module's dot, or null where the engine does not compile it. */
+function relaxedDotProbe(): Promise<DotProbe | null> {
+  dotProbe ??= (async () => {
+    if (!WebAssembly.validate(RELAXED_DOT_PROBE)) return null;
+    try {
+      const { instance } = await WebAssembly.instantiate(RELAXED_DOT_PROBE);
+      return instance.exports.d as DotProbe;
+    } catch {
+      return null;
+    }
+  })();
+  return dotProbe;
+}
 
 /**
  * Whether this engine runs relaxed SIMD's 8-bit dot product as the kernels use it (a signed
@@ -82,18 +98,22 @@ let relaxedDot: Promise<boolean> | undefined;
  * Node 20's V8, behind --experimental-wasm-relaxed-simd, compiles the opcode with an older
  * draft's meaning (it drops the accumulator and doubles the sum), so the probe also runs it.
  */
-export function relaxedDotAvailable(): Promise<boolean> {
-  relaxedDot ??= (async () => {
-    if (!WebAssembly.validate(RELAXED_DOT_PROBE)) return false;
-    try {
-      const { instance } = await WebAssembly.instantiate(RELAXED_DOT_PROBE);
-      const dot = instance.exports.d as (a: number, b: number, c: number) => number;
-      return dot(-3, 100, 7) === -1193 && dot(-128, 127, -5) === -65029 && dot(127, 127, 0) === 64516;
-    } catch {
-      return false;
-    }
-  })();
-  return relaxedDot;
+export async function relaxedDotAvailable(): Promise<boolean> {
+  const dot = await relaxedDotProbe();
+  return dot !== null && dot(-3, 100, 7) === -1193 && dot(-128, 127, -5) === -65029 && dot(127, 127, 0) === 64516;
+}
+
+/**
+ * Whether that dot also multiplies second-operand bytes 128–255 as unsigned, exactly (the
+ * spec leaves them to the engine: x86's AVX-VNNI reads them unsigned, Arm's sdot signed, and
+ * x86 without VNNI saturates pair sums). Where it does, the q4 GEMV takes high nibbles in
+ * place (kernels/wasm/linear.c, omni_set_unsigned_dot_bytes).
+ */
+export async function relaxedDotReadsUnsignedBytes(): Promise<boolean> {
+  if (!(await relaxedDotAvailable())) return false;
+  const dot = (await relaxedDotProbe())!;
+  // 4·(−128)·240: a signed read gives 8192, saturating pair sums −65536.
+  return dot(-128, 0xf0, 0) === -122880 && dot(127, 0xff, 3) === 129543 && dot(-1, 0x80, 0) === -512;
 }
 
 /**
