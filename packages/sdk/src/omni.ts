@@ -31,8 +31,9 @@ export interface CheckOptions {
   device?: DeviceChoice;
   /**
    * Where the wasm backend runs (device 'wasm', or 'auto' without an adapter): its `threads`,
-   * the q8/q4 GEMV's `quantizedActivations` and the kernel build (`simd`); see
-   * `WasmBackendOptions` (defaults: 2 threads where threads can run, 'auto', 'auto').
+   * the q8/q4 GEMV's `quantizedActivations`, the kernel build (`simd`) and how its q4 GEMV
+   * reads high nibbles (`dotBytes`); see `WasmBackendOptions` (defaults: 2 threads where
+   * threads can run, 'auto', 'auto', 'auto').
    */
   wasm?: WasmBackendOptions;
   /**
