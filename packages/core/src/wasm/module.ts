@@ -14,6 +14,7 @@ export interface KernelExports {
   _omni_linears(x: number, M: number, parts: number, count: number): number;
   /** Activations of the GEMV against q8/q4 weights, 0: exact, 1: one 15-bit part, 2: one 8-bit part, 3: 2 for q4 and 1 for q8; −1 for another mode. */
   _omni_set_gemv_activations(mode: number): number;
+  /** 1: the q4 GEMV reads high nibbles in place (relaxed build only, else −1); 0: shifted down. */
   _omni_set_unsigned_dot_bytes(on: number): number;
   /** 1 in the relaxed-SIMD build, 0 in the baseline one. */
   _omni_relaxed_dot(): number;
@@ -100,7 +101,7 @@ function relaxedDotProbe(): Promise<DotProbe | null> {
  */
 export async function relaxedDotAvailable(): Promise<boolean> {
   const dot = await relaxedDotProbe();
-  return dot !== null && dot(-3, 100, 7) === -1193 && dot(-128, 127, -5) === -65029 && dot(127, 127, 0) === 64516;
+  return dot !== null && probed(() => dot(-3, 100, 7) === -1193 && dot(-128, 127, -5) === -65029 && dot(127, 127, 0) === 64516);
 }
 
 /**
@@ -113,7 +114,16 @@ export async function relaxedDotReadsUnsignedBytes(): Promise<boolean> {
   if (!(await relaxedDotAvailable())) return false;
   const dot = (await relaxedDotProbe())!;
   // 4·(−128)·240: a signed read gives 8192, saturating pair sums −65536.
-  return dot(-128, 0xf0, 0) === -122880 && dot(127, 0xff, 3) === 129543 && dot(-1, 0x80, 0) === -512;
+  return probed(() => dot(-128, 0xf0, 0) === -122880 && dot(127, 0xff, 3) === 129543 && dot(-1, 0x80, 0) === -512);
+}
+
+/** A probe's answer; false where running it throws. */
+function probed(check: () => boolean): boolean {
+  try {
+    return check();
+  } catch {
+    return false;
+  }
 }
 
 /**
