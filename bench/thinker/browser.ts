@@ -162,7 +162,7 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
           const variant = [r.info.wasmSimd === 'baseline' ? 'simd128' : '', pair.wasm?.quantizedActivations ?? ''].filter(Boolean).join(' ');
           results.push({
             target: `wasm Chromium${variant ? ` ${variant}` : ''}`, weights: pair.format, threads: r.info.threads,
-            result: r.result, work: r.work, roofline, peaks, prefillPassRows: 256, wasmSimd: r.info.wasmSimd,
+            result: r.result, work: r.work, roofline, peaks, prefillPassRows: 256, wasmSimd: r.info.wasmSimd, wasmDotBytes: r.info.wasmDotBytes,
           });
           continue;
         }
@@ -176,7 +176,7 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
         peers[`${pair.gguf} ${r.peer.threads}T`] = figures;
         results.push({
           target: 'wasm Chromium', weights: pair.format, threads: r.ours.info.threads, result: r.ours.result, work: r.ours.work, roofline, peaks,
-          prefillPassRows: 256, peer: { label: `llama.cpp ${pair.gguf}`, figures }, wasmSimd: r.ours.info.wasmSimd,
+          prefillPassRows: 256, peer: { label: `llama.cpp ${pair.gguf}`, figures }, wasmSimd: r.ours.info.wasmSimd, wasmDotBytes: r.ours.info.wasmDotBytes,
         });
         const fmt = (f: PeerFigures) => Object.entries(f).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
         log(`${label} (${pair.rounds} round${pair.rounds > 1 ? 's' : ''}, best kept): ours ${fmt(oursFigures(r.ours.result))}; llama.cpp (wllama ${r.peer.multithread ? 'multi' : 'single'}-thread) ${fmt(figures)} tok/s`);

@@ -146,7 +146,7 @@ for (const [i, { format, threads, activations }] of runs.entries()) {
   log(`${target} ${format} ${threads}T: loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   try {
     const result = await benchThinker(thinker, nodeOptions, () => performance.now(), log);
-    results.push({ target, weights: format, threads, result, work: tokenWork(thinker), roofline, peaks, prefillPassRows: PASS_ROWS, wasmSimd: backend.info.wasmSimd });
+    results.push({ target, weights: format, threads, result, work: tokenWork(thinker), roofline, peaks, prefillPassRows: PASS_ROWS, wasmSimd: backend.info.wasmSimd, wasmDotBytes: backend.info.wasmDotBytes });
     for (const context of prof ? profileContexts : []) {
       const ops = await profileDecode(thinker, prof!, context, quick ? 4 : 8);
       profiles.push({ target: `${target} ${threads}T`, weights: format, context, stepMs: ops.stepMs!, ops: [...ops] });
@@ -255,7 +255,10 @@ const out = `${here}../results/thinker-${large ? '3b-' : ''}${quick ? 'quick' : 
 writeFileSync(out, JSON.stringify({
   date: stamp, seconds: (performance.now() - started) / 1000, options: nodeOptions, roofline, peaks,
   decodeLabels: nodeOptions.contexts.map(decodeLabel), peerNote, peers, rows, versusBrief, profiles, paired,
-  raw: all.map((r) => ({ target: r.target, weights: r.weights, threads: r.threads, result: r.result, work: r.work, roofline: r.roofline, peaks: r.peaks })),
+  raw: all.map((r) => ({
+    target: r.target, weights: r.weights, threads: r.threads, wasmSimd: r.wasmSimd, wasmDotBytes: r.wasmDotBytes,
+    result: r.result, work: r.work, roofline: r.roofline, peaks: r.peaks,
+  })),
   browser: browserExtra,
 }, null, 2));
 console.log(`wrote ${out} (${((performance.now() - started) / 1000).toFixed(0)} s)`);

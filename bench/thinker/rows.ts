@@ -18,6 +18,8 @@ export interface TargetResult {
   peaks: ComputePeaks;
   /** wasm targets: the kernel build that ran (its q4 GEMV uses relaxed SIMD's 8-bit dot in 'relaxed'). */
   wasmSimd?: 'relaxed' | 'baseline';
+  /** wasm relaxed build: how its q4 GEMV read high nibbles (BackendInfo.wasmDotBytes). */
+  wasmDotBytes?: 'unsigned' | 'portable';
   /** A correctness device (SwiftShader): no floors. */
   recordOnly?: boolean;
   prefillPassRows: number;
