@@ -132,10 +132,15 @@ export function quantize(
   return { format, rows, cols, paddedCols: pc, data: bytes, scales: scalesF16 ?? scalesF32 };
 }
 
-/** Whether every half (f16 bits) is finite: the kernels read f16 scales without an Inf/NaN case. */
-export function finiteHalves(halves: Uint16Array): boolean {
-  for (let i = 0; i < halves.length; i++) if ((halves[i] & 0x7c00) === 0x7c00) return false;
-  return true;
+/** Whether f16 bits hold a finite value (an exponent field not all ones): the kernels read f16 weights and scales without an Inf/NaN case. */
+export function isFiniteHalf(h: number): boolean {
+  return (h & 0x7c00) !== 0x7c00;
+}
+
+/** Index of the first Inf or NaN among f16 bits, or −1. */
+export function firstNonFiniteHalf(halves: Uint16Array): number {
+  for (let i = 0; i < halves.length; i++) if (!isFiniteHalf(halves[i])) return i;
+  return -1;
 }
 
 /**
@@ -146,7 +151,7 @@ export function narrowScales(scales: Float32Array): Float32Array | Uint16Array {
   const halves = new Uint16Array(scales.length);
   for (let i = 0; i < scales.length; i++) {
     const h = f32ToF16(scales[i]);
-    if ((h & 0x7c00) === 0x7c00 || f16ToF32(h) !== scales[i]) return scales;
+    if (!isFiniteHalf(h) || f16ToF32(h) !== scales[i]) return scales;
     halves[i] = h;
   }
   return halves;

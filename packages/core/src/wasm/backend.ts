@@ -3,7 +3,7 @@ import type {
   UnaryFunction, Weight, WeightFormat,
 } from '../backend.js';
 import { OmniError } from '../errors.js';
-import { paddedCols } from '../quant.js';
+import { firstNonFiniteHalf, paddedCols } from '../quant.js';
 import {
   checkDtype, checkFinite, checkHostIndices, checkInt, checkLinearParts, checkRank, checkShape, fmt, lastDim, linearShape, sameShape, shapeSize,
   unaryParams,
@@ -664,9 +664,8 @@ export class WasmBackendImpl implements Backend {
  * (kernels/wasm/linear.c). `problem` names the half at [row, column] of `perRow` per row.
  */
 function refuseNonFiniteHalves(halves: Uint16Array, perRow: number, problem: (row: number, col: number) => string): void {
-  for (let i = 0; i < halves.length; i++) {
-    if ((halves[i] & 0x7c00) === 0x7c00) throw new OmniError('NUMERIC', problem(Math.floor(i / perRow), i % perRow));
-  }
+  const i = firstNonFiniteHalf(halves);
+  if (i >= 0) throw new OmniError('NUMERIC', problem(Math.floor(i / perRow), i % perRow));
 }
 
 function rowCount(t: WasmTensor): number {

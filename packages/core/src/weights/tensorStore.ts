@@ -1,6 +1,6 @@
 import type { HostMatrix, WeightFormat } from '../backend.js';
 import { OmniError } from '../errors.js';
-import { f16ToF32, finiteHalves, narrowScales, paddedCols, QUANT_GROUP, quantize, toF16Array } from '../quant.js';
+import { f16ToF32, firstNonFiniteHalf, narrowScales, paddedCols, QUANT_GROUP, quantize, toF16Array } from '../quant.js';
 import type { ByteSource } from './byteSource.js';
 import { convertedRowBytes } from './manifest.js';
 import { decodeFloat, decodeInt32, DTYPE_BYTES, isReadableDtype, type SafetensorsDtype } from './dtypes.js';
@@ -229,7 +229,7 @@ export class TensorStore {
     await forEachBlock((bytes, r0, r1) => {
       const values = decodeFloat(info.dtype, bytes, name);
       let block = quantize(values, r1 - r0, cols, format, scales instanceof Uint16Array ? 'f16' : 'f32');
-      if (block.scales instanceof Uint16Array && !finiteHalves(block.scales)) {
+      if (block.scales instanceof Uint16Array && firstNonFiniteHalf(block.scales) >= 0) {
         const widened = allocate(Float32Array, rows * groups, name);
         for (let i = 0; i < r0 * groups; i++) widened[i] = f16ToF32(scales[i]);
         scales = widened;
