@@ -17,7 +17,7 @@ export interface KernelPageApi {
   info(kind: BrowserBackendKind): Promise<BackendInfo>;
   /** One case; a thrown error comes back as `error` (with its stack) instead of a rejection. */
   run(kind: BrowserBackendKind, name: string): Promise<CaseResult | { error: string }>;
-  /** q4 GEMVs (1–12 rows, odd sizes, f32 and f16 scales, 'int16' and 'int8' activations) on the relaxed build, reading high nibbles either way, and on the baseline build. */
+  /** q4 and q8 GEMVs (1–12 rows, odd sizes, f32 and f16 scales, 'int16' and 'int8' activations) on the relaxed build, with 'auto' and 'portable' dot bytes, and on the baseline build. */
   compareWasmBuilds(): Promise<BuildComparison>;
   /** relaxedDotReadsUnsignedBytes() in this page. */
   readsUnsignedDotBytes(): Promise<boolean>;
@@ -36,9 +36,9 @@ function backendOf(kind: BrowserBackendKind): Promise<Backend> {
 
 const oracle = createOracleBackend();
 
-/** x·Wᵀ for a q4 W on one backend, read back as raw bits. */
-async function q4Product(backend: Backend, x: Float32Array, rows: number, w: Float32Array, N: number, K: number, scales: 'f32' | 'f16'): Promise<Uint32Array> {
-  const y = backend.linear(backend.tensor(x, [rows, K]), backend.weight(quantize(w, N, K, 'q4', scales)), null);
+/** x·Wᵀ for a q8/q4 W on one backend, read back as raw bits. */
+async function quantizedProduct(backend: Backend, x: Float32Array, rows: number, w: Float32Array, N: number, K: number, format: 'q8' | 'q4', scales: 'f32' | 'f16'): Promise<Uint32Array> {
+  const y = backend.linear(backend.tensor(x, [rows, K]), backend.weight(quantize(w, N, K, format, scales)), null);
   return new Uint32Array((await backend.read(y)).buffer);
 }
 
@@ -56,11 +56,14 @@ async function compareWasmBuilds(): Promise<BuildComparison> {
       try {
         // 1×2053 from 1000 columns runs on the pool's threads; the rest on one.
         for (const [rows, K, N] of [[1, 100, 37], [1, 896, 64], [1, 1000, 2053], [5, 131, 9], [12, 64, 4]]) {
-          for (const scales of ['f32', 'f16'] as const) {
-            const x = random(rows * K), w = random(N * K);
-            const a = await q4Product(relaxed, x, rows, w, N, K, scales), b = await q4Product(baseline, x, rows, w, N, K, scales);
-            compared += a.length;
-            for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differing++;
+          for (const format of ['q4', 'q8'] as const) {
+            for (const scales of ['f32', 'f16'] as const) {
+              const x = random(rows * K), w = random(N * K);
+              const a = await quantizedProduct(relaxed, x, rows, w, N, K, format, scales);
+              const b = await quantizedProduct(baseline, x, rows, w, N, K, format, scales);
+              compared += a.length;
+              for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differing++;
+            }
           }
         }
       } finally {

@@ -14,8 +14,11 @@
 /*
  * q8/q4 weights live in the heap as blocks of 4 rows (the last one padded with zero-scale
  * rows), each block a run of groups of 32 columns:
- * - q8, 128 bytes per group: 16 chunks of 8 bytes; chunk m holds columns 2m and 2m+1 of the
- *   block's rows as [r0 c, r0 c+1, r1 c, r1 c+1, r2 c, r2 c+1, r3 c, r3 c+1].
+ * - q8, 128 bytes per group: 8 chunks of 16 bytes; chunk j holds columns 4j … 4j+3 of the
+ *   block's rows as [r0 c … c+3, r1 c … c+3, r2 …, r3 …], each byte w + 128 (unsigned): four
+ *   bytes of a row make one lane of relaxed SIMD's 8-bit dot, whose second operand they are,
+ *   and which a VNNI engine reads as unsigned (see omni_set_unsigned_dot_bytes); the int16
+ *   kernels widen them as unsigned. Either way the sums take 128·Σx back out once per group.
  * - q4, 64 bytes per group: 4 chunks of 8 u16 lanes in that row/column-parity order (lane l:
  *   row l/2, parity l%2); bits 4m..4m+3 of a lane of chunk j hold column 8j + 2m + parity.
  * - scales: per block and group, the 4 rows' scales side by side.
@@ -59,8 +62,8 @@ static void pack_group(const uint8_t *rows, size_t row_bytes, int q4, int g, uin
       }
     }
   } else {
-    for (int m = 0; m < 16; m++) {
-      for (int l = 0; l < 8; l++) out[8 * m + l] = rows[(l / 2) * row_bytes + (size_t)g * 32 + 2 * m + (l & 1)];
+    for (int j = 0; j < 8; j++) {
+      for (int l = 0; l < 16; l++) out[16 * j + l] = rows[(l / 4) * row_bytes + (size_t)g * 32 + 4 * j + (l & 3)] ^ 0x80;
     }
   }
 }
@@ -130,7 +133,7 @@ void dequantize_row(const weight_t *w, int row, int k0, int count, float *out) {
         size_t group = group_index(blocks, groups, row / BLOCK_ROWS, col / QUANT_GROUP);
         int q;
         if (w->format == FORMAT_Q8) {
-          q = ((const int8_t *)w->data)[group * 128 + (c / 2) * 8 + 2 * r + (c & 1)];
+          q = ((const uint8_t *)w->data)[group * 128 + (c / 4) * 16 + 4 * r + (c & 3)] - 128;
         } else {
           const uint8_t *lane = (const uint8_t *)w->data + group * 64 + (c / 8) * 16 + 2 * (2 * r + (c & 1));
           int m = (c % 8) / 2;
@@ -148,10 +151,10 @@ typedef struct {
   const float *x;       /* [K] */
   const int16_t *xq;    /* q8/q4: per group `parts` × 32 int16 (quantize_activations) */
   const float *xscale;  /* q8/q4: one scale per group */
-  const int32_t *xoffset; /* q8/q4: per group and part −8·Σq (q4 only uses it) */
-  const int8_t *xbytes; /* relaxed SIMD, q4, one part: x's bytes per group (split_activation_bytes, int8_activation_bytes) */
+  const int32_t *xoffset; /* q8/q4: per group and part −z·Σq, z the weights' stored zero (q4 8, q8 128) */
+  const int8_t *xbytes; /* relaxed SIMD, one part: x's bytes per group (split_activation_bytes, int8_activation_bytes) */
   int parts;            /* 1 or 2 int16 parts of x (the activation mode) */
-  int bytes;            /* how q4 reads x: X_LANES (xq), or with relaxed SIMD X_SPLIT, X_INT8 or X_INT8_HIGH_IN_PLACE (xbytes) */
+  int bytes;            /* how the kernel reads x: X_LANES (xq), or with relaxed SIMD X_SPLIT, X_INT8 or X_INT8_HIGH_IN_PLACE (xbytes) */
   weight_t w;
   const float *bias;
   float *y;
@@ -273,19 +276,29 @@ typedef struct {
   v128_t first, second;
 } sum_pair;
 
-static inline __attribute__((always_inline)) sum_pair q8_block_group(const int8_t *w, const int16_t *x, const int pair) {
+/*
+ * q8: a chunk's bytes (w + 128) widen to int16 lanes of rows 0–1 and of rows 2–3, each row's 4
+ * columns in two lanes of the dot against x[c … c+3]; a group ends summing the lane pairs, and
+ * its sums start at offset = −128·Σq. |sum| < 2^31: a lane holds 8 products of at most 255·32767.
+ */
+static inline v128_t lane_pair_sums(v128_t rows01, v128_t rows23, v128_t offset) {
+  return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shuffle(rows01, rows23, 0, 2, 4, 6), wasm_i32x4_shuffle(rows01, rows23, 1, 3, 5, 7)), offset);
+}
+
+static inline __attribute__((always_inline)) sum_pair q8_block_group(const uint8_t *w, const int16_t *x, int32_t offset, const int pair) {
   v128_t a = wasm_i32x4_splat(0), b = a, c = a, d = a;
 #pragma clang loop unroll(disable)
-  for (int m = 0; m < 16; m += 2) {
-    v128_t x0 = wasm_v128_load32_splat(x + 2 * m), x1 = wasm_v128_load32_splat(x + 2 * m + 2);
-    a = wasm_i32x4_add(a, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 8 * m), x0));
-    b = wasm_i32x4_add(b, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 8 * m + 8), x1));
+  for (int j = 0; j < 8; j++) {
+    v128_t xj = wasm_v128_load64_splat(x + 4 * j);
+    a = wasm_i32x4_add(a, wasm_i32x4_dot_i16x8(wasm_u16x8_load8x8(w + 16 * j), xj));
+    b = wasm_i32x4_add(b, wasm_i32x4_dot_i16x8(wasm_u16x8_load8x8(w + 16 * j + 8), xj));
     if (pair) {
-      c = wasm_i32x4_add(c, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 128 + 8 * m), x0));
-      d = wasm_i32x4_add(d, wasm_i32x4_dot_i16x8(wasm_i16x8_load8x8(w + 128 + 8 * m + 8), x1));
+      c = wasm_i32x4_add(c, wasm_i32x4_dot_i16x8(wasm_u16x8_load8x8(w + 128 + 16 * j), xj));
+      d = wasm_i32x4_add(d, wasm_i32x4_dot_i16x8(wasm_u16x8_load8x8(w + 128 + 16 * j + 8), xj));
     }
   }
-  return (sum_pair){ wasm_i32x4_add(a, b), wasm_i32x4_add(c, d) };
+  const v128_t o = wasm_i32x4_splat(offset);
+  return (sum_pair){ lane_pair_sums(a, b, o), lane_pair_sums(c, d, o) };
 }
 
 /*
@@ -393,27 +406,68 @@ static inline __attribute__((always_inline)) sum_pair q4_block_group_int8(const 
   return (sum_pair){ wasm_i32x4_add(a0, a1), wasm_i32x4_add(b0, b1) };
 }
 
-/* 8-bit activations (int16 lanes, groups × 32, |q| ≤ 127) → the byte order above, two chunks per pass. */
-static void int8_activation_bytes(const int16_t *xq, int groups, int8_t *bytes) {
+/*
+ * q8 against x's bytes: a chunk's 16 bytes (w + 128, the layout above) are the second operand
+ * as they lie, one row's 4 columns a lane, against x[c … c+3]: the int16 mode's two bytes
+ * [hi c … c+3][lo c … c+3] (two dots a chunk, a third of the int16 kernel's instructions), or the
+ * int8 mode's one. Bytes above 127 make this the engine's choice: it runs only where the engine
+ * reads them as unsigned (omni_set_unsigned_dot_bytes), and the sums are then the int16
+ * kernel's to the bit. Sums start at offset = −128·Σq; the int8 form alternates two chains.
+ */
+static inline __attribute__((always_inline)) sum_pair q8_block_group_bytes(const uint8_t *w, const int8_t *x, int32_t offset, const int pair) {
+  v128_t hi0 = wasm_i32x4_splat(0), hi1 = hi0, lo0 = wasm_i32x4_splat(offset), lo1 = lo0;
+#pragma clang loop unroll(disable)
+  for (int j = 0; j < 8; j++) {
+    v128_t xh = wasm_v128_load32_splat(x + 8 * j), xl = wasm_v128_load32_splat(x + 8 * j + 4);
+    v128_t v = wasm_v128_load(w + 16 * j);
+    hi0 = dot_bytes_add(xh, v, hi0);
+    lo0 = dot_bytes_add(xl, v, lo0);
+    if (pair) {
+      v128_t u = wasm_v128_load(w + 128 + 16 * j);
+      hi1 = dot_bytes_add(xh, u, hi1);
+      lo1 = dot_bytes_add(xl, u, lo1);
+    }
+  }
+  return (sum_pair){ wasm_i32x4_add(wasm_i32x4_shl(hi0, 7), lo0), wasm_i32x4_add(wasm_i32x4_shl(hi1, 7), lo1) };
+}
+
+static inline __attribute__((always_inline)) sum_pair q8_block_group_int8(const uint8_t *w, const int8_t *x, int32_t offset, const int pair) {
+  v128_t a0 = wasm_i32x4_splat(offset), b0 = a0, a1 = wasm_i32x4_splat(0), b1 = a1;
+#pragma clang loop unroll(disable)
+  for (int j = 0; j < 8; j += 2) {
+    v128_t x0 = wasm_v128_load32_splat(x + 4 * j), x1 = wasm_v128_load32_splat(x + 4 * j + 4);
+    a0 = dot_bytes_add(x0, wasm_v128_load(w + 16 * j), a0);
+    a1 = dot_bytes_add(x1, wasm_v128_load(w + 16 * j + 16), a1);
+    if (pair) {
+      b0 = dot_bytes_add(x0, wasm_v128_load(w + 128 + 16 * j), b0);
+      b1 = dot_bytes_add(x1, wasm_v128_load(w + 128 + 16 * j + 16), b1);
+    }
+  }
+  return (sum_pair){ wasm_i32x4_add(a0, a1), wasm_i32x4_add(b0, b1) };
+}
+
+/* 8-bit activations (int16 lanes, groups × 32, |q| ≤ 127) → bytes in the order of the weights' chunks (q4: see above; q8: as they are), two chunks per pass. */
+static void int8_activation_bytes(const int16_t *xq, int groups, const int q4, int8_t *bytes) {
   for (int c = 0; c < groups * QUANT_GROUP / 16; c++) {
     v128_t b = wasm_i8x16_narrow_i16x8(wasm_v128_load(xq + 16 * c), wasm_v128_load(xq + 16 * c + 8));
-    wasm_v128_store(bytes + 16 * c, wasm_i8x16_shuffle(b, b, 0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
+    wasm_v128_store(bytes + 16 * c, q4 ? wasm_i8x16_shuffle(b, b, 0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15) : b);
   }
 }
 
-/* One part of 15-bit activations (int16 lanes, groups × 32) → the byte order above. */
-static void split_activation_bytes(const int16_t *xq, int groups, int8_t *bytes) {
+/* One part of 15-bit activations (int16 lanes, groups × 32) → hi and lo bytes in the order of the weights' chunks (q4: see above; q8: [hi c … c+3][lo c … c+3]). */
+static void split_activation_bytes(const int16_t *xq, int groups, const int q4, int8_t *bytes) {
   for (int c = 0; c < groups * QUANT_GROUP / 8; c++) {
     v128_t q = wasm_v128_load(xq + 8 * c);
     v128_t hl = wasm_i8x16_narrow_i16x8(wasm_i16x8_shr(q, 7), wasm_v128_and(q, wasm_i16x8_const_splat(127)));
-    wasm_v128_store(bytes + 16 * c, wasm_i8x16_shuffle(hl, hl, 0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15));
+    wasm_v128_store(bytes + 16 * c, q4 ? wasm_i8x16_shuffle(hl, hl, 0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15)
+                                       : wasm_i8x16_shuffle(hl, hl, 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15));
   }
 }
 #else
 #define RELAXED_DOT 0
 #endif
 
-/* How the q4 GEMV reads x: int16 lanes, or (relaxed SIMD) 15-bit values split into two bytes, or 8-bit values (with the weights' high nibbles shifted down, or in place). */
+/* How the q8/q4 GEMV reads x: int16 lanes, or (relaxed SIMD) 15-bit values split into two bytes, or 8-bit values (q4: with the weights' high nibbles shifted down, or in place). */
 enum { X_LANES = 0, X_SPLIT = 1, X_INT8 = 2, X_INT8_HIGH_IN_PLACE = 3 };
 
 /*
@@ -424,15 +478,17 @@ static inline __attribute__((always_inline)) sum_pair block_group(const gemv_ctx
                                                                   const int pair, const uint8_t *w, int g, int p) {
   sum_pair sums;
 #if RELAXED_DOT
-  if (bytes == X_SPLIT) sums = q4_block_group_bytes(w, c->xbytes + (size_t)g * 64, c->xoffset[g], pair);
-  else if (bytes == X_INT8 || bytes == X_INT8_HIGH_IN_PLACE) {
-    sums = q4_block_group_int8(w, c->xbytes + (size_t)g * 32, c->xoffset[g], pair, bytes == X_INT8_HIGH_IN_PLACE);
-  }
-  else
+  if (bytes == X_SPLIT) {
+    const int8_t *x = c->xbytes + (size_t)g * 64;
+    sums = q4 ? q4_block_group_bytes(w, x, c->xoffset[g], pair) : q8_block_group_bytes(w, x, c->xoffset[g], pair);
+  } else if (bytes == X_INT8 || bytes == X_INT8_HIGH_IN_PLACE) {
+    const int8_t *x = c->xbytes + (size_t)g * 32;
+    sums = q4 ? q4_block_group_int8(w, x, c->xoffset[g], pair, bytes == X_INT8_HIGH_IN_PLACE) : q8_block_group_int8(w, x, c->xoffset[g], pair);
+  } else
 #endif
   {
     const int16_t *x = c->xq + ((size_t)g * parts + p) * QUANT_GROUP;
-    sums = q4 ? q4_block_group(w, x, c->xoffset[g * parts + p], pair) : q8_block_group((const int8_t *)w, x, pair);
+    sums = q4 ? q4_block_group(w, x, c->xoffset[g * parts + p], pair) : q8_block_group(w, x, c->xoffset[g * parts + p], pair);
   }
   (void)bytes;
   return (sum_pair){ wasm_f32x4_convert_i32x4(sums.first), wasm_f32x4_convert_i32x4(sums.second) };
@@ -515,14 +571,18 @@ GEMV_VARIANT(gemv_q4_f16_int8, 1, 1, 1, X_INT8)
 GEMV_VARIANT(gemv_q4_f32_int8, 1, 0, 1, X_INT8)
 GEMV_VARIANT(gemv_q4_f16_int8_in_place, 1, 1, 1, X_INT8_HIGH_IN_PLACE)
 GEMV_VARIANT(gemv_q4_f32_int8_in_place, 1, 0, 1, X_INT8_HIGH_IN_PLACE)
+GEMV_VARIANT(gemv_q8_f16_split, 0, 1, 1, X_SPLIT)
+GEMV_VARIANT(gemv_q8_f32_split, 0, 0, 1, X_SPLIT)
+GEMV_VARIANT(gemv_q8_f16_int8, 0, 1, 1, X_INT8)
+GEMV_VARIANT(gemv_q8_f32_int8, 0, 0, 1, X_INT8)
 #endif
 
 /* The task for a quantized weight and form of x: one part of int16 lanes serves the int16 mode, and the int8 mode where no byte dot runs it. */
 static omni_task gemv_variant(const gemv_ctx *c) {
   const int q4 = c->w.format == FORMAT_Q4, f16 = c->w.scale_f16, exact = c->parts == 2;
 #if RELAXED_DOT
-  if (c->bytes == X_SPLIT) return f16 ? gemv_q4_f16_split : gemv_q4_f32_split;
-  if (c->bytes == X_INT8) return f16 ? gemv_q4_f16_int8 : gemv_q4_f32_int8;
+  if (c->bytes == X_SPLIT) return q4 ? (f16 ? gemv_q4_f16_split : gemv_q4_f32_split) : f16 ? gemv_q8_f16_split : gemv_q8_f32_split;
+  if (c->bytes == X_INT8) return q4 ? (f16 ? gemv_q4_f16_int8 : gemv_q4_f32_int8) : f16 ? gemv_q8_f16_int8 : gemv_q8_f32_int8;
   if (c->bytes == X_INT8_HIGH_IN_PLACE) return f16 ? gemv_q4_f16_int8_in_place : gemv_q4_f32_int8_in_place;
 #endif
   if (q4) return f16 ? (exact ? gemv_q4_f16_two_parts : gemv_q4_f16_one_part) : (exact ? gemv_q4_f32_two_parts : gemv_q4_f32_one_part);
@@ -581,8 +641,9 @@ OMNI_EXPORT int omni_set_gemv_activations(int mode) {
 }
 
 /*
- * Whether the relaxed build's q4 GEMV in the int8 mode takes each weight byte's high nibble in
- * place (q4_block_group_int8). The relaxed 8-bit dot's result is the engine's choice when its
+ * Whether the relaxed build's GEMV may give the 8-bit dot bytes above 127: q4 in the int8 mode
+ * then takes each weight byte's high nibble in place (q4_block_group_int8), and q8 runs on byte
+ * dots at all (q8_block_group_bytes, _int8). The relaxed 8-bit dot's result is the engine's choice when its
  * second operand holds a byte above 127: x86 engines read it as unsigned (V8 runs the dot as
  * AVX-VNNI's vpdpbusd, whose first source is unsigned bytes), Arm's sdot as signed, and
  * pmaddubsw saturates its pair sums. The JS side probes the engine for exact unsigned products
@@ -590,7 +651,7 @@ OMNI_EXPORT int omni_set_gemv_activations(int mode) {
  * high nibbles skip a shift per 16 weights: a q4 4864×896 GEMV from cache on one thread, Node 26,
  * 87 → 75 µs, where taking 12 other instructions out of each group (constants V8 rebuilt)
  * gained nothing; the 0.5B q4 decode step 14.1 → 13.4 ms.
- * Returns 0, or −1 when asked for in place in a build without the relaxed dot.
+ * Returns 0, or −1 when asked for in a build without the relaxed dot.
  */
 static int unsigned_dot_bytes = 0;
 
@@ -602,13 +663,13 @@ OMNI_EXPORT int omni_set_unsigned_dot_bytes(int on) {
 
 /*
  * x → per group `parts` × 32 int16 in element order (the first part within ±top), the group's scale s = max|x|/top, and per part
- * −8·Σq (q4 nibbles are stored as value + 8; this takes the 8 back out). A group holding
+ * −zero·Σq (q4 nibbles are stored as value + 8, q8 bytes as value + 128; this takes it back out). A group holding
  * Inf or NaN gets a NaN scale, so the result is NaN as an f32 product's would be.
  * It runs on the calling thread before the pool starts; with f32x4.max, nearest and
  * trunc_sat it took about 40 ns a group (6 µs of a decode step's 896×4864 down projection),
  * about 5 ns now (8×4864 q4 GEMV, one thread: 8.0 → 2.3 µs).
  */
-static void quantize_activations(const float *x, int K, int groups, int parts, float top, int16_t *xq, float *xscale, int32_t *xoffset) {
+static void quantize_activations(const float *x, int K, int groups, int parts, float top, int zero, int16_t *xq, float *xscale, int32_t *xoffset) {
   for (int g = 0; g < groups; g++) {
     v128_t v[8];
     uint32_t bits = load_activation_group(x, K, g * QUANT_GROUP, v);
@@ -636,7 +697,7 @@ static void quantize_activations(const float *x, int K, int groups, int parts, f
       }
       sum = wasm_i32x4_add(sum, wasm_i32x4_shuffle(sum, sum, 2, 3, 0, 1));
       sum = wasm_i32x4_add(sum, wasm_i32x4_shuffle(sum, sum, 1, 0, 3, 2));
-      xoffset[g * parts + p] = -8 * wasm_i32x4_extract_lane(sum, 0);
+      xoffset[g * parts + p] = -zero * wasm_i32x4_extract_lane(sum, 0);
     }
   }
 }
@@ -707,25 +768,26 @@ static int gemv_parts(const float *x, const linear_part *parts, int count) {
   if (w->format == FORMAT_F32 || w->format == FORMAT_F16) {
     task = w->format == FORMAT_F32 ? gemv_f32 : gemv_f16;
   } else {
-    int groups = padded_cols(w->cols) / QUANT_GROUP;
-    const int mode = gemv_activations != ACTIVATIONS_AUTO ? gemv_activations : w->format == FORMAT_Q4 ? ACTIVATIONS_INT8 : ACTIVATIONS_INT16;
+    const int groups = padded_cols(w->cols) / QUANT_GROUP, q4 = w->format == FORMAT_Q4;
+    const int mode = gemv_activations != ACTIVATIONS_AUTO ? gemv_activations : q4 ? ACTIVATIONS_INT8 : ACTIVATIONS_INT16;
     const int parts_of_x = mode == ACTIVATIONS_EXACT ? 2 : 1;
     const float top = mode == ACTIVATIONS_EXACT ? 32767.0f : mode == ACTIVATIONS_INT16 ? 16383.0f : 127.0f;
-    const int bytes = !RELAXED_DOT || w->format != FORMAT_Q4 || parts_of_x == 2 ? X_LANES
-                    : mode == ACTIVATIONS_INT16 ? X_SPLIT : unsigned_dot_bytes ? X_INT8_HIGH_IN_PLACE : X_INT8;
-    /* One allocation: the int16 parts, then the scales, then the q4 offsets, then x's bytes for the relaxed dot. */
+    /* Byte dots take x in one part; q8's bytes reach 255, so those need an engine that reads them as unsigned. */
+    const int bytes = !RELAXED_DOT || parts_of_x == 2 || (!q4 && !unsigned_dot_bytes) ? X_LANES
+                    : mode == ACTIVATIONS_INT16 ? X_SPLIT : q4 && unsigned_dot_bytes ? X_INT8_HIGH_IN_PLACE : X_INT8;
+    /* One allocation: the int16 parts, then the scales, then the offsets, then x's bytes for the relaxed dot. */
     const size_t byte_count = bytes == X_SPLIT ? 64 : bytes == X_LANES ? 0 : 32;
     uint8_t *scratch = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * (parts_of_x * QUANT_GROUP * 2 + 4 + parts_of_x * 4 + byte_count));
     if (!scratch) return -1;
     int16_t *xq = (int16_t *)scratch;
     float *xscale = (float *)(scratch + (size_t)groups * parts_of_x * QUANT_GROUP * 2);
     int32_t *xoffset = (int32_t *)(xscale + groups);
-    quantize_activations(x, w->cols, groups, parts_of_x, top, xq, xscale, xoffset);
+    quantize_activations(x, w->cols, groups, parts_of_x, top, q4 ? 8 : 128, xq, xscale, xoffset);
 #if RELAXED_DOT
     if (bytes != X_LANES) {
       int8_t *xbytes = (int8_t *)(xoffset + groups * parts_of_x);
-      if (bytes == X_SPLIT) split_activation_bytes(xq, groups, xbytes);
-      else int8_activation_bytes(xq, groups, xbytes);
+      if (bytes == X_SPLIT) split_activation_bytes(xq, groups, q4, xbytes);
+      else int8_activation_bytes(xq, groups, q4, xbytes);
       c.xbytes = xbytes;
     }
 #endif
@@ -812,7 +874,7 @@ static inline void store_column_pair(float *p, v128_t q, v128_t scales) {
 
 /*
  * A q8/q4 row block's columns k0 … k0 + kc (k0 a multiple of KC), rounded up to whole groups,
- * into panel columns 0..3: the blocks hold column pairs of 4 rows, what a [k][8] panel wants.
+ * into panel columns 0..3: column pairs of the block's 4 rows, what a [k][8] panel wants.
  */
 static void pack_block_panel(const weight_t *w, int block, int k0, int kc, float *panel) {
   const int groups = padded_cols(w->cols) / QUANT_GROUP, blocks = block_count(w->rows);
@@ -821,8 +883,13 @@ static void pack_block_panel(const weight_t *w, int block, int k0, int kc, float
     v128_t s = block_scales(w->scale_f16, w->scales, group * BLOCK_ROWS);
     float *p = panel + (size_t)(g * QUANT_GROUP - k0) * NR;
     if (w->format == FORMAT_Q8) {
-      const int8_t *q = (const int8_t *)w->data + group * 128;
-      for (int m = 0; m < 16; m++) store_column_pair(p + 2 * m * NR, wasm_i16x8_load8x8(q + 8 * m), s);
+      const uint8_t *q = (const uint8_t *)w->data + group * 128;
+      for (int j = 0; j < 8; j++) {
+        /* [r0 c … c+3, r1 …] → columns c, c+1 then c+2, c+3 in store_column_pair's order, less the 128. */
+        v128_t v = wasm_v128_load(q + 16 * j), t = wasm_i8x16_shuffle(v, v, 0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+        store_column_pair(p + 4 * j * NR, wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(t), wasm_i16x8_const_splat(128)), s);
+        store_column_pair(p + (4 * j + 2) * NR, wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(t), wasm_i16x8_const_splat(128)), s);
+      }
     } else {
       const uint8_t *q = (const uint8_t *)w->data + group * 64;
       for (int j = 0; j < 4; j++) {
