@@ -10,10 +10,10 @@
 #define PATCH_BLOCK_ELEMENTS (4 << 20)
 
 /* Returns 0, or −1 when scratch memory ran out. */
-OMNI_EXPORT int omni_conv1d(const float *x, int L, int Cin, const void *data, const void *scales, int format, int scale_f16,
+OMNI_EXPORT int omni_conv1d(const float *x, int L, int Cin, const void *data, int format, int scale_f16,
                             int Cout, int kernel, int stride, int padding, int dilation, int reflect,
                             const float *bias, float *y, int Lout) {
-  weight_t w = { data, scales, Cout, Cin * kernel, format, scale_f16 };
+  weight_t w = { data, Cout, Cin * kernel, format, scale_f16 };
   const int cols = Cin * kernel;
   int frames = PATCH_BLOCK_ELEMENTS / cols;
   if (frames < 1) frames = 1;

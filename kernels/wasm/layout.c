@@ -15,9 +15,8 @@ static void embedding_rows(void *p, int begin, int end, int thread) {
 }
 
 /* ids are checked by the caller to lie in [0, rows). */
-OMNI_EXPORT void omni_embedding(const void *data, const void *scales, int format, int scale_f16, int rows, int cols,
-                                const int32_t *ids, int count, float *y) {
-  embedding_ctx c = { { data, scales, rows, cols, format, scale_f16 }, ids, y };
+OMNI_EXPORT void omni_embedding(const void *data, int format, int scale_f16, int rows, int cols, const int32_t *ids, int count, float *y) {
+  embedding_ctx c = { { data, rows, cols, format, scale_f16 }, ids, y };
   omni_parallel_for(count, 16384 / (cols + 1) + 1, embedding_rows, &c);
 }
 

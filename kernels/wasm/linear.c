@@ -21,14 +21,15 @@
  *   kernels widen them as unsigned. Either way the sums take 128·Σx back out once per group.
  * - q4, 64 bytes per group: 4 chunks of 8 u16 lanes in that row/column-parity order (lane l:
  *   row l/2, parity l%2); bits 4m..4m+3 of a lane of chunk j hold column 8j + 2m + parity.
- * - scales: per block and group, the 4 rows' scales side by side.
+ * - scales: each group's 4 rows' scales (f32 or f16) side by side.
  * The GEMV then streams one run of bytes and sums each row in its own lane (see
  * q8_block_group), where row-major rows of a few hundred bytes each were four short streams
- * and a horizontal sum per row. Blocks go in pairs, their groups interleaved (block 2p's
- * group g, then block 2p+1's, then group g+1 …; an odd last block alone), so that a GEMV
- * taking two blocks at once (x loaded once for 8 rows) still reads one sequential stream:
- * reading the two blocks as two streams 1.8 KB apart measured 2.4× slower from memory.
- * A pair holds exactly the bytes of its 8 rows, so the upload repacks in place.
+ * and a horizontal sum per row. Blocks go in pairs, their groups interleaved, each pair of
+ * groups followed by its scales: [block 2p group g][block 2p+1 group g][2p's scales][2p+1's
+ * scales], then group g+1 …; an odd last block alone, [group g][scales] …. So a GEMV taking
+ * two blocks at once (x loaded once for 8 rows) reads one sequential stream: the two blocks as
+ * two streams 1.8 KB apart measured 2.4× slower from memory, and the scales as a stream of
+ * their own 1.2× slower (a 4864×896 q8 GEMV on one thread, Node 26: 192 → 157 µs without it).
  */
 #define BLOCK_ROWS 4
 static inline int block_count(int rows) { return (rows + BLOCK_ROWS - 1) / BLOCK_ROWS; }
@@ -36,15 +37,20 @@ static inline int block_count(int rows) { return (rows + BLOCK_ROWS - 1) / BLOCK
 /* Groups from one of block b's groups to its next: 2 in a pair, 1 for an odd last block. */
 static inline int group_step(int blocks, int b) { return (b | 1) < blocks ? 2 : 1; }
 
-/* Where block b's group g lies, counted in groups (of data, or of 4 scales) from the weight's start. */
-static inline size_t group_index(int blocks, int groups, int b, int g) {
-  return (size_t)(b & ~1) * groups + (size_t)g * group_step(blocks, b) + (b & 1);
-}
+/* Bytes of one block's group of data, and with its 4 scales. */
+static inline int group_data_bytes(int format) { return format == FORMAT_Q4 ? 64 : 128; }
+static inline size_t group_record_bytes(int format, int scale_f16) { return (size_t)group_data_bytes(format) + BLOCK_ROWS * (scale_f16 ? 2 : 4); }
 
+/* Where block b's group g lies: its data, and its 4 scales, in bytes from the weight's start. */
 typedef struct {
-  uint8_t *data, *scales;
-  int blocks, groups, q4, scale_bytes;
-} block_ctx;
+  size_t data, scales;
+} group_place;
+
+static inline group_place group_at(int format, int scale_f16, int blocks, int groups, int b, int g) {
+  const int step = group_step(blocks, b), odd = b & 1, data = group_data_bytes(format);
+  const size_t first = ((size_t)(b & ~1) * groups + (size_t)g * step) * group_record_bytes(format, scale_f16);
+  return (group_place){ first + (size_t)odd * data, first + (size_t)step * data + (size_t)odd * BLOCK_ROWS * (scale_f16 ? 2 : 4) };
+}
 
 /* One group of a block (its 4 rows at rows[], row_bytes apart) in the layout above, at out. */
 static void pack_group(const uint8_t *rows, size_t row_bytes, int q4, int g, uint8_t *out) {
@@ -68,42 +74,37 @@ static void pack_group(const uint8_t *rows, size_t row_bytes, int q4, int g, uin
   }
 }
 
-/* Pairs of blocks [begin, end): their (up to) 8 row-major rows are copied aside, then written back as interleaved groups. */
-static void block_pairs(void *p, int begin, int end, int thread) {
-  const block_ctx *c = p;
-  const int groups = c->groups, q4 = c->q4, scale_bytes = c->scale_bytes, group_bytes = q4 ? 64 : 128;
-  const size_t row_bytes = (size_t)groups * (q4 ? 16 : 32), pair_rows = 2 * BLOCK_ROWS;
-  uint8_t *rows = omni_thread_scratch(thread, pair_rows * (row_bytes + (size_t)groups * scale_bytes));
-  uint8_t *row_scales = rows + pair_rows * row_bytes;
-  for (int pair = begin; pair < end; pair++) {
-    const int first = 2 * pair, count = first + 1 < c->blocks ? 2 : 1;
-    const size_t data_start = (size_t)first * BLOCK_ROWS * row_bytes, scale_start = (size_t)first * BLOCK_ROWS * groups * scale_bytes;
-    memcpy(rows, c->data + data_start, count * BLOCK_ROWS * row_bytes);
-    memcpy(row_scales, c->scales + scale_start, (size_t)count * BLOCK_ROWS * groups * scale_bytes);
+/*
+ * Row-major q8/q4 data of block_count(rows)·4 rows (the padding rows zero) at weight + the
+ * scales' size, and their row-major scales (quant.ts) at scales → the layout above, from
+ * weight on. One pass over the pairs in order, each pair's rows copied aside first: a pair's
+ * place ends before the next pair's rows begin, so it runs in place, on the calling thread.
+ * Returns 0, or −1 when scratch memory ran out.
+ */
+OMNI_EXPORT int omni_block_quantized(uint8_t *weight, const uint8_t *scales, int rows, int cols, int format, int scale_f16) {
+  const int blocks = block_count(rows), groups = padded_cols(cols) / QUANT_GROUP, q4 = format == FORMAT_Q4;
+  const int scale_bytes = scale_f16 ? 2 : 4;
+  const size_t row_bytes = (size_t)groups * (q4 ? 16 : 32), row_scale_bytes = (size_t)groups * scale_bytes;
+  const uint8_t *data = weight + (size_t)blocks * BLOCK_ROWS * row_scale_bytes;
+  uint8_t *aside = omni_thread_scratch(0, 2 * BLOCK_ROWS * (row_bytes + row_scale_bytes));
+  if (!aside) return -1;
+  uint8_t *aside_scales = aside + 2 * BLOCK_ROWS * row_bytes;
+  for (int first = 0; first < blocks; first += 2) {
+    const int count = first + 1 < blocks ? 2 : 1;
+    memcpy(aside, data + (size_t)first * BLOCK_ROWS * row_bytes, count * BLOCK_ROWS * row_bytes);
+    memcpy(aside_scales, scales + (size_t)first * BLOCK_ROWS * row_scale_bytes, count * BLOCK_ROWS * row_scale_bytes);
     for (int b = first; b < first + count; b++) {
-      const uint8_t *block_rows = rows + (size_t)(b - first) * BLOCK_ROWS * row_bytes;
-      const uint8_t *block_scales = row_scales + (size_t)(b - first) * BLOCK_ROWS * groups * scale_bytes;
+      const uint8_t *block_rows = aside + (size_t)(b - first) * BLOCK_ROWS * row_bytes;
+      const uint8_t *row_scales = aside_scales + (size_t)(b - first) * BLOCK_ROWS * row_scale_bytes;
       for (int g = 0; g < groups; g++) {
-        size_t at = group_index(c->blocks, groups, b, g);
-        pack_group(block_rows, row_bytes, q4, g, c->data + at * group_bytes);
+        group_place at = group_at(format, scale_f16, blocks, groups, b, g);
+        pack_group(block_rows, row_bytes, q4, g, weight + at.data);
         for (int r = 0; r < BLOCK_ROWS; r++) {
-          memcpy(c->scales + (at * BLOCK_ROWS + r) * scale_bytes, block_scales + ((size_t)r * groups + g) * scale_bytes, scale_bytes);
+          memcpy(weight + at.scales + (size_t)r * scale_bytes, row_scales + (size_t)r * row_scale_bytes + (size_t)g * scale_bytes, scale_bytes);
         }
       }
     }
   }
-}
-
-/*
- * Row-major q8/q4 data and scales (quant.ts) of block_count(rows)·4 rows, the padding rows
- * zero → row blocks, in place. Returns 0, or −1 when scratch memory ran out.
- */
-OMNI_EXPORT int omni_block_quantized(uint8_t *data, uint8_t *scales, int rows, int cols, int format, int scale_f16) {
-  const int blocks = block_count(rows);
-  block_ctx c = { data, scales, blocks, padded_cols(cols) / QUANT_GROUP, format == FORMAT_Q4, scale_f16 ? 2 : 4 };
-  size_t row_bytes = (size_t)c.groups * (c.q4 ? 16 : 32);
-  if (omni_reserve_thread_scratch(2 * BLOCK_ROWS * (row_bytes + (size_t)c.groups * c.scale_bytes)) != 0) return -1;
-  omni_parallel_for((blocks + 1) / 2, 32, block_pairs, &c);
   return 0;
 }
 
@@ -130,16 +131,17 @@ void dequantize_row(const weight_t *w, int row, int k0, int count, float *out) {
       const int r = row % BLOCK_ROWS;
       for (int k = 0; k < count; k++) {
         int col = k0 + k, c = col % QUANT_GROUP;
-        size_t group = group_index(blocks, groups, row / BLOCK_ROWS, col / QUANT_GROUP);
+        group_place at = group_at(w->format, w->scale_f16, blocks, groups, row / BLOCK_ROWS, col / QUANT_GROUP);
+        const uint8_t *group = (const uint8_t *)w->data + at.data;
         int q;
         if (w->format == FORMAT_Q8) {
-          q = ((const uint8_t *)w->data)[group * 128 + (c / 4) * 16 + 4 * r + (c & 3)] - 128;
+          q = group[(c / 4) * 16 + 4 * r + (c & 3)] - 128;
         } else {
-          const uint8_t *lane = (const uint8_t *)w->data + group * 64 + (c / 8) * 16 + 2 * (2 * r + (c & 1));
+          const uint8_t *lane = group + (c / 8) * 16 + 2 * (2 * r + (c & 1));
           int m = (c % 8) / 2;
           q = ((lane[m / 2] >> ((m & 1) * 4)) & 15) - 8;
         }
-        out[k] = (float)q * group_scale(w->scales, w->scale_f16, group * BLOCK_ROWS + r);
+        out[k] = (float)q * group_scale((const uint8_t *)w->data + at.scales, w->scale_f16, r);
       }
     }
   }
@@ -261,10 +263,10 @@ static void gemv_f16(void *p, int begin, int end, int thread) {
 
 /*
  * Quantized GEMV on 4-row blocks (the layout omni_block_quantized makes, described there)
- * with integer dot products: every i32x4.dot_i16x8 multiplies 8 weights, two columns of
- * each of the block's 4 rows, by the pair x[c], x[c+1] splat to all lanes, so each row's
- * sum builds up in its own lane and a group ends with one vector multiply by the 4 rows'
- * scales. Each group kernel takes one block or, with `pair` (a constant where inlined), the
+ * with integer dot products: a dot multiplies a few columns of each of the block's 4 rows
+ * (q4 with int16 lanes: two, by the pair x[c], x[c+1] splat to all lanes), so each row's
+ * sum builds up in its own lane (q8 with int16 lanes: in two) and a group ends with one
+ * vector multiply by the 4 rows' scales. Each group kernel takes one block or, with `pair` (a constant where inlined), the
  * two blocks of a pair (w, and w + the group's bytes), each x splat feeding both. Against one
  * block at a time, 4864×896 from cache (Node 26 and 20, 1 / 2 threads): q4 with 8-bit x
  * (relaxed SIMD) 11 / 9 % faster, with 15-bit x in bytes (relaxed) 25 / 26 %, with int16
@@ -495,9 +497,9 @@ static inline __attribute__((always_inline)) sum_pair block_group(const gemv_ctx
 }
 
 /* The scales of a block's 4 rows for one group (f16 scales are finite: the backend refuses others). */
-static inline v128_t block_scales(const int f16, const void *scales, size_t index) {
-  if (f16) return f16_lo(wasm_v128_load64_zero((const uint16_t *)scales + index));
-  return wasm_v128_load((const float *)scales + index);
+static inline v128_t block_scales(const int f16, const uint8_t *scales) {
+  if (f16) return f16_lo(wasm_v128_load64_zero(scales));
+  return wasm_v128_load(scales);
 }
 
 /* A block's 4 row sums into y (the padding rows of the last block dropped). */
@@ -516,22 +518,21 @@ static inline void gemv_store_block(const gemv_ctx *c, int b, v128_t acc) {
 static inline __attribute__((always_inline)) void gemv_block_run(const gemv_ctx *c, int b, const int q4, const int f16, const int parts,
                                                                  const int bytes, const int pair) {
   const int groups = padded_cols(c->w.cols) / QUANT_GROUP, blocks = block_count(c->w.rows);
-  const int group_bytes = q4 ? 64 : 128, step = pair ? 2 : 1;
-  const size_t first = group_index(blocks, groups, b, 0);
-  const uint8_t *w = (const uint8_t *)c->w.data + first * group_bytes;
+  const int format = q4 ? FORMAT_Q4 : FORMAT_Q8, step = pair ? 2 : 1;
+  const size_t record = step * group_record_bytes(format, f16), scales = (size_t)step * group_data_bytes(format);
+  const uint8_t *w = (const uint8_t *)c->w.data + group_at(format, f16, blocks, groups, b, 0).data;
   v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0;
   for (int g = 0; g < groups; g++) {
-    const uint8_t *wg = w + (size_t)g * step * group_bytes;
+    const uint8_t *wg = w + (size_t)g * record;
     sum_pair sum = block_group(c, q4, parts, bytes, pair, wg, g, 0);
     if (parts == 2) {
       sum_pair low = block_group(c, q4, parts, bytes, pair, wg, g, 1);
       sum.first = wasm_f32x4_add(sum.first, wasm_f32x4_mul(low.first, wasm_f32x4_const_splat(0x1p-15f)));
       sum.second = wasm_f32x4_add(sum.second, wasm_f32x4_mul(low.second, wasm_f32x4_const_splat(0x1p-15f)));
     }
-    const size_t scales = (first + (size_t)g * step) * BLOCK_ROWS;
     const v128_t xscale = wasm_v128_load32_splat(c->xscale + g);
-    acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(sum.first, wasm_f32x4_mul(block_scales(f16, c->w.scales, scales), xscale)));
-    if (pair) acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(sum.second, wasm_f32x4_mul(block_scales(f16, c->w.scales, scales + BLOCK_ROWS), xscale)));
+    acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(sum.first, wasm_f32x4_mul(block_scales(f16, wg + scales), xscale)));
+    if (pair) acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(sum.second, wasm_f32x4_mul(block_scales(f16, wg + scales + BLOCK_ROWS * (f16 ? 2 : 4)), xscale)));
   }
   gemv_store_block(c, b, acc0);
   if (pair) gemv_store_block(c, b + 1, acc1);
@@ -729,7 +730,7 @@ static int gemv_grain(const weight_t *w, int rows, int units, int rows_per_unit)
   return grain > least ? grain : least;
 }
 
-/* A weight with its bias (or NULL) and output; omni_linears reads them as eight 4-byte fields. */
+/* A weight with its bias (or NULL) and output; omni_linears reads them as seven 4-byte fields. */
 typedef struct {
   weight_t w;
   const float *bias;
@@ -879,11 +880,11 @@ static inline void store_column_pair(float *p, v128_t q, v128_t scales) {
 static void pack_block_panel(const weight_t *w, int block, int k0, int kc, float *panel) {
   const int groups = padded_cols(w->cols) / QUANT_GROUP, blocks = block_count(w->rows);
   for (int g = k0 / QUANT_GROUP; g * QUANT_GROUP < k0 + kc; g++) {
-    size_t group = group_index(blocks, groups, block, g);
-    v128_t s = block_scales(w->scale_f16, w->scales, group * BLOCK_ROWS);
+    group_place at = group_at(w->format, w->scale_f16, blocks, groups, block, g);
+    v128_t s = block_scales(w->scale_f16, (const uint8_t *)w->data + at.scales);
     float *p = panel + (size_t)(g * QUANT_GROUP - k0) * NR;
+    const uint8_t *q = (const uint8_t *)w->data + at.data;
     if (w->format == FORMAT_Q8) {
-      const uint8_t *q = (const uint8_t *)w->data + group * 128;
       for (int j = 0; j < 8; j++) {
         /* [r0 c … c+3, r1 …] → columns c, c+1 then c+2, c+3 in store_column_pair's order, less the 128. */
         v128_t v = wasm_v128_load(q + 16 * j), t = wasm_i8x16_shuffle(v, v, 0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
@@ -891,7 +892,6 @@ static void pack_block_panel(const weight_t *w, int block, int k0, int kc, float
         store_column_pair(p + (4 * j + 2) * NR, wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(t), wasm_i16x8_const_splat(128)), s);
       }
     } else {
-      const uint8_t *q = (const uint8_t *)w->data + group * 64;
       for (int j = 0; j < 4; j++) {
         v128_t v = wasm_v128_load(q + 16 * j);
         for (int m = 0; m < 4; m++) {
@@ -1063,7 +1063,7 @@ OMNI_EXPORT int omni_linears(const float *x, int M, const linear_part *parts, in
 
 OMNI_EXPORT int omni_matmul(const float *a, const float *b, int M, int K, int N, int transpose_b, float *y) {
   if (transpose_b && M == 1) {
-    weight_t w = { b, NULL, N, K, FORMAT_F32, 0 };
+    weight_t w = { b, N, K, FORMAT_F32, 0 };
     return gemv(a, &w, NULL, y);
   }
   matmul_ctx c = { .a = a, .lda = K, .M = M, .N = N, .K = K, .b = b, .transpose_b = transpose_b, .c = y, .ldc = N };

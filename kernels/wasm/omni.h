@@ -17,10 +17,9 @@ enum { FORMAT_F32 = 0, FORMAT_F16 = 1, FORMAT_Q8 = 2, FORMAT_Q4 = 3 };
 /* Elements per quantization group (quant.ts). */
 #define QUANT_GROUP 32
 
-/* A matrix weight [rows, cols] in one of the formats; scales only for q8/q4. */
+/* A matrix weight [rows, cols] in one of the formats (q8/q4: row blocks with their scales, linear.c). */
 typedef struct {
   const void *data;
-  const void *scales;
   int rows, cols, format, scale_f16;
 } weight_t;
 

@@ -132,7 +132,7 @@ export interface BackendInfo {
   threads: number;
   /** wasm only: which kernel build runs ('relaxed' SIMD or 'baseline' SIMD128; see WasmSimd). */
   wasmSimd?: 'relaxed' | 'baseline';
-  /** wasm relaxed build only: how its q4 GEMV reads high nibbles ('unsigned': in place; see WasmDotBytes). */
+  /** wasm relaxed build only: whether its 8-bit dot takes bytes above 127 ('unsigned': q4 high nibbles in place, q8 on the dot; see WasmDotBytes). */
   wasmDotBytes?: 'unsigned' | 'portable';
 }
 

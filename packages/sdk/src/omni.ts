@@ -31,8 +31,8 @@ export interface CheckOptions {
   device?: DeviceChoice;
   /**
    * Where the wasm backend runs (device 'wasm', or 'auto' without an adapter): its `threads`,
-   * the q8/q4 GEMV's `quantizedActivations`, the kernel build (`simd`) and how its q4 GEMV
-   * reads high nibbles (`dotBytes`); see `WasmBackendOptions` (defaults: 2 threads where
+   * the q8/q4 GEMV's `quantizedActivations`, the kernel build (`simd`) and whether its 8-bit
+   * dot may take bytes above 127 (`dotBytes`); see `WasmBackendOptions` (defaults: 2 threads where
    * threads can run, 'auto', 'auto', 'auto').
    */
   wasm?: WasmBackendOptions;

@@ -42,9 +42,8 @@ export class WasmWeight implements Weight {
     readonly cols: number,
     readonly format: WeightFormat,
     readonly byteSize: number,
+    /** The matrix; q8/q4 as row blocks with their group scales (kernels/wasm/linear.c). */
     readonly data: number,
-    /** q8/q4 group scales, else 0. */
-    readonly scales: number,
     readonly scaleF16: boolean,
   ) {}
 }
@@ -139,7 +138,7 @@ export class WasmBackendImpl implements Backend {
       const bytes = matrix.data.byteLength;
       const ptr = this.allocate(bytes, what);
       this.heap().u8.set(new Uint8Array(matrix.data.buffer, matrix.data.byteOffset, bytes), ptr);
-      return new WasmWeight(this, rows, cols, format, bytes, ptr, 0, false);
+      return new WasmWeight(this, rows, cols, format, bytes, ptr, false);
     }
     expect('paddedCols', matrix.paddedCols, paddedCols(cols));
     if (!(matrix.data instanceof Uint8Array)) throw new OmniError('WRONG_DTYPE', `weight ${format}: data must be a Uint8Array`);
@@ -154,31 +153,33 @@ export class WasmBackendImpl implements Backend {
       refuseNonFiniteHalves(scales, pc / 32, (r, g) =>
         `weight ${format} [${rows}, ${cols}]: the f16 scale of row ${r}, group ${g} is Inf or NaN; quantize this matrix with f32 scales`);
     }
-    // The kernels read 4-row blocks (kernels/wasm/linear.c): the rows are padded to a
-    // multiple of 4 with zero scales, then repacked in place.
+    // The kernels read 4-row blocks, each group's scales beside its data (kernels/wasm/linear.c):
+    // the rows, padded to a multiple of 4 with zero scales, go in after room for the scales,
+    // and the repack interleaves them in place from a copy of the scales that it then frees.
     const paddedRows = Math.ceil(rows / 4) * 4;
     const dataBytes = (matrix.data.byteLength / rows) * paddedRows;
     const scaleBytes = (scales.byteLength / rows) * paddedRows;
-    const data = this.allocate(dataBytes, what);
+    const weight = this.allocate(dataBytes + scaleBytes, what);
     let scalesPtr: number;
     try {
       scalesPtr = this.allocate(scaleBytes, `the scales of ${what}`);
     } catch (e) {
-      this.kernels._omni_free(data);
+      this.kernels._omni_free(weight);
       throw e;
     }
     const heap = this.heap();
-    heap.u8.set(matrix.data, data);
-    heap.u8.fill(0, data + matrix.data.byteLength, data + dataBytes);
+    heap.u8.set(matrix.data, weight + scaleBytes);
+    heap.u8.fill(0, weight + scaleBytes + matrix.data.byteLength, weight + scaleBytes + dataBytes);
     heap.u8.set(new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength), scalesPtr);
     heap.u8.fill(0, scalesPtr + scales.byteLength, scalesPtr + scaleBytes);
     const scaleF16 = scales instanceof Uint16Array;
-    if (this.kernels._omni_block_quantized(data, scalesPtr, rows, cols, FORMAT_CODES[format], Number(scaleF16)) !== 0) {
-      this.kernels._omni_free(data);
-      this.kernels._omni_free(scalesPtr);
+    const status = this.kernels._omni_block_quantized(weight, scalesPtr, rows, cols, FORMAT_CODES[format], Number(scaleF16));
+    this.kernels._omni_free(scalesPtr);
+    if (status !== 0) {
+      this.kernels._omni_free(weight);
       throw new OmniError('OUT_OF_MEMORY', `weight: no wasm memory left to repack ${what}`);
     }
-    return new WasmWeight(this, rows, cols, format, dataBytes + scaleBytes, data, scalesPtr, scaleF16);
+    return new WasmWeight(this, rows, cols, format, dataBytes + scaleBytes, weight, scaleF16);
   }
 
   async read(t: Tensor, range?: { offset: number; count: number }): Promise<Float32Array | Int32Array> {
@@ -205,7 +206,6 @@ export class WasmBackendImpl implements Backend {
       t.disposed = true;
       if (!this.alive) return;
       this.kernels._omni_free(t.data);
-      if (t.scales) this.kernels._omni_free(t.scales);
     } else {
       throw new OmniError('BAD_INPUT', 'dispose: not a tensor or weight of this wasm backend');
     }
@@ -268,23 +268,23 @@ export class WasmBackendImpl implements Backend {
   }
 
   /**
-   * omni_linears over checked parts, each passed as its weight_t, bias and output (eight 4-byte
+   * omni_linears over checked parts, each passed as its weight_t, bias and output (seven 4-byte
    * fields, in a host array kept between calls: decode runs this ~170 times a token); the kernel's status.
    */
   private linearsKernel(input: WasmTensor, parts: readonly { weight: WasmWeight; b: WasmTensor | null; y: WasmTensor }[]): number {
-    if (this.linearFields.length < 8 * parts.length) this.linearFields = new Int32Array(8 * parts.length);
+    const fields = 7;
+    if (this.linearFields.length < fields * parts.length) this.linearFields = new Int32Array(fields * parts.length);
     const f = this.linearFields;
     parts.forEach(({ weight, b, y }, i) => {
-      f[8 * i] = weight.data;
-      f[8 * i + 1] = weight.scales;
-      f[8 * i + 2] = weight.rows;
-      f[8 * i + 3] = weight.cols;
-      f[8 * i + 4] = FORMAT_CODES[weight.format];
-      f[8 * i + 5] = Number(weight.scaleF16);
-      f[8 * i + 6] = b?.storage.ptr ?? 0;
-      f[8 * i + 7] = y.storage.ptr;
+      f[fields * i] = weight.data;
+      f[fields * i + 1] = weight.rows;
+      f[fields * i + 2] = weight.cols;
+      f[fields * i + 3] = FORMAT_CODES[weight.format];
+      f[fields * i + 4] = Number(weight.scaleF16);
+      f[fields * i + 5] = b?.storage.ptr ?? 0;
+      f[fields * i + 6] = y.storage.ptr;
     });
-    return this.kernels._omni_linears(input.storage.ptr, input.size / parts[0].weight.cols, this.stage(f.subarray(0, 8 * parts.length)), parts.length);
+    return this.kernels._omni_linears(input.storage.ptr, input.size / parts[0].weight.cols, this.stage(f.subarray(0, fields * parts.length)), parts.length);
   }
 
   matmul(a: Tensor, b: Tensor, opts?: { transposeB?: boolean }, out?: Tensor): Tensor {
@@ -384,7 +384,7 @@ export class WasmBackendImpl implements Backend {
     const index = this.indices(op, 'ids', ids, weight.rows);
     const y = this.output(op, out, [index.count, weight.cols], 'f32', [index.tensor]);
     const idsPtr = index.tensor ? index.tensor.storage.ptr : this.stage(index.values);
-    this.kernels._omni_embedding(weight.data, weight.scales, FORMAT_CODES[weight.format], Number(weight.scaleF16),
+    this.kernels._omni_embedding(weight.data, FORMAT_CODES[weight.format], Number(weight.scaleF16),
       weight.rows, weight.cols, idsPtr, index.count, y.storage.ptr);
     return y;
   }
@@ -465,7 +465,7 @@ export class WasmBackendImpl implements Backend {
     if (b && b.size !== weight.rows) throw new OmniError('SHAPE_MISMATCH', `${op}: bias ${fmt(b.shape)} should have ${weight.rows} elements`);
     const y = this.output(op, out, [outLen, weight.rows], 'f32', [input, b]);
     return this.run(op, y, out, () => this.kernels._omni_conv1d(
-      input.storage.ptr, L, Cin, weight.data, weight.scales, FORMAT_CODES[weight.format], Number(weight.scaleF16),
+      input.storage.ptr, L, Cin, weight.data, FORMAT_CODES[weight.format], Number(weight.scaleF16),
       weight.rows, kernel, stride, padding, dilation, padMode === 'reflect' ? 1 : 0, b?.storage.ptr ?? 0, y.storage.ptr, outLen,
     ));
   }

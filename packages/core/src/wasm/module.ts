@@ -9,7 +9,7 @@ export interface KernelExports {
   _omni_pool_started(): number;
   _omni_pool_stop(): void;
   /** Row-major q8/q4 data and scales (rows padded to a multiple of 4) → the kernels' 4-row blocks, in place; 0, or −1 out of memory. */
-  _omni_block_quantized(data: number, scales: number, rows: number, cols: number, format: number, scaleF16: number): number;
+  _omni_block_quantized(weight: number, scales: number, rows: number, cols: number, format: number, scaleF16: number): number;
   /** x [M, cols] by `count` weights; parts: per weight data, scales, rows, cols, format, scaleF16, bias, y (int32 each); 0, or −1 out of memory. */
   _omni_linears(x: number, M: number, parts: number, count: number): number;
   /** Activations of the GEMV against q8/q4 weights, 0: exact, 1: one 15-bit part, 2: one 8-bit part, 3: 2 for q4 and 1 for q8; −1 for another mode. */
@@ -27,8 +27,7 @@ export interface KernelExports {
   _omni_gelu(x: number, y: number, n: number, mode: number): void;
   _omni_binary(a: number, b: number, y: number, n: number, bLength: number, op: number): void;
   _omni_avg_pool_rows(x: number, y: number, windows: number, columns: number, size: number): void;
-  _omni_embedding(data: number, scales: number, format: number, scaleF16: number, rows: number, cols: number,
-    ids: number, count: number, y: number): void;
+  _omni_embedding(data: number, format: number, scaleF16: number, rows: number, cols: number, ids: number, count: number, y: number): void;
   _omni_gather_rows(x: number, ids: number, count: number, cols: number, y: number): void;
   _omni_transpose(x: number, y: number, M: number, N: number): void;
   _omni_rotary(x: number, y: number, positions: number, invFreq: number, stream: number,
@@ -36,7 +35,7 @@ export interface KernelExports {
   _omni_attention(q: number, k: number, v: number, y: number, T: number, kvLength: number, Hq: number, Hkv: number,
     D: number, scale: number, mask: number, queryStart: number, blockSize: number, back: number, ahead: number,
     bounds: number, segments: number): number;
-  _omni_conv1d(x: number, L: number, Cin: number, data: number, scales: number, format: number, scaleF16: number,
+  _omni_conv1d(x: number, L: number, Cin: number, data: number, format: number, scaleF16: number,
     Cout: number, kernel: number, stride: number, padding: number, dilation: number, reflect: number,
     bias: number, y: number, Lout: number): number;
   _omni_unary(x: number, y: number, n: number, kind: number, p0: number, p1: number): void;
