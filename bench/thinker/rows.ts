@@ -18,7 +18,7 @@ export interface TargetResult {
   peaks: ComputePeaks;
   /** wasm targets: the kernel build that ran (its q4 GEMV uses relaxed SIMD's 8-bit dot in 'relaxed'). */
   wasmSimd?: 'relaxed' | 'baseline';
-  /** wasm relaxed build: how its q4 GEMV read high nibbles (BackendInfo.wasmDotBytes). */
+  /** wasm relaxed build: whether its 8-bit dot took bytes above 127 (BackendInfo.wasmDotBytes). */
   wasmDotBytes?: 'unsigned' | 'portable';
   /** A correctness device (SwiftShader): no floors. */
   recordOnly?: boolean;

@@ -37,9 +37,10 @@ static inline int block_count(int rows) { return (rows + BLOCK_ROWS - 1) / BLOCK
 /* Groups from one of block b's groups to its next: 2 in a pair, 1 for an odd last block. */
 static inline int group_step(int blocks, int b) { return (b | 1) < blocks ? 2 : 1; }
 
-/* Bytes of one block's group of data, and with its 4 scales. */
+/* Bytes of one block's group of data, of its 4 scales, and of both. */
 static inline int group_data_bytes(int format) { return format == FORMAT_Q4 ? 64 : 128; }
-static inline size_t group_record_bytes(int format, int scale_f16) { return (size_t)group_data_bytes(format) + BLOCK_ROWS * (scale_f16 ? 2 : 4); }
+static inline int group_scale_bytes(int scale_f16) { return BLOCK_ROWS * (scale_f16 ? 2 : 4); }
+static inline size_t group_record_bytes(int format, int scale_f16) { return (size_t)group_data_bytes(format) + group_scale_bytes(scale_f16); }
 
 /* Where block b's group g lies: its data, and its 4 scales, in bytes from the weight's start. */
 typedef struct {
@@ -49,7 +50,7 @@ typedef struct {
 static inline group_place group_at(int format, int scale_f16, int blocks, int groups, int b, int g) {
   const int step = group_step(blocks, b), odd = b & 1, data = group_data_bytes(format);
   const size_t first = ((size_t)(b & ~1) * groups + (size_t)g * step) * group_record_bytes(format, scale_f16);
-  return (group_place){ first + (size_t)odd * data, first + (size_t)step * data + (size_t)odd * BLOCK_ROWS * (scale_f16 ? 2 : 4) };
+  return (group_place){ first + (size_t)odd * data, first + (size_t)step * data + (size_t)odd * group_scale_bytes(scale_f16) };
 }
 
 /* One group of a block (its 4 rows at rows[], row_bytes apart) in the layout above, at out. */
@@ -83,7 +84,7 @@ static void pack_group(const uint8_t *rows, size_t row_bytes, int q4, int g, uin
  */
 OMNI_EXPORT int omni_block_quantized(uint8_t *weight, const uint8_t *scales, int rows, int cols, int format, int scale_f16) {
   const int blocks = block_count(rows), groups = padded_cols(cols) / QUANT_GROUP, q4 = format == FORMAT_Q4;
-  const int scale_bytes = scale_f16 ? 2 : 4;
+  const int scale_bytes = group_scale_bytes(scale_f16) / BLOCK_ROWS;
   const size_t row_bytes = (size_t)groups * (q4 ? 16 : 32), row_scale_bytes = (size_t)groups * scale_bytes;
   const uint8_t *data = weight + (size_t)blocks * BLOCK_ROWS * row_scale_bytes;
   uint8_t *aside = omni_thread_scratch(0, 2 * BLOCK_ROWS * (row_bytes + row_scale_bytes));
@@ -532,7 +533,7 @@ static inline __attribute__((always_inline)) void gemv_block_run(const gemv_ctx 
     }
     const v128_t xscale = wasm_v128_load32_splat(c->xscale + g);
     acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(sum.first, wasm_f32x4_mul(block_scales(f16, wg + scales), xscale)));
-    if (pair) acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(sum.second, wasm_f32x4_mul(block_scales(f16, wg + scales + BLOCK_ROWS * (f16 ? 2 : 4)), xscale)));
+    if (pair) acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(sum.second, wasm_f32x4_mul(block_scales(f16, wg + scales + group_scale_bytes(f16)), xscale)));
   }
   gemv_store_block(c, b, acc0);
   if (pair) gemv_store_block(c, b + 1, acc1);

@@ -49,6 +49,8 @@ export class WasmWeight implements Weight {
 }
 
 const MASK_CODES = { none: 0, causal: 1, segments: 2, blockWindow: 3 } as const;
+/** 4-byte fields of one omni_linears part (linear.c's linear_part: weight_t, bias, y). */
+const LINEAR_FIELDS = 7;
 /** The wasm32 heap's ceiling: 4 GiB less one page; every tensor of one backend lives in it. */
 export const WASM_HEAP_BYTES = 2 ** 32 - 65536;
 /** One allocation must stay under 2 GiB: emscripten's sbrk takes a signed 32-bit increment. */
@@ -74,7 +76,7 @@ export class WasmBackendImpl implements Backend {
   /** Reused heap space for small per-call host arrays (ids, rope tables, segment bounds). */
   private staging = { ptr: 0, bytes: 0 };
   /** linearsKernel's part fields, grown as needed. */
-  private linearFields = new Int32Array(8 * 4);
+  private linearFields = new Int32Array(LINEAR_FIELDS * 4);
 
   constructor(kernels: KernelExports, threads: number, quantizedActivations: QuantizedActivations, relaxed: boolean, unsignedDotBytes: boolean) {
     this.kernels = kernels;
@@ -268,23 +270,23 @@ export class WasmBackendImpl implements Backend {
   }
 
   /**
-   * omni_linears over checked parts, each passed as its weight_t, bias and output (seven 4-byte
+   * omni_linears over checked parts, each passed as its weight_t, bias and output (LINEAR_FIELDS 4-byte
    * fields, in a host array kept between calls: decode runs this ~170 times a token); the kernel's status.
    */
   private linearsKernel(input: WasmTensor, parts: readonly { weight: WasmWeight; b: WasmTensor | null; y: WasmTensor }[]): number {
-    const fields = 7;
-    if (this.linearFields.length < fields * parts.length) this.linearFields = new Int32Array(fields * parts.length);
+    if (this.linearFields.length < LINEAR_FIELDS * parts.length) this.linearFields = new Int32Array(LINEAR_FIELDS * parts.length);
     const f = this.linearFields;
     parts.forEach(({ weight, b, y }, i) => {
-      f[fields * i] = weight.data;
-      f[fields * i + 1] = weight.rows;
-      f[fields * i + 2] = weight.cols;
-      f[fields * i + 3] = FORMAT_CODES[weight.format];
-      f[fields * i + 4] = Number(weight.scaleF16);
-      f[fields * i + 5] = b?.storage.ptr ?? 0;
-      f[fields * i + 6] = y.storage.ptr;
+      const at = LINEAR_FIELDS * i;
+      f[at] = weight.data;
+      f[at + 1] = weight.rows;
+      f[at + 2] = weight.cols;
+      f[at + 3] = FORMAT_CODES[weight.format];
+      f[at + 4] = Number(weight.scaleF16);
+      f[at + 5] = b?.storage.ptr ?? 0;
+      f[at + 6] = y.storage.ptr;
     });
-    return this.kernels._omni_linears(input.storage.ptr, input.size / parts[0].weight.cols, this.stage(f.subarray(0, fields * parts.length)), parts.length);
+    return this.kernels._omni_linears(input.storage.ptr, input.size / parts[0].weight.cols, this.stage(f.subarray(0, LINEAR_FIELDS * parts.length)), parts.length);
   }
 
   matmul(a: Tensor, b: Tensor, opts?: { transposeB?: boolean }, out?: Tensor): Tensor {

@@ -68,7 +68,7 @@ export interface WasmBackendOptions {
   quantizedActivations?: QuantizedActivations;
   /** Which kernel build (default 'auto'; see WasmSimd). */
   simd?: WasmSimd;
-  /** How the relaxed build's q4 GEMV reads high nibbles (default 'auto'; see WasmDotBytes). */
+  /** Whether the relaxed build's 8-bit dot may take bytes above 127 (default 'auto'; see WasmDotBytes). */
   dotBytes?: WasmDotBytes;
 }
 

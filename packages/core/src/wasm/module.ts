@@ -8,13 +8,13 @@ export interface KernelExports {
   _omni_pool_start(threads: number): number;
   _omni_pool_started(): number;
   _omni_pool_stop(): void;
-  /** Row-major q8/q4 data and scales (rows padded to a multiple of 4) → the kernels' 4-row blocks, in place; 0, or −1 out of memory. */
+  /** Row-major q8/q4 data (rows padded to a multiple of 4) at weight + the scales' size, and their scales → the kernels' 4-row blocks with their scales, from weight on, in place; 0, or −1 out of memory. */
   _omni_block_quantized(weight: number, scales: number, rows: number, cols: number, format: number, scaleF16: number): number;
-  /** x [M, cols] by `count` weights; parts: per weight data, scales, rows, cols, format, scaleF16, bias, y (int32 each); 0, or −1 out of memory. */
+  /** x [M, cols] by `count` weights; parts: per weight data, rows, cols, format, scaleF16, bias, y (int32 each); 0, or −1 out of memory. */
   _omni_linears(x: number, M: number, parts: number, count: number): number;
   /** Activations of the GEMV against q8/q4 weights, 0: exact, 1: one 15-bit part, 2: one 8-bit part, 3: 2 for q4 and 1 for q8; −1 for another mode. */
   _omni_set_gemv_activations(mode: number): number;
-  /** 1: the q4 GEMV reads high nibbles in place (relaxed build only, else −1); 0: shifted down. */
+  /** 1: the GEMV gives the 8-bit dot bytes above 127 (q4 high nibbles in place, q8 on the dot; relaxed build only, else −1); 0: it does not. */
   _omni_set_unsigned_dot_bytes(on: number): number;
   /** 1 in the relaxed-SIMD build, 0 in the baseline one. */
   _omni_relaxed_dot(): number;
@@ -107,7 +107,7 @@ export async function relaxedDotAvailable(): Promise<boolean> {
  * Whether that dot also multiplies second-operand bytes 128–255 as unsigned, exactly (the
  * spec leaves them to the engine: x86's AVX-VNNI reads them unsigned, Arm's sdot signed, and
  * x86 without VNNI saturates pair sums). Where it does, the q4 GEMV takes high nibbles in
- * place (kernels/wasm/linear.c, omni_set_unsigned_dot_bytes).
+ * place and the q8 GEMV runs on the dot (kernels/wasm/linear.c, omni_set_unsigned_dot_bytes).
  */
 export async function relaxedDotReadsUnsignedBytes(): Promise<boolean> {
   if (!(await relaxedDotAvailable())) return false;
