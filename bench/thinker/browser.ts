@@ -126,7 +126,7 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
     // compiler and link cost nothing elsewhere); and q4 with 15-bit GEMV activations ('int16',
     // where the default 'auto' gives q4 8-bit ones).
     // `long`: ours alone also decodes at 1k and 4k (the q8 2T pair adds those to its paired row).
-    const pairs: { format: WeightFormat; gguf: GgufWeights | null; threads: number; rounds: number; wasm?: WasmChoice; long?: boolean }[] = quick
+    const pairs: { format: WeightFormat; gguf: GgufWeights | null; threads: number; rounds: number; wasm?: WasmChoice; long?: boolean; kvInt8?: boolean }[] = quick
       ? [{ format: 'q8', gguf: 'q8_0', threads: 2, rounds: 1 }]
       : [
         { format: 'q8', gguf: 'q8_0', threads: 2, rounds: 2 },
@@ -138,6 +138,10 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
         { format: 'q4', gguf: null, threads: 2, rounds: 1, wasm: { simd: 'baseline' } },
         { format: 'q4', gguf: null, threads: 2, rounds: 1, wasm: { quantizedActivations: 'int16' } },
         { format: 'q4', gguf: null, threads: 1, rounds: 1, long: true },
+        // An int8 KV cache: decode over 1k and 4k cached tokens only (it changes nothing else).
+        { format: 'q8', gguf: null, threads: 2, rounds: 1, kvInt8: true },
+        { format: 'q4', gguf: null, threads: 2, rounds: 1, kvInt8: true },
+        { format: 'q4', gguf: null, threads: 1, rounds: 1, kvInt8: true },
         { format: 'q4', gguf: null, threads: 1, rounds: 1, wasm: { simd: 'baseline' } },
         { format: 'q4', gguf: null, threads: 1, rounds: 1, wasm: { quantizedActivations: 'int16' } },
         { format: 'f16', gguf: null, threads: 2, rounds: 1 },
@@ -155,11 +159,12 @@ export async function runBrowserBenchmarks(run: BrowserRun): Promise<BrowserResu
         if (!run.peer || gguf === null) {
           // A long run of the format paired with llama.cpp measures only what that pair does not.
           const pairedToo = gguf === null && !pair.wasm && pairs.some((p) => p.format === pair.format && p.threads === pair.threads && p.gguf !== null && !p.wasm);
-          const contexts = [...(pairedToo ? [] : [0, pairOpts.prefillTokens]), ...(pair.long ? [1024, 4096] : [])];
+          const contexts = pair.kvInt8 ? [1024, 4096] : [...(pairedToo ? [] : [0, pairOpts.prefillTokens]), ...(pair.long ? [1024, 4096] : [])];
           const r = await inPage((call) => call('ours', 'wasm', pair.format, pair.threads, {
-            prefillTokens: pairOpts.prefillTokens, contexts, decodeTokens: pairOpts.decodeTokens, warmupTokens: pairOpts.warmupTokens, skipPrefill: pairedToo,
+            prefillTokens: pairOpts.prefillTokens, contexts, decodeTokens: pairOpts.decodeTokens, warmupTokens: pairOpts.warmupTokens,
+            skipPrefill: pairedToo || pair.kvInt8, kvCache: pair.kvInt8 ? 'int8' : 'f32',
           }, pair.wasm));
-          const variant = [r.info.wasmSimd === 'baseline' ? 'simd128' : '', pair.wasm?.quantizedActivations ?? ''].filter(Boolean).join(' ');
+          const variant = [r.info.wasmSimd === 'baseline' ? 'simd128' : '', pair.wasm?.quantizedActivations ?? '', pair.kvInt8 ? 'kv int8' : ''].filter(Boolean).join(' ');
           results.push({
             target: `wasm Chromium${variant ? ` ${variant}` : ''}`, weights: pair.format, threads: r.info.threads,
             result: r.result, work: r.work, roofline, peaks, prefillPassRows: 256, wasmSimd: r.info.wasmSimd, wasmDotBytes: r.info.wasmDotBytes,

@@ -13,7 +13,8 @@
  * (no prefill measurement in Node), --paired (q8/q4 decode steps with exact and int16 GEMV
  * activations in alternation, paired.ts: a before/after that survives a busy machine),
  * --profile-at 0,1024 (contexts at which the widest thread count's decode step is timed op
- * by op, default 1024).
+ * by op, default 1024), --kv-cache f32,int8 (KV cache storages; int8 runs q8/q4 decode at the
+ * contexts above 0 only, where a cache is read, default both).
  *
  * Rows name the Node major version: Node 20's V8 runs the baseline SIMD128 kernels, Node ≥ 22
  * the relaxed-SIMD ones. `pnpm bench:thinker:node-lts` runs the Node part under Node 26 (fetched
@@ -23,7 +24,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createWasmBackend, loadOmniConfig, openCheckpoint, relaxedDotAvailable, type Backend, type QuantizedActivations, type WeightFormat } from '@omniweb/core';
-import { Thinker, ThinkerSession } from '@omniweb/thinker';
+import { Thinker, ThinkerSession, type CacheStorage } from '@omniweb/thinker';
 import { formatTable, type Row } from '../lib/report.js';
 import { bestOf, measureComputePeaks, type ComputePeaks } from '../lib/computePeak.js';
 import { measureRoofline, type Roofline } from '../lib/roofline.js';
@@ -48,6 +49,8 @@ const large = shape === '3b';
 const formats = list('formats', large ? 'q4' : 'q4,q8,f16,f32') as WeightFormat[];
 const threadCounts = list('threads', '1,2').map(Number);
 const activationModes = list('activations', 'auto') as QuantizedActivations[];
+const kvStorages = list('kv-cache', 'f32,int8') as CacheStorage[];
+for (const k of kvStorages) if (k !== 'f32' && k !== 'int8') throw new Error(`--kv-cache ${k}: f32 or int8`);
 /** Contexts at which a decode step is profiled op by op. */
 const profileContexts = list('profile-at', '1024').map(Number);
 const log = (line: string) => console.error(line);
@@ -104,10 +107,10 @@ const results: TargetResult[] = [];
 const profiles: Profile[] = [];
 
 /** Times `tokens` decode steps at `context` with the profiler on; returns per-op figures. */
-async function profileDecode(thinker: Thinker, prof: OpProfiler, context: number, tokens: number): Promise<Profile['ops'] & { stepMs?: number }> {
-  const session = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: context + tokens + 4 } });
+async function profileDecode(thinker: Thinker, prof: OpProfiler, context: number, tokens: number, storage: CacheStorage): Promise<Profile['ops'] & { stepMs?: number }> {
+  const session = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: context + tokens + 4, storage } });
   try {
-    if (context > 0) await fillCache(thinker.backend, session, context);
+    if (context > 0) await fillCache(thinker, session, context);
     await session.prefill({ ids: promptIds(1) });
     let n = 0;
     let t0 = 0;
@@ -128,16 +131,18 @@ async function profileDecode(thinker: Thinker, prof: OpProfiler, context: number
   }
 }
 
+const quantized = (format: WeightFormat) => format === 'q8' || format === 'q4';
 const runs = formats.flatMap((format) => threadCounts.flatMap((threads) =>
-  (format === 'q8' || format === 'q4' ? activationModes : activationModes.slice(0, 1)).map((activations) => ({ format, threads, activations }))));
-for (const [i, { format, threads, activations }] of runs.entries()) {
+  (quantized(format) ? activationModes : activationModes.slice(0, 1)).flatMap((activations) =>
+    (quantized(format) ? kvStorages : kvStorages.filter((k) => k === 'f32')).map((kvCache) => ({ format, threads, activations, kvCache })))));
+for (const [i, { format, threads, activations, kvCache }] of runs.entries()) {
   if (i > 0) {
     const again = await nodeFloors();
     Object.assign(roofline, bestOf(roofline, again.roofline));
     Object.assign(peaks, bestOf(peaks, again.peaks));
   }
   // The GEMV mode only changes q8/q4 products; it is named where a run compares modes.
-  const target = activationModes.length > 1 && (format === 'q8' || format === 'q4') ? `${nodeTarget} ${activations}` : nodeTarget;
+  const target = [nodeTarget, activationModes.length > 1 && quantized(format) ? activations : '', kvCache === 'int8' ? 'kv int8' : ''].filter(Boolean).join(' ');
   const backend: Backend = await createWasmBackend({ threads, quantizedActivations: activations });
   if (backend.info.threads !== threads) throw new Error(`asked for ${threads} threads, the wasm backend runs ${backend.info.threads}`);
   const prof = threads === Math.max(...threadCounts) && format !== 'f16' ? profileOps(backend, names) : null;
@@ -145,10 +150,12 @@ for (const [i, { format, threads, activations }] of runs.entries()) {
   const thinker = await Thinker.load(prof?.backend ?? backend, source, config, { format });
   log(`${target} ${format} ${threads}T: loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   try {
-    const result = await benchThinker(thinker, nodeOptions, () => performance.now(), log);
-    results.push({ target, weights: format, threads, result, work: tokenWork(thinker), roofline, peaks, prefillPassRows: PASS_ROWS, wasmSimd: backend.info.wasmSimd, wasmDotBytes: backend.info.wasmDotBytes });
+    // An int8 cache changes only what reads a cache: the decode steps over one.
+    const opts = kvCache === 'int8' ? { ...nodeOptions, kvCache, skipPrefill: true, contexts: nodeOptions.contexts.filter((c) => c > 0) } : nodeOptions;
+    const result = await benchThinker(thinker, opts, () => performance.now(), log);
+    results.push({ target, weights: format, threads, result, work: tokenWork(thinker, kvCache), roofline, peaks, prefillPassRows: PASS_ROWS, wasmSimd: backend.info.wasmSimd, wasmDotBytes: backend.info.wasmDotBytes });
     for (const context of prof ? profileContexts : []) {
-      const ops = await profileDecode(thinker, prof!, context, quick ? 4 : 8);
+      const ops = await profileDecode(thinker, prof!, context, quick ? 4 : 8, kvCache);
       profiles.push({ target: `${target} ${threads}T`, weights: format, context, stepMs: ops.stepMs!, ops: [...ops] });
     }
   } finally {

@@ -219,7 +219,7 @@ const api: ThinkerPageApi = {
     const ours = await loadOurs(kind, format, threads, wasm);
     try {
       const result = await benchThinker(ours.thinker, opts, now, (l) => console.log(l));
-      return { info: ours.info, loadMs: ours.loadMs, result, work: tokenWork(ours.thinker) };
+      return { info: ours.info, loadMs: ours.loadMs, result, work: tokenWork(ours.thinker, opts.kvCache) };
     } finally {
       ours.dispose();
     }

@@ -25,7 +25,7 @@ export async function pairedDecode(
   try {
     const streams = [];
     for (const [i, session] of sessions.entries()) {
-      if (context > 0) await fillCache(entries[i].thinker.backend, session, context);
+      if (context > 0) await fillCache(entries[i].thinker, session, context);
       await session.prefill({ ids: promptIds(1, context + 1) });
       const stream = session.generate({ maxNewTokens: total + 1, stopIds: [] })[Symbol.asyncIterator]();
       // The first event is the prefill's token: no forward pass.

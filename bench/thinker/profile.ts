@@ -38,8 +38,18 @@ export function profileOps(inner: Backend, nameLinear: (w: Weight) => string, no
     t.calls++;
     totals.set(key, t);
   };
+  const timed = <T extends (...args: never[]) => unknown>(key: string, method: T, self: unknown): T => ((...args: Parameters<T>) => {
+    if (!on) return method.apply(self, args);
+    const t0 = now();
+    const result = method.apply(self, args);
+    add(key, now() - t0);
+    return result;
+  }) as T;
+  // The 8-bit KV cache's ops, under their own names ('kv8.attention', …).
+  const kv8 = inner.kv8 && Object.fromEntries(Object.entries(inner.kv8).map(([name, method]) => [name, timed(`kv8.${name}`, method, inner.kv8)]));
   const backend = new Proxy(inner, {
     get(target, prop, receiver) {
+      if (prop === 'kv8') return kv8;
       const value = Reflect.get(target, prop, receiver) as unknown;
       if (typeof value !== 'function') return value;
       let fn = wrapped.get(prop);

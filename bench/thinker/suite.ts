@@ -4,7 +4,7 @@
  * costs (weight and KV bytes read, FLOPs), from which the run's roofline gives the floors.
  */
 import type { Backend, Weight } from '@omniweb/core';
-import { ThinkerSession, type Thinker } from '@omniweb/thinker';
+import { ThinkerSession, type CacheStorage, type Thinker } from '@omniweb/thinker';
 import { median } from '../lib/report.js';
 
 /**
@@ -28,6 +28,8 @@ export interface ThinkerBenchOptions {
   warmupTokens: number;
   /** Skip the prefill (slow devices). */
   skipPrefill?: boolean;
+  /** How the sessions' KV caches keep rows (default f32). */
+  kvCache?: CacheStorage;
 }
 
 export interface DecodeResult {
@@ -71,13 +73,14 @@ function randomRows(n: number, seed: number): Float32Array {
  * Fills the first `rows` rows of a session's cache with random keys and values (the cost
  * of attention does not depend on them), as if that many tokens had been prefilled.
  */
-export async function fillCache(backend: Backend, session: ThinkerSession, rows: number): Promise<void> {
-  const cache = session.cache;
+export async function fillCache(thinker: Thinker, session: ThinkerSession, rows: number): Promise<void> {
+  const backend = thinker.backend, cache = session.cache;
   const start = await cache.reserve(rows);
-  const shape = [rows, cache.keys[0].shape[1], cache.keys[0].shape[2]];
+  const { kvHeads, headDim } = thinker.config.text;
+  const shape = [rows, kvHeads, headDim];
   const k = backend.tensor(randomRows(rows * cache.rowSize, 11), shape);
   const v = backend.tensor(randomRows(rows * cache.rowSize, 13), shape);
-  for (let l = 0; l < cache.keys.length; l++) cache.write(l, k, v, start);
+  for (let l = 0; l < cache.layers; l++) cache.write(l, k, v, start);
   await backend.sync();
   backend.dispose(k);
   backend.dispose(v);
@@ -95,14 +98,14 @@ export async function benchThinker(
   let prefill: ThinkerResult['prefill'] = null;
   if (!opts.skipPrefill) {
     const session = new ThinkerSession(thinker, {
-      cache: { kind: 'plain', capacity: opts.prefillTokens + 8 }, maxChunkRows: opts.maxChunkRows,
+      cache: { kind: 'plain', capacity: opts.prefillTokens + 8, storage: opts.kvCache }, maxChunkRows: opts.maxChunkRows,
     });
     try {
       // Warm-up pass: first touch of the weights and of the pass-sized run state.
       await session.prefill({ ids: promptIds(8, 3) });
       const ids = promptIds(opts.prefillTokens);
       const other = new ThinkerSession(thinker, {
-        cache: { kind: 'plain', capacity: opts.prefillTokens }, maxChunkRows: opts.maxChunkRows,
+        cache: { kind: 'plain', capacity: opts.prefillTokens, storage: opts.kvCache }, maxChunkRows: opts.maxChunkRows,
       });
       try {
         const t0 = now();
@@ -121,9 +124,9 @@ export async function benchThinker(
   const decode: DecodeResult[] = [];
   for (const context of opts.contexts) {
     const total = opts.warmupTokens + opts.decodeTokens;
-    const session = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: context + total + 2 } });
+    const session = new ThinkerSession(thinker, { cache: { kind: 'plain', capacity: context + total + 2, storage: opts.kvCache } });
     try {
-      if (context > 0) await fillCache(backend, session, context);
+      if (context > 0) await fillCache(thinker, session, context);
       await session.prefill({ ids: promptIds(1, context + 1) });
       // Event n > 0 comes after one forward pass; the first comes from the prefill's logits.
       const stamps: number[] = [];
@@ -160,7 +163,13 @@ export interface TokenWork {
   lmHeadFlops: number;
 }
 
-export function tokenWork(thinker: Thinker): TokenWork {
+/** KV bytes of one cached row (all layers): f32 keys and values, or int8 codes (head size padded to 16) and two f32 scales per head. */
+export function kvBytesPerRow(t: Thinker['config']['text'], storage: CacheStorage = 'f32'): number {
+  const perHead = storage === 'int8' ? 2 * Math.ceil(t.headDim / 16) * 16 + 8 : 2 * t.headDim * 4;
+  return t.layers * t.kvHeads * perHead;
+}
+
+export function tokenWork(thinker: Thinker, storage: CacheStorage = 'f32'): TokenWork {
   const t = thinker.config.text;
   const w = thinker.weights;
   let weightBytes = 0;
@@ -175,7 +184,7 @@ export function tokenWork(thinker: Thinker): TokenWork {
   weightBytes += w.embedTokens.byteSize / t.vocab; // one embedding row
   return {
     weightBytes,
-    kvBytesPerRow: 2 * t.layers * t.kvHeads * t.headDim * 4,
+    kvBytesPerRow: kvBytesPerRow(t, storage),
     matrixFlops,
     attentionFlopsPerRow: 4 * t.layers * t.heads * t.headDim,
     lmHeadFlops: 2 * w.lmHead.rows * w.lmHead.cols,

@@ -5,9 +5,10 @@
 import { createWebGPUBackend, quantize, type Backend, type BackendInfo } from '@omniweb/core';
 // Not exported from @omniweb/core (yet): the wasm backend from its source module.
 import { createWasmBackend, relaxedDotReadsUnsignedBytes } from '../../packages/core/src/wasm/index.js';
-import { createOracleBackend, kernelCases, type CaseResult } from '@omniweb/kernels';
+import { createOracleBackend, kernelCases, kv8Cases, type CaseResult } from '@omniweb/kernels';
 
-export type BrowserBackendKind = 'webgpu' | 'wasm';
+/** 'wasm-portable': the relaxed build with dot bytes kept below 128 (the 8-bit KV cache's int16 score path). */
+export type BrowserBackendKind = 'webgpu' | 'wasm' | 'wasm-portable';
 
 /** The wasm builds compared with the baseline one (info.wasmSimd/wasmDotBytes), on how many outputs, and how many differed in any bit. */
 export interface BuildComparison { builds: string[]; compared: number; differing: number }
@@ -15,7 +16,7 @@ export interface BuildComparison { builds: string[]; compared: number; differing
 export interface KernelPageApi {
   caseNames(): string[];
   info(kind: BrowserBackendKind): Promise<BackendInfo>;
-  /** One case; a thrown error comes back as `error` (with its stack) instead of a rejection. */
+  /** One case of kernelCases or kv8Cases; a thrown error comes back as `error` (with its stack) instead of a rejection. */
   run(kind: BrowserBackendKind, name: string): Promise<CaseResult | { error: string }>;
   /** q4 and q8 GEMVs (1–12 rows, odd sizes, f32 and f16 scales, 'int16' and 'int8' activations) on the relaxed build, with 'auto' and 'portable' dot bytes, and on the baseline build. */
   compareWasmBuilds(): Promise<BuildComparison>;
@@ -29,7 +30,8 @@ function backendOf(kind: BrowserBackendKind): Promise<Backend> {
   const existing = backends.get(kind);
   if (existing) return existing;
   // 'int16' GEMV activations: the mode kernels/cases/linear.ts bounds (the default 'auto' rounds q4's to 8 bits).
-  const created = kind === 'webgpu' ? createWebGPUBackend() : createWasmBackend({ quantizedActivations: 'int16' });
+  const created = kind === 'webgpu' ? createWebGPUBackend()
+    : createWasmBackend({ quantizedActivations: 'int16', dotBytes: kind === 'wasm-portable' ? 'portable' : 'auto' });
   backends.set(kind, created);
   return created;
 }
@@ -80,7 +82,7 @@ const api: KernelPageApi = {
   readsUnsignedDotBytes: () => relaxedDotReadsUnsignedBytes(),
   info: async (kind) => (await backendOf(kind)).info,
   async run(kind, name) {
-    const kernelCase = kernelCases.find((c) => c.name === name);
+    const kernelCase = [...kernelCases, ...kv8Cases].find((c) => c.name === name);
     try {
       if (!kernelCase) throw new Error(`no kernel case named ${name}`);
       return await kernelCase.run(await backendOf(kind), oracle);

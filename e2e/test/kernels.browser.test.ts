@@ -6,7 +6,7 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { kernelCases } from '@omniweb/kernels';
+import { kernelCases, kv8Cases } from '@omniweb/kernels';
 import { launchChromium } from '../chromium.js';
 import { startStaticServer } from '../server.js';
 import type { BrowserBackendKind } from '../kernels/page.js';
@@ -91,9 +91,20 @@ describe('kernel page', () => {
   });
 });
 
-for (const kind of BACKENDS) {
-  describe(`${kind} in Chromium`, () => {
-    for (const { name } of kernelCases) {
+// The 8-bit KV cache (wasm only) with its score dots on bytes above 127 where the engine reads them
+// as unsigned (x86 with AVX-VNNI), and on the int16 path that every engine runs.
+const kv8Runs: readonly { kind: BrowserBackendKind; label: string }[] = [
+  { kind: 'wasm', label: 'wasm in Chromium, 8-bit KV cache' },
+  { kind: 'wasm-portable', label: 'wasm in Chromium (portable dot bytes), 8-bit KV cache' },
+];
+const runs = [
+  ...BACKENDS.map((kind) => ({ kind, label: `${kind} in Chromium`, cases: kernelCases })),
+  ...kv8Runs.map((r) => ({ ...r, cases: kv8Cases })),
+];
+
+for (const { kind, label, cases } of runs) {
+  describe(label, () => {
+    for (const { name } of cases) {
       it(name, async () => {
         const { page, pageErrors } = await ready();
         const errorsBefore = pageErrors.length;

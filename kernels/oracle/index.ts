@@ -11,8 +11,8 @@
 import {
   OmniError, dequantize, f16ToF32, paddedCols,
   type AttentionMask, type AttentionOptions, type Backend, type BackendInfo, type Conv1dOptions,
-  type ElementType, type HostMatrix, type ResampleFilters, type RopeSpec, type Tensor, type UnaryFunction, type Weight,
-  type WeightFormat,
+  type ElementType, type HostMatrix, type KV8, type KV8Ops, type ResampleFilters, type RopeSpec, type Tensor, type UnaryFunction,
+  type Weight, type WeightFormat,
 } from '@omniweb/core';
 import { erf } from './erf.js';
 
@@ -39,6 +39,47 @@ class OracleWeight implements Weight {
     /** Row-major [rows, cols] values exactly as the device would dequantize them. */
     readonly values: Float32Array,
   ) {}
+}
+
+/** An 8-bit KV cache layer: codes and scales per row and head, as the wasm kernels keep them (kernels/wasm/attention.c). */
+class OracleKV8 implements KV8 {
+  readonly backend = 'oracle' as const;
+  freed = false;
+  readonly byteSize: number;
+  /** [rows, heads, headDim] codes in −127..127. */
+  readonly keys: Int8Array;
+  readonly values: Int8Array;
+  /** [rows, heads]. */
+  readonly keyScales: Float32Array;
+  readonly valueScales: Float32Array;
+  constructor(readonly rows: number, readonly heads: number, readonly headDim: number) {
+    this.keys = new Int8Array(rows * heads * headDim);
+    this.values = new Int8Array(rows * heads * headDim);
+    this.keyScales = new Float32Array(rows * heads);
+    this.valueScales = new Float32Array(rows * heads);
+    this.byteSize = 2 * this.keys.length + 8 * rows * heads;
+  }
+}
+
+/** Round half to even, as f32.nearest. */
+function nearestEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * x → codes round(x · (127 / m)) (f32 arithmetic) with m = max|x|; returns the scale m / 127:
+ * 0 for a zero vector, NaN (codes 0) when x holds Inf or NaN.
+ */
+function quantizeVector(x: ArrayLike<number>, codes: Int8Array): number {
+  let m = 0;
+  for (let d = 0; d < x.length; d++) m = Math.max(m, Math.abs(x[d]));
+  codes.fill(0);
+  if (!Number.isFinite(m)) return NaN;
+  if (m === 0) return 0;
+  const inv = Math.fround(127 / m);
+  for (let d = 0; d < x.length; d++) codes[d] = nearestEven(Math.fround(x[d] * inv));
+  return Math.fround(m / 127);
 }
 
 const INFO: BackendInfo = {
@@ -235,8 +276,131 @@ export function createOracleBackend(): Backend {
     }
   }
 
+  function ownKV8(kv: KV8, what: string): OracleKV8 {
+    if (!(kv instanceof OracleKV8)) throw new OmniError('BAD_INPUT', `${what}: expected an 8-bit KV cache layer of the oracle backend`);
+    if (kv.freed) throw new OmniError('BAD_INPUT', `${what}: the 8-bit KV cache layer was disposed`);
+    return kv;
+  }
+
+  /** k, v [n, heads, headDim] of kv's head shape at rows [row, row + n): returns n. */
+  function kv8Rows(op: string, kv: OracleKV8, k: Tensor, v: Tensor, row: number): number {
+    if (k.shape.length !== 3 || !sameShape(k.shape, v.shape) || k.shape[1] !== kv.heads || k.shape[2] !== kv.headDim) {
+      throw new OmniError('SHAPE_MISMATCH', `${op}: k ${shapeText(k.shape)} and v ${shapeText(v.shape)} must both be [n, ${kv.heads}, ${kv.headDim}]`);
+    }
+    checkInteger(row, 0, `${op} row`);
+    if (row + k.shape[0] > kv.rows) throw new OmniError('BAD_INPUT', `${op}: rows [${row}, ${row + k.shape[0]}) run past the ${kv.rows} of the cache`);
+    return k.shape[0];
+  }
+
+  const kv8: KV8Ops = {
+    create(rows, heads, headDim) {
+      checkInteger(rows, 1, 'kv8.create rows');
+      checkInteger(heads, 1, 'kv8.create heads');
+      checkInteger(headDim, 1, 'kv8.create headDim');
+      return new OracleKV8(rows, heads, headDim);
+    },
+
+    write(k, v, dst, row) {
+      const kv = ownKV8(dst, 'kv8.write');
+      const kd = f32(k, 'kv8.write k');
+      const vd = f32(v, 'kv8.write v');
+      const n = kv8Rows('kv8.write', kv, k, v, row);
+      const D = kv.headDim;
+      for (let i = 0; i < n * kv.heads; i++) {
+        const at = row * kv.heads + i;
+        kv.keyScales[at] = quantizeVector(kd.subarray(i * D, (i + 1) * D), kv.keys.subarray(at * D, (at + 1) * D));
+        kv.valueScales[at] = quantizeVector(vd.subarray(i * D, (i + 1) * D), kv.values.subarray(at * D, (at + 1) * D));
+      }
+    },
+
+    read(src, row, k, v) {
+      const kv = ownKV8(src, 'kv8.read');
+      const ko = own(k, 'kv8.read k');
+      const vo = own(v, 'kv8.read v');
+      if (ko.storage === vo.storage) throw new OmniError('BAD_INPUT', 'kv8.read: k and v must not share storage');
+      const n = kv8Rows('kv8.read', kv, k, v, row);
+      const D = kv.headDim;
+      for (let i = 0; i < n * kv.heads; i++) {
+        const at = row * kv.heads + i;
+        for (let d = 0; d < D; d++) {
+          ko.storage.data[i * D + d] = Math.fround(kv.keys[at * D + d] * kv.keyScales[at]);
+          vo.storage.data[i * D + d] = Math.fround(kv.values[at * D + d] * kv.valueScales[at]);
+        }
+      }
+    },
+
+    // The integer scheme of KV8Ops.attention, in f64 where the kernel rounds to f32.
+    attention(q, cache, opts: AttentionOptions, out) {
+      const kv = ownKV8(cache, 'kv8.attention');
+      const qv = f32(q, 'kv8.attention q');
+      if (q.shape.length !== 3 || q.shape[2] !== kv.headDim || q.shape[1] % kv.heads !== 0) {
+        throw new OmniError('SHAPE_MISMATCH', `kv8.attention: q ${shapeText(q.shape)} should be [T, Hq, ${kv.headDim}] with Hq a multiple of ${kv.heads}`);
+      }
+      const [T, Hq, D] = q.shape;
+      const kvLength = opts.kvLength ?? kv.rows;
+      checkInteger(kvLength, 1, 'kv8.attention kvLength');
+      if (kvLength > kv.rows) throw new OmniError('SHAPE_MISMATCH', `kv8.attention: kvLength ${kvLength} exceeds the ${kv.rows} rows of the cache`);
+      const scale = opts.scale ?? 1 / Math.sqrt(D);
+      const visible = checkMask(opts.mask, T, kvLength);
+      const o = result('kv8.attention', q.shape, 'f32', out, [q]);
+      const values = new Float64Array(q.size);
+      const group = Hq / kv.heads;
+      const qCodes = new Int8Array(D);
+      const scores = new Float64Array(kvLength);
+      const weights = new Float64Array(kvLength);
+      for (let i = 0; i < T; i++) {
+        for (let h = 0; h < Hq; h++) {
+          const g = Math.floor(h / group);
+          const base = (i * Hq + h) * D;
+          const qScale = quantizeVector(qv.subarray(base, base + D), qCodes);
+          let max = -Infinity;
+          for (let j = 0; j < kvLength; j++) {
+            scores[j] = -Infinity;
+            if (!visible(i, j)) continue;
+            const at = (j * kv.heads + g) * D;
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += qCodes[d] * kv.keys[at + d];
+            scores[j] = dot * qScale * scale * kv.keyScales[j * kv.heads + g];
+            max = Math.max(max, scores[j]);
+          }
+          if (max === -Infinity) continue;
+          let total = 0;
+          for (let j = 0; j < kvLength; j++) {
+            const e = scores[j] === -Infinity ? 0 : Math.exp(scores[j] - max);
+            total += e;
+            weights[j] = e * kv.valueScales[j * kv.heads + g];
+          }
+          for (let c = 0; c < kvLength; c += 64) {
+            const end = Math.min(c + 64, kvLength);
+            let top = 0;
+            for (let j = c; j < end; j++) top = Math.max(top, weights[j]);
+            if (!(top > 0)) {
+              if (Number.isNaN(top) || weights.subarray(c, end).some(Number.isNaN)) values.fill(NaN, base, base + D);
+              continue;
+            }
+            const step = top / 127;
+            for (let j = c; j < end; j++) {
+              const code = nearestEven(weights[j] * (127 / top));
+              if (code === 0) continue;
+              const at = (j * kv.heads + g) * D;
+              for (let d = 0; d < D; d++) values[base + d] += step * code * kv.values[at + d];
+            }
+          }
+          for (let d = 0; d < D; d++) values[base + d] /= total;
+        }
+      }
+      return store(o, values);
+    },
+
+    dispose(cache) {
+      if (!(cache instanceof OracleKV8)) throw new OmniError('BAD_INPUT', 'kv8.dispose: not an 8-bit KV cache layer of the oracle backend');
+      cache.freed = true;
+    },
+  };
+
   const backend: Backend = {
     info: INFO,
+    kv8,
 
     tensor(data, shape) {
       const size = checkShape(shape, 'tensor');

@@ -20,5 +20,7 @@ const kernel_constants omni_constants = {
   .exponent_bias = (v128_t)(__i32x4){ 127, 127, 127, 127 },
   .half_bits = (v128_t)(__i32x4){ (int)0x8FFFE000, (int)0x8FFFE000, (int)0x8FFFE000, (int)0x8FFFE000 },
   .half_rebias = F32X4(0x1p112f),
+  .coarse_low = F32X4(-87.0f),
+  .ln2 = F32X4(0.693147180559945309f),
   .low_nibble_bytes = (v128_t)(__u8x16){ 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15 },
 };

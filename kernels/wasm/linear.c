@@ -282,12 +282,8 @@ typedef struct {
 /*
  * q8: a chunk's bytes (w + 128) widen to int16 lanes of rows 0–1 and of rows 2–3, each row's 4
  * columns in two lanes of the dot against x[c … c+3]; a group ends summing the lane pairs, and
- * its sums start at offset = −128·Σq. |sum| < 2^31: a lane holds 8 products of at most 255·32767.
+ * its sums start at offset = −128·Σq (lane_pair_sums). |sum| < 2^31: a lane holds 8 products of at most 255·32767.
  */
-static inline v128_t lane_pair_sums(v128_t rows01, v128_t rows23, v128_t offset) {
-  return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shuffle(rows01, rows23, 0, 2, 4, 6), wasm_i32x4_shuffle(rows01, rows23, 1, 3, 5, 7)), offset);
-}
-
 static inline __attribute__((always_inline)) sum_pair q8_block_group(const uint8_t *w, const int16_t *x, int32_t offset, const int pair) {
   v128_t a = wasm_i32x4_splat(0), b = a, c = a, d = a;
 #pragma clang loop unroll(disable)
@@ -347,14 +343,6 @@ static inline __attribute__((always_inline)) sum_pair q4_block_group(const uint8
  * layout above): split_activation_bytes stores x's bytes in that order, per chunk
  * [hi 0 4 1 5][lo 0 4 1 5][hi 2 6 3 7][lo 2 6 3 7], each a 4-byte splat for the dot.
  */
-#define RELAXED_DOT 1
-typedef int8_t i8x16_t __attribute__((vector_size(16)));
-typedef int32_t i32x4_t __attribute__((vector_size(16)));
-
-static inline v128_t dot_bytes_add(v128_t x, v128_t nibbles, v128_t acc) {
-  return (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_add_s_i32x4((i8x16_t)x, (i8x16_t)nibbles, (i32x4_t)acc);
-}
-
 static inline v128_t low_nibbles(v128_t v) { return wasm_v128_and(v, omni_constants.low_nibble_bytes); }
 static inline v128_t high_nibbles(v128_t v) { return wasm_v128_and(wasm_u16x8_shr(v, 4), omni_constants.low_nibble_bytes); }
 
@@ -466,8 +454,6 @@ static void split_activation_bytes(const int16_t *xq, int groups, const int q4, 
                                        : wasm_i8x16_shuffle(hl, hl, 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15));
   }
 }
-#else
-#define RELAXED_DOT 0
 #endif
 
 /* How the q8/q4 GEMV reads x: int16 lanes, or (relaxed SIMD) 15-bit values split into two bytes, or 8-bit values (q4: with the weights' high nibbles shifted down, or in place). */
@@ -655,11 +641,11 @@ OMNI_EXPORT int omni_set_gemv_activations(int mode) {
  * gained nothing; the 0.5B q4 decode step 14.1 → 13.4 ms.
  * Returns 0, or −1 when asked for in a build without the relaxed dot.
  */
-static int unsigned_dot_bytes = 0;
+int omni_unsigned_dot_bytes = 0;
 
 OMNI_EXPORT int omni_set_unsigned_dot_bytes(int on) {
   if (on && !RELAXED_DOT) return -1;
-  unsigned_dot_bytes = on != 0;
+  omni_unsigned_dot_bytes = on != 0;
   return 0;
 }
 
@@ -775,8 +761,8 @@ static int gemv_parts(const float *x, const linear_part *parts, int count) {
     const int parts_of_x = mode == ACTIVATIONS_EXACT ? 2 : 1;
     const float top = mode == ACTIVATIONS_EXACT ? 32767.0f : mode == ACTIVATIONS_INT16 ? 16383.0f : 127.0f;
     /* Byte dots take x in one part; q8's bytes reach 255, so those need an engine that reads them as unsigned. */
-    const int bytes = !RELAXED_DOT || parts_of_x == 2 || (!q4 && !unsigned_dot_bytes) ? X_LANES
-                    : mode == ACTIVATIONS_INT16 ? X_SPLIT : q4 && unsigned_dot_bytes ? X_INT8_HIGH_IN_PLACE : X_INT8;
+    const int bytes = !RELAXED_DOT || parts_of_x == 2 || (!q4 && !omni_unsigned_dot_bytes) ? X_LANES
+                    : mode == ACTIVATIONS_INT16 ? X_SPLIT : q4 && omni_unsigned_dot_bytes ? X_INT8_HIGH_IN_PLACE : X_INT8;
     /* One allocation: the int16 parts, then the scales, then the offsets, then x's bytes for the relaxed dot. */
     const size_t byte_count = bytes == X_SPLIT ? 64 : bytes == X_LANES ? 0 : 32;
     uint8_t *scratch = omni_shared_scratch(SCRATCH_ACTIVATIONS, (size_t)groups * (parts_of_x * QUANT_GROUP * 2 + 4 + parts_of_x * 4 + byte_count));

@@ -109,6 +109,31 @@ static inline v128_t f16x4_to_f32x4(v128_t h) {
 }
 
 /*
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s: acc + per lane the dot of 4 bytes of x (signed) with 4 of
+ * b. Exact on every engine while b's bytes stay in 0..127; above that the engine decides (see
+ * omni_unsigned_dot_bytes). RELAXED_DOT says whether this build has it.
+ */
+#ifdef __wasm_relaxed_simd__
+#define RELAXED_DOT 1
+typedef int8_t i8x16_t __attribute__((vector_size(16)));
+typedef int32_t i32x4_t __attribute__((vector_size(16)));
+
+static inline v128_t dot_bytes_add(v128_t x, v128_t b, v128_t acc) {
+  return (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_add_s_i32x4((i8x16_t)x, (i8x16_t)b, (i32x4_t)acc);
+}
+#else
+#define RELAXED_DOT 0
+#endif
+
+/* Set by omni_set_unsigned_dot_bytes (linear.c): the engine's 8-bit dot multiplies b's bytes above 127 as unsigned, exactly. */
+extern int omni_unsigned_dot_bytes;
+
+/* Lanes (0 + 1, 2 + 3) of rows01 then of rows23, plus offset: what an i16 dot over two lanes per sum leaves. */
+static inline v128_t lane_pair_sums(v128_t rows01, v128_t rows23, v128_t offset) {
+  return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shuffle(rows01, rows23, 0, 2, 4, 6), wasm_i32x4_shuffle(rows01, rows23, 1, 3, 5, 7)), offset);
+}
+
+/*
  * Constants that kernels read from memory (constants.c) rather than write as v128.const: V8
  * materializes a v128.const where it is used, from a general register in three instructions,
  * inside the loop; a load is one, or none where it folds into the arithmetic (exp over a
@@ -121,6 +146,7 @@ typedef struct {
   v128_t round; /* 1.5·2^23, see rounded_bits */
   v128_t exp_low, exp_high, log2e, ln2_hi, ln2_lo, c7, c6, c5, c4, c3, c2, one, exponent_bias;
   v128_t half_bits, half_rebias; /* f16_top_to_f32 */
+  v128_t coarse_low, ln2;        /* exp_coarse (attention.c) */
   v128_t low_nibble_bytes;       /* 0x0f in every byte */
 } kernel_constants;
 extern const kernel_constants omni_constants;

@@ -10,6 +10,7 @@
  * the reference's). Model stages are registered in `STAGES`.
  */
 import { writeFile } from 'node:fs/promises';
+import type { CacheStorage } from '@omniweb/thinker';
 import { STAGES } from './stages.js';
 import { badFlag, flagReader, parseFlags, type FlagKind } from './flags.js';
 import { WASM_FLAGS, WASM_USAGE, wasmOptions } from './wasmFlags.js';
@@ -28,6 +29,8 @@ export interface RunCaseOptions {
   outPath: string;
   device: DeviceKind;
   weights: WeightFormat;
+  /** How the Thinker's KV cache keeps rows (f32, or int8 on wasm). */
+  kvCache: CacheStorage;
   /** Thinker tokens to generate; null: as many as the case recorded. */
   maxNewTokens: number | null;
   /** Talker codec tokens to generate; null: as many as the case recorded. */
@@ -70,7 +73,7 @@ export interface RunCaseResult {
 }
 
 export const RUN_CASE_USAGE = `omniweb run-case --model <dir> --case <file.safetensors> --out <file.safetensors>
-    [--device wasm|webgpu] [--weights f32|f16|q8|q4] [--max-new-tokens N]
+    [--device wasm|webgpu] [--weights f32|f16|q8|q4] [--kv-cache f32|int8] [--max-new-tokens N]
     [--talker-max-new-tokens N] [--use-audio-in-video] [--fps N]
     ${WASM_USAGE}`;
 
@@ -80,6 +83,7 @@ const FLAGS: Record<string, FlagKind> = {
   out: 'value',
   device: 'value',
   weights: 'value',
+  'kv-cache': 'value',
   'max-new-tokens': 'value',
   'talker-max-new-tokens': 'value',
   'use-audio-in-video': 'switch',
@@ -103,12 +107,18 @@ export function parseRunCaseArgs(argv: readonly string[]): RunCaseOptions {
     outPath: required('out', 'where to write the outputs'),
     device,
     weights: oneOf('weights', ['f32', 'f16', 'q8', 'q4'] as const, 'f32'),
+    kvCache: kvCacheFlag(oneOf('kv-cache', ['f32', 'int8'] as const, 'f32'), device),
     maxNewTokens: positiveInt('max-new-tokens'),
     talkerMaxNewTokens: positiveInt('talker-max-new-tokens'),
     useAudioInVideo: values.has('use-audio-in-video'),
     fps: positiveNumber('fps'),
     wasm: wasmOptions('run-case', values, device),
   };
+}
+
+function kvCacheFlag(storage: CacheStorage, device: DeviceKind): CacheStorage {
+  if (storage === 'int8' && device !== 'wasm') throw badFlag('run-case', '--kv-cache int8 runs on --device wasm; WebGPU keeps f32 caches');
+  return storage;
 }
 
 const DATA_TYPE = { f32: Float32Array, i32: Int32Array, u8: Uint8Array } as const;

@@ -267,12 +267,13 @@ const thinker: Stage = {
     const maxNewTokens = ctx.options.maxNewTokens ?? (ctx.has('generated_ids') ? ctx.array('generated_ids').shape.at(-1)! : 8);
     const model = await Thinker.load(backend, ctx.checkpoint, ctx.config.thinker, { format: ctx.options.weights });
     const { media, tensors } = thinkerMedia(ctx, backend, ids);
-    const session = new ThinkerSession(model, { cache: { kind: 'plain', capacity: ids.length + maxNewTokens } });
+    const storage = ctx.options.kvCache;
+    const session = new ThinkerSession(model, { cache: { kind: 'plain', capacity: ids.length + maxNewTokens, storage } });
     let speech: Awaited<ReturnType<typeof startTalker>> = null;
     try {
       // Per-position argmax needs every row's logits: one full pass, argmax on the device.
       const state = model.createRunState(ids.length, 'all');
-      const cache = model.createCache({ kind: 'plain', capacity: ids.length });
+      const cache = model.createCache({ kind: 'plain', capacity: ids.length, storage });
       try {
         const last = await model.forward(state, cache, { ids: Int32Array.from(ids), media, positions });
         const argmax = backend.argmax(state.logits);

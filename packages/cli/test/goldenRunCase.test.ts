@@ -24,7 +24,7 @@ async function check(
   const casePath = `${work}/${label.replace(/\W+/g, '_')}.safetensors`;
   writeFileSync(casePath, writeSafetensors(inputs));
   const result = await runCase({
-    model: MODEL, casePath, outPath: `${casePath}.out`, device: 'wasm', weights: 'f32',
+    model: MODEL, casePath, outPath: `${casePath}.out`, device: 'wasm', weights: 'f32', kvCache: 'f32',
     maxNewTokens: null, talkerMaxNewTokens: null, useAudioInVideo: false, fps: null, wasm: {}, ...options,
   }, undefined, () => {});
   for (const [name, bound] of Object.entries(expected)) {
@@ -108,6 +108,23 @@ describe('omniweb run-case on the golden cases (wasm, f32)', () => {
   it('token2wav: bigvgan_mel_in → bigvgan_wav', async () => {
     const g = await load('token2wav');
     await check('bigvgan', pick(g, ['bigvgan_mel_in']), { bigvgan_wav: 1e-4 }, g);
+  });
+});
+
+// 8-bit keys and values, queries and value weights (Backend.kv8): ~5e-3 and ~9e-3 on the logits here.
+describe('omniweb run-case with --kv-cache int8 (wasm, f32 weights)', () => {
+  it('thinker_p1: logits within 2e-2 of the reference, the 8 greedy ids identical', async () => {
+    const p1 = await load('thinker_p1');
+    await check('p1 int8 cache', pick(p1, ['input_ids', 'inputs_embeds', 'position_ids', 'generated_ids']), {
+      logits_last: 2e-2, generated_ids: 'exact',
+    }, p1, { kvCache: 'int8' });
+  });
+
+  it('thinker_p2 (audio in video): logits within 2e-2 of the reference, the 8 greedy ids identical', async () => {
+    const p2 = await load('thinker_p2');
+    await check('p2 int8 cache', pick(p2, ['input_ids', 'inputs_embeds', 'position_ids', 'generated_ids']), {
+      logits_last: 2e-2, generated_ids: 'exact',
+    }, p2, { useAudioInVideo: true, kvCache: 'int8' });
   });
 });
 

@@ -130,11 +130,12 @@ describe('parseRunCaseArgs', () => {
 
   it('applies defaults and reads every flag in both spellings', () => {
     expect(parseRunCaseArgs(base)).toEqual({
-      model: 'm', casePath: 'c.safetensors', outPath: 'o.safetensors', device: 'wasm', weights: 'f32',
+      model: 'm', casePath: 'c.safetensors', outPath: 'o.safetensors', device: 'wasm', weights: 'f32', kvCache: 'f32',
       maxNewTokens: null, talkerMaxNewTokens: null, useAudioInVideo: false, fps: null, wasm: {},
     });
     expect(parseRunCaseArgs([...base, '--device=webgpu', '--weights', 'q4', '--max-new-tokens', '8', '--talker-max-new-tokens=25', '--use-audio-in-video', '--fps', '2.5']))
       .toMatchObject({ device: 'webgpu', weights: 'q4', maxNewTokens: 8, talkerMaxNewTokens: 25, useAudioInVideo: true, fps: 2.5 });
+    expect(parseRunCaseArgs([...base, '--kv-cache', 'int8']).kvCache).toBe('int8');
     expect(parseRunCaseArgs([...base, '--threads', '1', '--quantized-activations=int8', '--wasm-simd', 'baseline']).wasm)
       .toEqual({ threads: 1, quantizedActivations: 'int8', simd: 'baseline' });
   });
@@ -153,6 +154,8 @@ describe('parseRunCaseArgs', () => {
     [[...base, '--quantized-activations', 'int4'], /--quantized-activations int4 is not one of auto, int16, int8, exact/],
     [[...base, '--wasm-simd', 'avx'], /--wasm-simd avx is not one of auto, relaxed, baseline/],
     [[...base, '--device', 'webgpu', '--threads', '2'], /--threads sets the wasm backend; with --device webgpu it changes nothing/],
+    [[...base, '--kv-cache', 'int4'], /--kv-cache int4 is not one of f32, int8/],
+    [[...base, '--device', 'webgpu', '--kv-cache', 'int8'], /--kv-cache int8 runs on --device wasm/],
   ];
   for (const [argv, message] of bad) {
     it(`rejects ${argv.slice(6).join(' ') || argv.join(' ')}`, () => {

@@ -92,6 +92,37 @@ export interface AttentionOptions {
   mask: AttentionMask;
 }
 
+/**
+ * One layer of an 8-bit KV cache (`Backend.kv8`): `rows` rows of keys and values `[heads, headDim]`,
+ * each vector stored as codes round(x / s) in −127..127 with s = max |x| / 127 (a quarter of f32's bytes).
+ */
+export interface KV8 {
+  readonly rows: number;
+  readonly heads: number;
+  readonly headDim: number;
+  readonly backend: BackendKind;
+  /** Bytes held, for memory reports. */
+  readonly byteSize: number;
+}
+
+/** The 8-bit KV cache's ops, on the backends that have them (wasm, and the oracle for tests). */
+export interface KV8Ops {
+  /** A layer of `rows` rows, all zero. */
+  create(rows: number, heads: number, headDim: number): KV8;
+  /** Rows [row, row + n) ← k and v `[n, heads, headDim]`, quantized. */
+  write(k: Tensor, v: Tensor, dst: KV8, row: number): void;
+  /** k and v `[n, heads, headDim]` ← rows [row, row + n), dequantized. */
+  read(src: KV8, row: number, k: Tensor, v: Tensor): void;
+  /**
+   * `attention` (q `[T, Hq, headDim]`) over the first `kvLength` rows. The sums are integer:
+   * each query head is quantized like a cached vector, and the value weights e^{s − max}·s_v
+   * of every 64 rows [64c, 64c + 64) become codes 0..127 of their largest; the softmax's
+   * denominator stays f32. Agrees with f32 attention over the dequantized rows to ~1e-2.
+   */
+  attention(q: Tensor, kv: KV8, opts: AttentionOptions, out?: Tensor): Tensor;
+  dispose(kv: KV8): void;
+}
+
 export interface Conv1dOptions {
   kernel: number;
   stride?: number;
@@ -213,4 +244,8 @@ export interface Backend {
    * i.e. torch's UpSample1d → SnakeBeta → DownSample1d in one pass, without the 2L intermediate. → [L, C].
    */
   snakeBeta(x: Tensor, alphaLog: Tensor, betaLog: Tensor, f: ResampleFilters, out?: Tensor): Tensor;
+
+  // ---- optional
+  /** 8-bit KV cache layers; absent where the backend has none (WebGPU). */
+  readonly kv8?: KV8Ops;
 }

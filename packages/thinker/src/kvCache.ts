@@ -27,8 +27,14 @@
  * - while nothing is evicted (sink + window ≥ sequence length) the cache runs
  *   exactly the plain code path, so it equals the full cache bit for bit.
  * The price is one f32 rounding per eviction on the moved keys (≈1 ulp).
+ *
+ * Storage. Rows are f32, or (`storage: 'int8'`, on backends with `Backend.kv8`: wasm) 8-bit
+ * codes with one scale per row and head: a quarter of the bytes that a decode step reads per
+ * cached token, and attention on integer dots (kernels/wasm/attention.c), about twice as fast
+ * at 4096 tokens. An eviction dequantizes the moved rows, turns their keys and quantizes them
+ * again: a moved key's codes change by at most one step per eviction it takes part in.
  */
-import { OmniError, type Backend, type RopeSpec, type Tensor } from '@omniweb/core';
+import { OmniError, type AttentionOptions, type Backend, type KV8, type RopeSpec, type Tensor } from '@omniweb/core';
 
 /** Rows and heads of a decoder's cache. */
 export interface KVCacheShape {
@@ -37,7 +43,10 @@ export interface KVCacheShape {
   headDim: number;
 }
 
-export type CachePolicy =
+/** How rows are kept: f32, or 8-bit codes and a scale per row and head (see above). */
+export type CacheStorage = 'f32' | 'int8';
+
+export type CachePolicy = (
   | { kind: 'plain'; capacity: number }
   /**
    * StreamingLLM: capacity = sink + window. When full, `evictStep` rows after
@@ -45,7 +54,8 @@ export type CachePolicy =
    * moving the window is paid once per `evictStep` tokens; the window then
    * holds between window − evictStep + 1 and window recent rows.
    */
-  | { kind: 'sinkWindow'; sink: number; window: number; evictStep?: number };
+  | { kind: 'sinkWindow'; sink: number; window: number; evictStep?: number }
+) & { storage?: CacheStorage };
 
 /** Rows [start, start + count) are dropped. */
 export interface Eviction {
@@ -104,6 +114,10 @@ class SinkWindowPolicy implements EvictionPolicy {
 }
 
 export function createEvictionPolicy(policy: CachePolicy): EvictionPolicy {
+  const storage = policy?.storage;
+  if (storage !== undefined && storage !== 'f32' && storage !== 'int8') {
+    throw new OmniError('BAD_INPUT', `cache storage ${JSON.stringify(storage)}: use 'f32' or 'int8'`);
+  }
   switch (policy?.kind) {
     case 'plain':
       return new PlainPolicy(positiveInteger(policy.capacity, 'plain cache capacity'));
@@ -119,11 +133,128 @@ export function createEvictionPolicy(policy: CachePolicy): EvictionPolicy {
   }
 }
 
+/** One layer's keys and values as the cache stores them. */
+interface CacheLayer {
+  readonly byteSize: number;
+  /** Rows [row, row + n) ← k, v [n, kvHeads, headDim]. */
+  write(k: Tensor, v: Tensor, row: number): void;
+  /** attention of q over the layer's rows. */
+  attend(q: Tensor, opts: AttentionOptions, out: Tensor): void;
+  /** Rows [from, from + count) move to `to` (< from), keys turned back by `shift` positions. */
+  move(from: number, to: number, count: number, shift: number): void;
+  /** Rows [row, row + count) on the host, as f32. */
+  read(row: number, count: number): Promise<{ keys: Float32Array; values: Float32Array }>;
+  dispose(): void;
+}
+
+/** Everything a layer shares with its cache: the backend, row geometry, rotary, and moves' scratch. */
+interface LayerContext {
+  backend: Backend;
+  capacity: number;
+  kvHeads: number;
+  headDim: number;
+  rope: RopeSpec;
+  /** Positions [3, count] all −shift, for the rotation of `count` moved keys. */
+  turn(count: number, shift: number): Tensor;
+}
+
+class F32Layer implements CacheLayer {
+  readonly keys: Tensor;
+  readonly values: Tensor;
+  readonly byteSize: number;
+  readonly #rowSize: number;
+
+  /** `scratch`: [capacity, kvHeads, headDim], shared by the cache's layers, where moved rows wait so no copy overlaps itself. */
+  constructor(readonly c: LayerContext, readonly scratch: Tensor) {
+    const rows = [c.capacity, c.kvHeads, c.headDim];
+    this.keys = c.backend.empty(rows);
+    this.values = c.backend.empty(rows);
+    this.#rowSize = c.kvHeads * c.headDim;
+    this.byteSize = 2 * c.capacity * this.#rowSize * 4;
+  }
+
+  write(k: Tensor, v: Tensor, row: number): void {
+    this.c.backend.copy(k, this.keys, 0, row * this.#rowSize, k.size);
+    this.c.backend.copy(v, this.values, 0, row * this.#rowSize, v.size);
+  }
+
+  attend(q: Tensor, opts: AttentionOptions, out: Tensor): void {
+    this.c.backend.attention(q, this.keys, this.values, opts, out);
+  }
+
+  move(from: number, to: number, count: number, shift: number): void {
+    const b = this.c.backend, n = count * this.#rowSize;
+    b.copy(this.keys, this.scratch, from * this.#rowSize, 0, n);
+    // The scratch holds capacity rows; those past `count` turn too and are never read.
+    if (shift > 0) b.rotary(this.scratch, this.c.turn(this.c.capacity, shift), this.c.rope, this.scratch);
+    b.copy(this.scratch, this.keys, 0, to * this.#rowSize, n);
+    b.copy(this.values, this.scratch, from * this.#rowSize, 0, n);
+    b.copy(this.scratch, this.values, 0, to * this.#rowSize, n);
+  }
+
+  async read(row: number, count: number): Promise<{ keys: Float32Array; values: Float32Array }> {
+    const range = { offset: row * this.#rowSize, count: count * this.#rowSize };
+    return { keys: await this.c.backend.read(this.keys, range) as Float32Array, values: await this.c.backend.read(this.values, range) as Float32Array };
+  }
+
+  dispose(): void {
+    this.c.backend.dispose(this.keys);
+    this.c.backend.dispose(this.values);
+  }
+}
+
+class Int8Layer implements CacheLayer {
+  readonly rows: KV8;
+  readonly byteSize: number;
+
+  constructor(readonly c: LayerContext) {
+    this.rows = c.backend.kv8!.create(c.capacity, c.kvHeads, c.headDim);
+    this.byteSize = this.rows.byteSize;
+  }
+
+  write(k: Tensor, v: Tensor, row: number): void {
+    this.c.backend.kv8!.write(k, v, this.rows, row);
+  }
+
+  attend(q: Tensor, opts: AttentionOptions, out: Tensor): void {
+    this.c.backend.kv8!.attention(q, this.rows, opts, out);
+  }
+
+  move(from: number, to: number, count: number, shift: number): void {
+    const b = this.c.backend;
+    const k = b.empty([count, this.c.kvHeads, this.c.headDim]), v = b.empty([count, this.c.kvHeads, this.c.headDim]);
+    try {
+      b.kv8!.read(this.rows, from, k, v);
+      if (shift > 0) b.rotary(k, this.c.turn(count, shift), this.c.rope, k);
+      b.kv8!.write(k, v, this.rows, to);
+    } finally {
+      b.dispose(k);
+      b.dispose(v);
+    }
+  }
+
+  async read(row: number, count: number): Promise<{ keys: Float32Array; values: Float32Array }> {
+    const b = this.c.backend;
+    const k = b.empty([count, this.c.kvHeads, this.c.headDim]), v = b.empty([count, this.c.kvHeads, this.c.headDim]);
+    try {
+      b.kv8!.read(this.rows, row, k, v);
+      return { keys: await b.read(k) as Float32Array, values: await b.read(v) as Float32Array };
+    } finally {
+      b.dispose(k);
+      b.dispose(v);
+    }
+  }
+
+  dispose(): void {
+    this.c.backend.kv8!.dispose(this.rows);
+  }
+}
+
 export class KVCache {
   readonly capacity: number;
-  /** Per layer `[capacity, kvHeads, headDim]`; rows ≥ length hold garbage. */
-  readonly keys: readonly Tensor[];
-  readonly values: readonly Tensor[];
+  readonly storage: CacheStorage;
+  /** Layers. */
+  readonly layers: number;
   /** Elements of one row (kvHeads · headDim). */
   readonly rowSize: number;
   readonly policy: EvictionPolicy;
@@ -136,9 +267,11 @@ export class KVCache {
   /** Each row's index among all rows ever committed (what `rewind` counts in). */
   readonly #rowSequence: Int32Array;
   readonly #backend: Backend;
-  readonly #rope: RopeSpec;
-  /** Where moved rows wait (and get re-rotated) so no copy reads and writes overlapping ranges. */
-  readonly #scratch: Tensor;
+  readonly #layers: CacheLayer[];
+  /** F32Layer's shared scratch (f32 storage only). */
+  readonly #scratch: Tensor | null;
+  /** Each eviction's rotation positions, by row count, until the eviction's work is done. */
+  #turns: Tensor[] = [];
   #length = 0;
   #appended = 0;
   #positionShift = 0;
@@ -146,17 +279,31 @@ export class KVCache {
 
   constructor(backend: Backend, shape: KVCacheShape, policy: CachePolicy, rope: RopeSpec) {
     this.#backend = backend;
-    this.#rope = rope;
     this.policy = createEvictionPolicy(policy);
     this.capacity = this.policy.capacity;
-    const layers = positiveInteger(shape.layers, 'cache layers');
+    const storage = policy.storage ?? 'f32';
+    if (storage === 'int8' && !backend.kv8) {
+      throw new OmniError('UNSUPPORTED_CONFIG', `an int8 KV cache runs on the wasm backend; the ${backend.info.kind} backend keeps f32 caches`);
+    }
+    this.storage = storage;
+    this.layers = positiveInteger(shape.layers, 'cache layers');
     const kvHeads = positiveInteger(shape.kvHeads, 'cache kvHeads');
     const headDim = positiveInteger(shape.headDim, 'cache headDim');
     this.rowSize = kvHeads * headDim;
-    const rows = [this.capacity, kvHeads, headDim];
-    this.keys = Array.from({ length: layers }, () => backend.empty(rows));
-    this.values = Array.from({ length: layers }, () => backend.empty(rows));
-    this.#scratch = backend.empty(rows);
+    const context: LayerContext = {
+      backend, capacity: this.capacity, kvHeads, headDim, rope,
+      turn: (count, shift) => {
+        // One upload per eviction and row count serves every layer (an eviction has one shift).
+        const made = this.#turns.find((t) => t.shape[1] === count);
+        if (made) return made;
+        const turn = backend.tensor(new Int32Array(3 * count).fill(-shift), [3, count]);
+        this.#turns.push(turn);
+        return turn;
+      },
+    };
+    this.#scratch = storage === 'f32' ? backend.empty([this.capacity, kvHeads, headDim]) : null;
+    const scratch = this.#scratch;
+    this.#layers = Array.from({ length: this.layers }, () => (scratch ? new F32Layer(context, scratch) : new Int8Layer(context)));
     this.rowPositions = new Int32Array(3 * this.capacity);
     this.#rowSequence = new Int32Array(this.capacity);
   }
@@ -177,7 +324,7 @@ export class KVCache {
 
   /** Device bytes held; constant for the cache's life. */
   get byteSize(): number {
-    return (2 * this.keys.length + 1) * this.capacity * this.rowSize * 4;
+    return this.#layers.reduce((n, layer) => n + layer.byteSize, this.#scratch ? this.#scratch.size * 4 : 0);
   }
 
   /**
@@ -197,11 +344,26 @@ export class KVCache {
   write(layer: number, k: Tensor, v: Tensor, start: number): void {
     this.#checkLive();
     const count = k?.size;
-    if (!(layer >= 0 && layer < this.keys.length) || v?.size !== count || count % this.rowSize !== 0 || !(start >= 0 && start * this.rowSize + count <= this.capacity * this.rowSize)) {
-      throw new OmniError('BAD_INPUT', `cache write: layer ${layer} of ${this.keys.length}, ${count} elements at row ${start}; keys and values must be whole rows of ${this.rowSize} inside the ${this.capacity}-row cache`);
+    if (!(layer >= 0 && layer < this.layers) || v?.size !== count || count % this.rowSize !== 0 || !(start >= 0 && start * this.rowSize + count <= this.capacity * this.rowSize)) {
+      throw new OmniError('BAD_INPUT', `cache write: layer ${layer} of ${this.layers}, ${count} elements at row ${start}; keys and values must be whole rows of ${this.rowSize} inside the ${this.capacity}-row cache`);
     }
-    this.#backend.copy(k, this.keys[layer], 0, start * this.rowSize, count);
-    this.#backend.copy(v, this.values[layer], 0, start * this.rowSize, count);
+    this.#layers[layer].write(k, v, start);
+  }
+
+  /** Attention of q `[T, heads, headDim]` over one layer's rows (GQA: query heads share the cache's heads) into out. */
+  attend(layer: number, q: Tensor, opts: AttentionOptions, out: Tensor): void {
+    this.#checkLive();
+    if (!(layer >= 0 && layer < this.layers)) throw new OmniError('BAD_INPUT', `cache attend: layer ${layer} of ${this.layers}`);
+    this.#layers[layer].attend(q, opts, out);
+  }
+
+  /** One layer's rows [row, row + count) on the host, as f32 `[count, kvHeads, headDim]` (int8: dequantized). */
+  async readRows(layer: number, row: number, count: number): Promise<{ keys: Float32Array; values: Float32Array }> {
+    this.#checkLive();
+    if (!(layer >= 0 && layer < this.layers) || !(Number.isSafeInteger(row) && Number.isSafeInteger(count) && row >= 0 && count > 0 && row + count <= this.capacity)) {
+      throw new OmniError('BAD_INPUT', `cache readRows: layer ${layer} of ${this.layers}, rows [${row}, ${row + count}) of ${this.capacity}`);
+    }
+    return this.#layers[layer].read(row, count);
   }
 
   /**
@@ -249,7 +411,8 @@ export class KVCache {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    for (const t of [...this.keys, ...this.values, this.#scratch]) this.#backend.dispose(t);
+    for (const layer of this.#layers) layer.dispose();
+    if (this.#scratch) this.#backend.dispose(this.#scratch);
   }
 
   #checkLive(): void {
@@ -265,24 +428,12 @@ export class KVCache {
     const moved = this.#length - end;
     const shift = moved > 0 ? this.#gapAt(start, end) : 0;
     if (moved > 0) {
-      const backend = this.#backend;
-      const n = moved * this.rowSize;
-      let turn: Tensor | null = null;
-      if (shift > 0) {
-        const back = new Int32Array(3 * this.capacity).fill(-shift);
-        turn = backend.tensor(back, [3, this.capacity]);
-      }
-      for (let layer = 0; layer < this.keys.length; layer++) {
-        backend.copy(this.keys[layer], this.#scratch, end * this.rowSize, 0, n);
-        if (turn) backend.rotary(this.#scratch, turn, this.#rope, this.#scratch);
-        backend.copy(this.#scratch, this.keys[layer], 0, start * this.rowSize, n);
-        backend.copy(this.values[layer], this.#scratch, end * this.rowSize, 0, n);
-        backend.copy(this.#scratch, this.values[layer], 0, start * this.rowSize, n);
-      }
-      if (turn) {
-        // The upload must outlive the queued rotations that read it.
-        await backend.sync();
-        backend.dispose(turn);
+      for (const layer of this.#layers) layer.move(end, start, moved, shift);
+      if (this.#turns.length > 0) {
+        // The uploads must outlive the queued rotations that read them.
+        await this.#backend.sync();
+        for (const turn of this.#turns) this.#backend.dispose(turn);
+        this.#turns = [];
       }
       for (let s = 0; s < 3; s++) {
         const row = this.rowPositions.subarray(s * this.capacity, (s + 1) * this.capacity);

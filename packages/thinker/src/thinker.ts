@@ -239,7 +239,7 @@ export async function decoderLayers(
     b.rotary(s.q3, s.positions, rope, s.q3);
     b.rotary(s.k3, s.positions, rope, s.k3);
     cache.write(l, s.k3, s.v3, start);
-    b.attention(s.q3, cache.keys[l], cache.values[l], attention, s.att3); // GQA: heads share kv heads
+    cache.attend(l, s.q3, attention, s.att3); // GQA: heads share kv heads
     b.linear(s.att, w.o, null, s.xo);
     residual(s.xo);
     // SwiGLU MLP block (pre-norm): down(silu(gate(x)) ⊙ up(x)).
@@ -352,7 +352,7 @@ export class Thinker {
 
   #checkChunk(state: RunState, cache: KVCache, chunk: ThinkerChunk): number {
     if (!(state instanceof RunState)) throw new OmniError('BAD_INPUT', 'forward needs a RunState from createRunState');
-    if (!(cache instanceof KVCache) || cache.keys.length !== this.weights.layers.length || cache.rowSize !== this.config.text.kvHeads * this.config.text.headDim) {
+    if (!(cache instanceof KVCache) || cache.layers !== this.weights.layers.length || cache.rowSize !== this.config.text.kvHeads * this.config.text.headDim) {
       throw new OmniError('BAD_INPUT', 'forward needs a KVCache of this model (createCache)');
     }
     const rows = state.rows;

@@ -1,6 +1,6 @@
 import type {
-  AttentionOptions, Backend, BackendInfo, Conv1dOptions, ElementType, HostMatrix, LinearPart, ResampleFilters, RopeSpec, Tensor,
-  UnaryFunction, Weight, WeightFormat,
+  AttentionOptions, Backend, BackendInfo, Conv1dOptions, ElementType, HostMatrix, KV8, KV8Ops, LinearPart, ResampleFilters, RopeSpec,
+  Tensor, UnaryFunction, Weight, WeightFormat,
 } from '../backend.js';
 import { OmniError } from '../errors.js';
 import { firstNonFiniteHalf, paddedCols } from '../quant.js';
@@ -48,6 +48,20 @@ export class WasmWeight implements Weight {
   ) {}
 }
 
+/** An 8-bit KV cache layer in the heap (kernels/wasm/attention.c, kv8_t). */
+export class WasmKV8 implements KV8 {
+  readonly backend = 'wasm' as const;
+  disposed = false;
+  constructor(
+    readonly owner: object,
+    readonly rows: number,
+    readonly heads: number,
+    readonly headDim: number,
+    readonly byteSize: number,
+    readonly ptr: number,
+  ) {}
+}
+
 const MASK_CODES = { none: 0, causal: 1, segments: 2, blockWindow: 3 } as const;
 /** 4-byte fields of one omni_linears part (linear.c's linear_part: weight_t, bias, y). */
 const LINEAR_FIELDS = 7;
@@ -77,6 +91,13 @@ export class WasmBackendImpl implements Backend {
   private staging = { ptr: 0, bytes: 0 };
   /** linearsKernel's part fields, grown as needed. */
   private linearFields = new Int32Array(LINEAR_FIELDS * 4);
+  readonly kv8: KV8Ops = {
+    create: (rows, heads, headDim) => this.kv8Create(rows, heads, headDim),
+    write: (k, v, dst, row) => this.kv8Write(k, v, dst, row),
+    read: (src, row, k, v) => this.kv8Read(src, row, k, v),
+    attention: (q, kv, opts, out) => this.kv8Attention(q, kv, opts, out),
+    dispose: (kv) => this.kv8Dispose(kv),
+  };
 
   constructor(kernels: KernelExports, threads: number, quantizedActivations: QuantizedActivations, relaxed: boolean, unsignedDotBytes: boolean) {
     this.kernels = kernels;
@@ -416,27 +437,109 @@ export class WasmBackendImpl implements Backend {
     const query = this.f32(op, 'q', q);
     const key = this.f32(op, 'k', k);
     const value = this.f32(op, 'v', v);
-    checkRank(op, 'q', query, 3, '[T, Hq, D]');
     checkRank(op, 'k', key, 3, '[S, Hkv, D]');
     if (!sameShape(key.shape, value.shape)) throw new OmniError('SHAPE_MISMATCH', `${op}: k ${fmt(key.shape)} vs v ${fmt(value.shape)}`);
-    const [T, Hq, D] = query.shape;
-    const [S, Hkv, DK] = key.shape;
-    if (DK !== D || Hkv === 0 || Hq % Hkv !== 0) {
-      throw new OmniError('SHAPE_MISMATCH', `${op}: q ${fmt(query.shape)} and k ${fmt(key.shape)}: head dims must match and Hq be a multiple of Hkv`);
+    const [S, Hkv, D] = key.shape;
+    const a = this.attentionFields(op, query, `k ${fmt(key.shape)}`, S, Hkv, D, opts);
+    const y = this.output(op, out, query.shape, 'f32', [query, key, value]);
+    if (y.size === 0) return y;
+    const bounds = a.bounds ? this.stage(a.bounds) : 0;
+    return this.run(op, y, out, () => this.kernels._omni_attention(
+      query.storage.ptr, key.storage.ptr, value.storage.ptr, y.storage.ptr, ...a.fields, bounds, a.segments,
+    ));
+  }
+
+  /**
+   * The kernel fields [T, kvLength, Hq, Hkv, D, scale, mask kind, queryStart, blockSize, back, ahead]
+   * of attention of q over S rows of Hkv heads of D elements, checked, with any segment bounds.
+   */
+  private attentionFields(op: string, query: WasmTensor, keysText: string, S: number, Hkv: number, D: number, opts: AttentionOptions):
+    { fields: [number, number, number, number, number, number, number, number, number, number, number]; bounds: Int32Array | null; segments: number } {
+    checkRank(op, 'q', query, 3, '[T, Hq, D]');
+    const [T, Hq, DQ] = query.shape;
+    if (DQ !== D || Hkv === 0 || Hq % Hkv !== 0) {
+      throw new OmniError('SHAPE_MISMATCH', `${op}: q ${fmt(query.shape)} and ${keysText}: head dims must match and Hq be a multiple of Hkv`);
     }
     if (opts === null || typeof opts !== 'object') throw new OmniError('BAD_INPUT', `${op}: opts with a mask are required`);
     const kvLength = opts.kvLength === undefined ? S : checkInt(op, 'kvLength', opts.kvLength, 0);
     if (kvLength > S) throw new OmniError('SHAPE_MISMATCH', `${op}: kvLength ${kvLength} exceeds the ${S} rows of k/v`);
     const scale = opts.scale === undefined ? 1 / Math.sqrt(D) : checkFinite(op, 'scale', opts.scale);
     const mask = maskFields(op, opts.mask, T, kvLength);
-    const y = this.output(op, out, query.shape, 'f32', [query, key, value]);
+    return { fields: [T, kvLength, Hq, Hkv, D, scale, ...mask.fields], bounds: mask.bounds, segments: mask.bounds ? mask.bounds.length - 1 : 0 };
+  }
+
+  // ---- the 8-bit KV cache (kv8)
+
+  private kv8Create(rows: number, heads: number, headDim: number): KV8 {
+    this.assertAlive();
+    const op = 'kv8.create';
+    checkInt(op, 'rows', rows, 1);
+    checkInt(op, 'heads', heads, 1);
+    checkInt(op, 'headDim', headDim, 1);
+    const bytes = this.kernels._omni_kv8_bytes(rows, heads, headDim) >>> 0;
+    if (bytes === 0 || bytes > ALLOCATION_LIMIT) {
+      throw new OmniError('OUT_OF_MEMORY', `${op}: ${rows} rows of ${heads} × ${headDim} need more than one wasm allocation holds (${ALLOCATION_LIMIT} bytes)`);
+    }
+    const ptr = this.allocate(bytes, `an 8-bit KV cache layer of ${rows} rows`);
+    // Zero, so rows never written hold finite scales (attention reads a whole 4-row block).
+    this.heap().u8.fill(0, ptr, ptr + bytes);
+    return new WasmKV8(this, rows, heads, headDim, bytes, ptr);
+  }
+
+  private ownKV8(op: string, kv: KV8): WasmKV8 {
+    this.assertAlive();
+    if (!(kv instanceof WasmKV8) || kv.owner !== this) throw new OmniError('BAD_INPUT', `${op}: not an 8-bit KV cache layer of this wasm backend`);
+    if (kv.disposed) throw new OmniError('BAD_INPUT', `${op}: the 8-bit KV cache layer was disposed`);
+    return kv;
+  }
+
+  /** k and v, both [n, heads, headDim] of kv's heads; returns n after checking rows [row, row + n) lie in kv. */
+  private kv8Rows(op: string, kv: WasmKV8, k: WasmTensor, v: WasmTensor, row: number): number {
+    const want = `[n, ${kv.heads}, ${kv.headDim}]`;
+    checkRank(op, 'k', k, 3, want);
+    if (!sameShape(k.shape, v.shape) || k.shape[1] !== kv.heads || k.shape[2] !== kv.headDim) {
+      throw new OmniError('SHAPE_MISMATCH', `${op}: k ${fmt(k.shape)} and v ${fmt(v.shape)} must both be ${want}`);
+    }
+    const n = k.shape[0];
+    checkInt(op, 'row', row, 0, kv.rows - n);
+    return n;
+  }
+
+  private kv8Write(k: Tensor, v: Tensor, dst: KV8, row: number): void {
+    const op = 'kv8.write';
+    const kv = this.ownKV8(op, dst);
+    const key = this.f32(op, 'k', k);
+    const value = this.f32(op, 'v', v);
+    const n = this.kv8Rows(op, kv, key, value, row);
+    this.kernels._omni_kv8_write(kv.ptr, kv.rows, kv.heads, kv.headDim, key.storage.ptr, value.storage.ptr, row, n);
+  }
+
+  private kv8Read(src: KV8, row: number, k: Tensor, v: Tensor): void {
+    const op = 'kv8.read';
+    const kv = this.ownKV8(op, src);
+    const key = this.f32(op, 'k', k);
+    const value = this.f32(op, 'v', v);
+    if (key.storage === value.storage) throw new OmniError('BAD_INPUT', `${op}: k and v must not share storage`);
+    const n = this.kv8Rows(op, kv, key, value, row);
+    this.kernels._omni_kv8_read(kv.ptr, kv.rows, kv.heads, kv.headDim, row, n, key.storage.ptr, value.storage.ptr);
+  }
+
+  private kv8Attention(q: Tensor, cache: KV8, opts: AttentionOptions, out?: Tensor): Tensor {
+    const op = 'kv8.attention';
+    const kv = this.ownKV8(op, cache);
+    const query = this.f32(op, 'q', q);
+    const a = this.attentionFields(op, query, `an 8-bit cache of ${kv.heads} × ${kv.headDim}`, kv.rows, kv.heads, kv.headDim, opts);
+    const y = this.output(op, out, query.shape, 'f32', [query]);
     if (y.size === 0) return y;
-    const bounds = mask.bounds ? this.stage(mask.bounds) : 0;
-    const [kind, queryStart, blockSize, back, ahead] = mask.fields;
-    return this.run(op, y, out, () => this.kernels._omni_attention(
-      query.storage.ptr, key.storage.ptr, value.storage.ptr, y.storage.ptr, T, kvLength, Hq, Hkv, D, scale,
-      kind, queryStart, blockSize, back, ahead, bounds, mask.bounds ? mask.bounds.length - 1 : 0,
-    ));
+    const bounds = a.bounds ? this.stage(a.bounds) : 0;
+    return this.run(op, y, out, () => this.kernels._omni_attention_kv8(query.storage.ptr, kv.ptr, kv.rows, y.storage.ptr, ...a.fields, bounds, a.segments));
+  }
+
+  private kv8Dispose(kv: KV8): void {
+    if (!(kv instanceof WasmKV8) || kv.owner !== this) throw new OmniError('BAD_INPUT', 'kv8.dispose: not an 8-bit KV cache layer of this wasm backend');
+    if (kv.disposed) return;
+    kv.disposed = true;
+    if (this.alive) this.kernels._omni_free(kv.ptr);
   }
 
   conv1d(x: Tensor, w: Weight, bias: Tensor | null, opts: Conv1dOptions, out?: Tensor): Tensor {

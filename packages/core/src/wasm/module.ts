@@ -35,6 +35,12 @@ export interface KernelExports {
   _omni_attention(q: number, k: number, v: number, y: number, T: number, kvLength: number, Hq: number, Hkv: number,
     D: number, scale: number, mask: number, queryStart: number, blockSize: number, back: number, ahead: number,
     bounds: number, segments: number): number;
+  _omni_kv8_bytes(rows: number, Hkv: number, D: number): number;
+  _omni_kv8_write(cache: number, rows: number, Hkv: number, D: number, k: number, v: number, row: number, count: number): void;
+  _omni_kv8_read(cache: number, rows: number, Hkv: number, D: number, row: number, count: number, k: number, v: number): void;
+  _omni_attention_kv8(q: number, cache: number, rows: number, y: number, T: number, kvLength: number, Hq: number, Hkv: number,
+    D: number, scale: number, mask: number, queryStart: number, blockSize: number, back: number, ahead: number,
+    bounds: number, segments: number): number;
   _omni_conv1d(x: number, L: number, Cin: number, data: number, format: number, scaleF16: number,
     Cout: number, kernel: number, stride: number, padding: number, dilation: number, reflect: number,
     bias: number, y: number, Lout: number): number;
