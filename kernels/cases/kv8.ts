@@ -2,7 +2,7 @@
  * The 8-bit KV cache (Backend.kv8): rows written in two pieces and read back, and attention
  * over them for every mask kind, GQA with paired and single query heads, head sizes that pad
  * (D = 16, 36, 80), caches whose length is not a multiple of the 4-row blocks or of the
- * 64-row chunks, and decode steps long enough to be split over the pool's threads.
+ * 128-row chunks, and decode steps long enough to be split over the pool's threads.
  *
  * The oracle runs the same integer scheme (its codes come out identical: both quantize in
  * f32), so what differs is f32 against f64 in the scores and exponentials (~1e-7 of max|v|,

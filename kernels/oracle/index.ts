@@ -370,8 +370,8 @@ export function createOracleBackend(): Backend {
             total += e;
             weights[j] = e * kv.valueScales[j * kv.heads + g];
           }
-          for (let c = 0; c < kvLength; c += 64) {
-            const end = Math.min(c + 64, kvLength);
+          for (let c = 0; c < kvLength; c += 128) {
+            const end = Math.min(c + 128, kvLength);
             let top = 0;
             for (let j = c; j < end; j++) top = Math.max(top, weights[j]);
             if (!(top > 0)) {

@@ -116,7 +116,7 @@ export interface KV8Ops {
   /**
    * `attention` (q `[T, Hq, headDim]`) over the first `kvLength` rows. The sums are integer:
    * each query head is quantized like a cached vector, and the value weights e^{s − max}·s_v
-   * of every 64 rows [64c, 64c + 64) become codes 0..127 of their largest; the softmax's
+   * of every 128 rows [128c, 128c + 128) become codes 0..127 of their largest; the softmax's
    * denominator stays f32. Agrees with f32 attention over the dequantized rows to ~1e-2.
    */
   attention(q: Tensor, kv: KV8, opts: AttentionOptions, out?: Tensor): Tensor;
