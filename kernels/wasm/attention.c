@@ -629,6 +629,15 @@ static void weight_codes(kv8_head *h, int n, float w_max) {
   h->step = w_max / 127.0f;
 }
 
+/* s[0..4) → e^{s − shift}·scales where `seen`, else 0, in place; the exponentials add to sum, the weights' max to top. */
+static inline void weigh4(float *s, v128_t shift, v128_t scales, v128_t seen, v128_t *sum, v128_t *top) {
+  v128_t e = wasm_v128_and(exp_coarse(wasm_f32x4_sub(wasm_v128_load(s), shift)), seen);
+  *sum = wasm_f32x4_add(*sum, e);
+  v128_t w = wasm_f32x4_mul(e, scales);
+  wasm_v128_store(s, w);
+  *top = wasm_f32x4_pmax(*top, w);
+}
+
 /* The running max and its rescale e^{old max − max}, from the chunk's top score. */
 static inline v128_t next_max(kv8_head *h) {
   const float new_max = h->top > h->max ? h->top : h->max;
@@ -650,21 +659,10 @@ static inline __attribute__((always_inline)) void kv8_weights(const kv8_t *c, in
   v128_t sum_a = wasm_f32x4_splat(0), top_a = sum_a, sum_b = sum_a, top_b = sum_a;
   for (int j = 0; j < n; j += 4) {
     const v128_t scales = wasm_v128_load(value_scales + j);
-    const int edge = j0 + j < lo || j0 + j + 4 > hi;
-    v128_t ea = exp_coarse(wasm_f32x4_sub(wasm_v128_load(a->scores + j), shift_a));
-    if (edge) ea = wasm_v128_and(ea, rows_seen(j0 + j, lo, hi));
-    sum_a = wasm_f32x4_add(sum_a, ea);
-    v128_t wa = wasm_f32x4_mul(ea, scales);
-    wasm_v128_store(a->scores + j, wa);
-    top_a = wasm_f32x4_pmax(top_a, wa);
-    if (pair) {
-      v128_t eb = exp_coarse(wasm_f32x4_sub(wasm_v128_load(b->scores + j), shift_b));
-      if (edge) eb = wasm_v128_and(eb, rows_seen(j0 + j, lo, hi));
-      sum_b = wasm_f32x4_add(sum_b, eb);
-      v128_t wb = wasm_f32x4_mul(eb, scales);
-      wasm_v128_store(b->scores + j, wb);
-      top_b = wasm_f32x4_pmax(top_b, wb);
-    }
+    /* Rows outside [lo, hi) weigh 0 (only a chunk's first or last block has any). */
+    const v128_t seen = j0 + j < lo || j0 + j + 4 > hi ? rows_seen(j0 + j, lo, hi) : wasm_i32x4_splat(-1);
+    weigh4(a->scores + j, shift_a, scales, seen, &sum_a, &top_a);
+    if (pair) weigh4(b->scores + j, shift_b, scales, seen, &sum_b, &top_b);
   }
   a->total = a->total * a->alpha + hsum(sum_a);
   weight_codes(a, n, hmax(top_a));

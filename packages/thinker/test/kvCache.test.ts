@@ -11,6 +11,18 @@ async function collect(events: AsyncIterable<TokenEvent>): Promise<TokenEvent[]>
   return out;
 }
 
+/** Prefills chunks of 1–8 random ids (seeded) until at least `count` were fed; returns them all. */
+async function prefillRandomChunks(session: ThinkerSession, count: number): Promise<number[]> {
+  const random = seededRandom(99);
+  const fed: number[] = [];
+  while (fed.length < count) {
+    const ids = Array.from({ length: 1 + Math.floor(random() * 8) }, () => Math.floor(random() * 190));
+    await session.prefill({ ids });
+    fed.push(...ids);
+  }
+  return fed;
+}
+
 /** Counts the model's explicit device allocations. */
 function counting(backend: Backend): { backend: Backend; allocations: () => number } {
   let count = 0;
@@ -123,13 +135,7 @@ describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $
     const synthetic = await syntheticCheckpoint(shape);
     const thinker = await loadSynthetic(base, synthetic);
     const session = new ThinkerSession(thinker, { cache: { kind: 'sinkWindow', sink: S, window: W, evictStep } });
-    const random = seededRandom(99);
-    const fed: number[] = [];
-    while (fed.length < 10 * W) {
-      const ids = Array.from({ length: 1 + Math.floor(random() * 8) }, () => Math.floor(random() * 190));
-      await session.prefill({ ids });
-      fed.push(...ids);
-    }
+    const fed = await prefillRandomChunks(session, 10 * W);
     const cache = session.cache;
     const kept = [...fed.slice(0, S), ...fed.slice(fed.length - (cache.length - S))];
     expect(cache.positionShift).toBeGreaterThan(0);
@@ -289,13 +295,7 @@ describe.each(TINY_BACKENDS)('int8 storage (synthetic model, $label)', ({ make, 
   it('evictions re-quantize moved keys turned back by the gap: within a few codes of fresh keys at the new positions; values unchanged', async () => {
     const policy = { kind: 'sinkWindow', sink: S, window: W, evictStep, storage: 'int8' } as const;
     const session = new ThinkerSession(thinker, { cache: policy });
-    const random = seededRandom(99);
-    const fed: number[] = [];
-    while (fed.length < 10 * W) {
-      const ids = Array.from({ length: 1 + Math.floor(random() * 8) }, () => Math.floor(random() * 190));
-      await session.prefill({ ids });
-      fed.push(...ids);
-    }
+    const fed = await prefillRandomChunks(session, 10 * W);
     const cache = session.cache;
     expect(cache.positionShift).toBeGreaterThan(0);
     const kept = [...fed.slice(0, S), ...fed.slice(fed.length - (cache.length - S))];
