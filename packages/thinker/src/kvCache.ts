@@ -1,9 +1,10 @@
 /**
  * The KV cache of a Qwen2-style decoder (the Thinker, and the Talker, which
- * has the same layer): per layer one key and one value tensor
- * `[capacity, kvHeads, headDim]`, allocated once on the device, rows in
- * sequence order. Keys are stored already rotated (M-RoPE, fact sheet §5.1),
- * so attention reads the first `length` rows as they are.
+ * has the same layer): per layer `capacity` rows of keys and values
+ * `[kvHeads, headDim]` (f32 tensors, or an 8-bit `KV8`: see Storage below),
+ * allocated once on the device, rows in sequence order. Keys are stored
+ * already rotated (M-RoPE, fact sheet §5.1), so attention reads the first
+ * `length` rows as they are.
  *
  * What happens when a chunk does not fit is the policy's decision:
  * - `plain`: nothing is dropped; the chunk is refused with CONTEXT_OVERFLOW.
