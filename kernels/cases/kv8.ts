@@ -10,7 +10,7 @@
  * lands on the other side of a rounding boundary, which would move an output by up to
  * max|v|/127 of one key's weight: none of these cases has one.
  */
-import type { AttentionMask, Backend, KV8, KV8Ops } from '@omniweb/core';
+import { isOmniError, type AttentionMask, type Backend, type KV8, type KV8Ops, type OmniErrorCode } from '@omniweb/core';
 import { compare, defineCase, poisoned, seedOf, seededRandom, uniform, type KernelCase } from './harness.js';
 
 const BOUND = 1e-5;
@@ -90,9 +90,57 @@ function kv8ReadCase(label: string, s: KV8Shape): KernelCase {
   });
 }
 
+type Misuse = [label: string, code: OmniErrorCode, call: (be: Backend, ops: KV8Ops, cache: KV8) => unknown];
+
+/** Each against a fresh 8-row cache of 2 heads × 16. */
+const MISUSES: readonly Misuse[] = [
+  ['a cache of 0 rows', 'BAD_INPUT', (_be, ops) => ops.create(0, 2, 16)],
+  ['a write of keys and values of different shapes', 'SHAPE_MISMATCH', (be, ops, c) => ops.write(be.empty([2, 2, 16]), be.empty([3, 2, 16]), c, 0)],
+  ['a write with another number of heads', 'SHAPE_MISMATCH', (be, ops, c) => ops.write(be.empty([2, 1, 16]), be.empty([2, 1, 16]), c, 0)],
+  ['a write of i32 keys', 'WRONG_DTYPE', (be, ops, c) => ops.write(be.empty([2, 2, 16], 'i32'), be.empty([2, 2, 16]), c, 0)],
+  ['a write past the last row', 'BAD_INPUT', (be, ops, c) => ops.write(be.empty([2, 2, 16]), be.empty([2, 2, 16]), c, 7)],
+  ['a read into i32 values', 'WRONG_DTYPE', (be, ops, c) => ops.read(c, 0, be.empty([2, 2, 16]), be.empty([2, 2, 16], 'i32'))],
+  ['attention with another head size', 'SHAPE_MISMATCH', (be, ops, c) => ops.attention(be.empty([1, 2, 8]), c, { mask: { kind: 'none' } })],
+  ['attention with query heads not a multiple of the cache\'s', 'SHAPE_MISMATCH', (be, ops, c) => ops.attention(be.empty([1, 3, 16]), c, { mask: { kind: 'none' } })],
+  ['attention over more rows than the cache holds', 'SHAPE_MISMATCH', (be, ops, c) => ops.attention(be.empty([1, 2, 16]), c, { kvLength: 9, mask: { kind: 'none' } })],
+  ['attention over a disposed cache', 'BAD_INPUT', (be, ops, c) => {
+    ops.dispose(c);
+    return ops.attention(be.empty([1, 2, 16]), c, { mask: { kind: 'none' } });
+  }],
+  ['attention over another backend\'s cache', 'BAD_INPUT', (be, ops) => {
+    const foreign = be.info.kind === 'oracle' ? 'wasm' : 'oracle';
+    return ops.attention(be.empty([1, 2, 16]), { rows: 8, heads: 2, headDim: 16, backend: foreign, byteSize: 0 }, { mask: { kind: 'none' } });
+  }],
+];
+
+/** Bound 0: the error is the number of misuses refused wrongly (each named in the thrown message); then the ops still run. */
+function kv8MisuseCase(): KernelCase {
+  return defineCase('kv8 validation/wrong shapes, dtypes, rows and caches are refused', 'kv8', 0, async (backend, oracle) => {
+    const wrong: string[] = [];
+    for (const [label, code, call] of MISUSES) {
+      for (const [who, be] of [['backend', backend], ['oracle', oracle]] as const) {
+        const ops = kv8Ops(be);
+        const cache = ops.create(8, 2, 16);
+        try {
+          call(be, ops, cache);
+          wrong.push(`${who}: ${label}: no error`);
+        } catch (e) {
+          if (!isOmniError(e, code)) wrong.push(`${who}: ${label}: expected OmniError ${code}, got ${String(e)}`);
+        } finally {
+          ops.dispose(cache);
+        }
+      }
+    }
+    if (wrong.length > 0) throw new Error(`${wrong.length} misuses not refused as promised:\n${wrong.join('\n')}`);
+    const after = await kv8Case('after the refusals', { T: 1, Hq: 2, Hkv: 2, D: 16, rows: 8, kvLength: 8, mask: { kind: 'none' } }).run(backend, oracle);
+    return after.maxRelErr <= after.bound ? 0 : after.maxRelErr;
+  });
+}
+
 const causal = (queryStart: number): AttentionMask => ({ kind: 'causal', queryStart });
 
 export const kv8Cases: KernelCase[] = [
+  kv8MisuseCase(),
   kv8ReadCase('10 rows of 2 heads, D=16, 3 never written', { T: 1, Hq: 2, Hkv: 2, D: 16, rows: 13, kvLength: 10, mask: causal(9) }),
   kv8ReadCase('70 rows of 1 head, D=36', { T: 1, Hq: 1, Hkv: 1, D: 36, rows: 70, kvLength: 70, mask: causal(69) }),
   kv8Case('decode, kvLength 4000 of 4097, GQA 14:2, D=64', { T: 1, Hq: 14, Hkv: 2, D: 64, rows: 4097, kvLength: 4000, mask: causal(3999) }),
