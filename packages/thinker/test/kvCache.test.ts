@@ -11,6 +11,11 @@ async function collect(events: AsyncIterable<TokenEvent>): Promise<TokenEvent[]>
   return out;
 }
 
+/** The sink + window streams' sinks, window and eviction step. */
+const S = 4;
+const W = 16;
+const evictStep = 4;
+
 /** Prefills chunks of 1–8 random ids (seeded) until at least `count` were fed; returns them all. */
 async function prefillRandomChunks(session: ThinkerSession, count: number): Promise<number[]> {
   const random = seededRandom(99);
@@ -81,9 +86,6 @@ describe.each(TINY_BACKENDS)('sink + window on the golden prompt (tiny checkpoin
 });
 
 describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $label)', ({ make, tol }) => {
-  const S = 4;
-  const W = 16;
-  const evictStep = 4;
   const shape = { vocab: 200, hidden: 16, layers: 2, heads: 4, kvHeads: 2, headDim: 8, intermediate: 32, tied: false, seed: 7 };
   let base: Backend;
 
@@ -247,9 +249,6 @@ describe.each(ALL_BACKENDS)('sink + window over long streams (synthetic model, $
 });
 
 describe.each(TINY_BACKENDS)('int8 storage (synthetic model, $label)', ({ make, tol }) => {
-  const S = 4;
-  const W = 16;
-  const evictStep = 4;
   const shape = { vocab: 200, hidden: 32, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 32, tied: false, seed: 7 };
   let base: Backend;
   let thinker: Thinker;
