@@ -155,8 +155,13 @@ interface LayerContext {
   kvHeads: number;
   headDim: number;
   rope: RopeSpec;
-  /** Positions [3, count] all −shift, for the rotation of `count` moved keys. */
+  /**
+   * Tensors an eviction's moves share (every layer moves the same rows, by the same shift), made
+   * on first use and freed when the eviction is done: positions [3, count] all −shift for the
+   * rotation of `count` moved keys, and (int8) f32 rows [count, kvHeads, headDim] for keys and values.
+   */
   turn(count: number, shift: number): Tensor;
+  movingRows(count: number): { keys: Tensor; values: Tensor };
 }
 
 class F32Layer implements CacheLayer {
@@ -222,16 +227,10 @@ class Int8Layer implements CacheLayer {
   }
 
   move(from: number, to: number, count: number, shift: number): void {
-    const b = this.c.backend;
-    const k = b.empty([count, this.c.kvHeads, this.c.headDim]), v = b.empty([count, this.c.kvHeads, this.c.headDim]);
-    try {
-      b.kv8!.read(this.rows, from, k, v);
-      if (shift > 0) b.rotary(k, this.c.turn(count, shift), this.c.rope, k);
-      b.kv8!.write(k, v, this.rows, to);
-    } finally {
-      b.dispose(k);
-      b.dispose(v);
-    }
+    const b = this.c.backend, { keys, values } = this.c.movingRows(count);
+    b.kv8!.read(this.rows, from, keys, values);
+    if (shift > 0) b.rotary(keys, this.c.turn(count, shift), this.c.rope, keys);
+    b.kv8!.write(keys, values, this.rows, to);
   }
 
   async read(row: number, count: number): Promise<{ keys: Float32Array; values: Float32Array }> {
@@ -271,8 +270,8 @@ export class KVCache {
   readonly #layers: CacheLayer[];
   /** F32Layer's shared scratch (f32 storage only). */
   readonly #scratch: Tensor | null;
-  /** Each eviction's rotation positions, by row count, until the eviction's work is done. */
-  #turns: Tensor[] = [];
+  /** The tensors the current eviction's moves share, by name (LayerContext.turn, movingRows). */
+  readonly #moveTensors = new Map<string, Tensor>();
   #length = 0;
   #appended = 0;
   #positionShift = 0;
@@ -291,16 +290,18 @@ export class KVCache {
     const kvHeads = positiveInteger(shape.kvHeads, 'cache kvHeads');
     const headDim = positiveInteger(shape.headDim, 'cache headDim');
     this.rowSize = kvHeads * headDim;
+    const shared = (name: string, make: () => Tensor): Tensor => {
+      let t = this.#moveTensors.get(name);
+      if (!t) this.#moveTensors.set(name, (t = make()));
+      return t;
+    };
     const context: LayerContext = {
       backend, capacity: this.capacity, kvHeads, headDim, rope,
-      turn: (count, shift) => {
-        // One upload per eviction and row count serves every layer (an eviction has one shift).
-        const made = this.#turns.find((t) => t.shape[1] === count);
-        if (made) return made;
-        const turn = backend.tensor(new Int32Array(3 * count).fill(-shift), [3, count]);
-        this.#turns.push(turn);
-        return turn;
-      },
+      turn: (count, shift) => shared(`turn ${count}`, () => backend.tensor(new Int32Array(3 * count).fill(-shift), [3, count])),
+      movingRows: (count) => ({
+        keys: shared(`keys ${count}`, () => backend.empty([count, kvHeads, headDim])),
+        values: shared(`values ${count}`, () => backend.empty([count, kvHeads, headDim])),
+      }),
     };
     this.#scratch = storage === 'f32' ? backend.empty([this.capacity, kvHeads, headDim]) : null;
     const scratch = this.#scratch;
@@ -430,11 +431,11 @@ export class KVCache {
     const shift = moved > 0 ? this.#gapAt(start, end) : 0;
     if (moved > 0) {
       for (const layer of this.#layers) layer.move(end, start, moved, shift);
-      if (this.#turns.length > 0) {
-        // The uploads must outlive the queued rotations that read them.
+      if (this.#moveTensors.size > 0) {
+        // They must outlive the queued work that reads them.
         await this.#backend.sync();
-        for (const turn of this.#turns) this.#backend.dispose(turn);
-        this.#turns = [];
+        for (const t of this.#moveTensors.values()) this.#backend.dispose(t);
+        this.#moveTensors.clear();
       }
       for (let s = 0; s < 3; s++) {
         const row = this.rowPositions.subarray(s * this.capacity, (s + 1) * this.capacity);

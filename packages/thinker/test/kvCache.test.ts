@@ -314,10 +314,13 @@ describe.each(TINY_BACKENDS)('int8 storage (synthetic model, $label)', ({ make, 
     fresh.dispose();
   });
 
-  it('streams 10×W decoded tokens in constant memory, with finite and non-degenerate logits', async () => {
-    const session = new ThinkerSession(thinker, { cache: { kind: 'sinkWindow', sink: S, window: W, evictStep, storage: 'int8' } });
+  it('streams 10×W decoded tokens in constant memory, allocating only per eviction, with finite and non-degenerate logits', async () => {
+    const { backend, allocations } = counting(base);
+    const model = await loadSynthetic(backend, await syntheticCheckpoint(shape));
+    const session = new ThinkerSession(model, { cache: { kind: 'sinkWindow', sink: S, window: W, evictStep, storage: 'int8' } });
     const { byteSize } = session.cache;
     await session.prefill({ ids: [1, 2, 3, 4, 5, 6] });
+    const before = allocations();
     let evictions = 0;
     let lastLength = session.cache.length;
     for await (const e of session.generate({ maxNewTokens: 10 * W, stopIds: [], logits: true, sampling: { temperature: 1, seed: 2 } })) {
@@ -335,8 +338,11 @@ describe.each(TINY_BACKENDS)('int8 storage (synthetic model, $label)', ({ make, 
     }
     // The first S + W − 6 tokens fill the cache.
     expect(evictions).toBeGreaterThanOrEqual(Math.floor((10 * W - (S + W - 6)) / evictStep));
+    // Each eviction: the shift's positions and the moved keys' and values' f32 rows, shared by the layers.
+    expect(allocations() - before).toBeLessThanOrEqual(3 * evictions);
     expect(session.cache.byteSize).toBe(byteSize);
     session.dispose();
+    model.dispose();
   });
 });
 
